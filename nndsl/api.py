@@ -1,0 +1,103 @@
+"""The Python face of nndsl: load a program, bind a model, init and apply it, train it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from . import build as _build
+from .errors import ErrorGroup, NndslError
+from .frontend import Program as _Defs
+from .frontend import load_file, load_text
+from .ir.graph import Graph
+from .ir.types import TensorType
+from .lower import interpret
+
+
+def _type_of(x) -> TensorType:
+    return TensorType(tuple(int(d) for d in jnp.shape(x)), str(jnp.result_type(x)))
+
+
+class Model:
+    """A model with its static arguments bound. `init` and `apply` are pure functions of arrays."""
+
+    def __init__(self, program: "Program", name: str, args: dict):
+        self.program, self.name, self.args = program, name, dict(args)
+        self._graphs: dict = {}
+        self.graph()  # check now: errors surface when the model is asked for, not at first call
+
+    def graph(self, input_types: tuple | None = None) -> Graph:
+        key = tuple(input_types) if input_types is not None else None
+        if key not in self._graphs:
+            self._graphs[key] = _build.build_model(self.program.defs, self.name, self.args,
+                                                   list(input_types) if input_types else None)
+        return self._graphs[key]
+
+    @property
+    def input_names(self) -> list[str]:
+        g = self.graph()
+        return [g.node(i).attrs["name"] for i in g.inputs]
+
+    def _graph_for(self, inputs) -> Graph:
+        want = len(self.graph().inputs)
+        if len(inputs) != want:
+            raise TypeError(f"{self.name} takes {want} input{'s' if want != 1 else ''} "
+                            f"({', '.join(self.input_names)}), given {len(inputs)}")
+        return self.graph(tuple(_type_of(x) for x in inputs))
+
+    def init(self, key, *inputs) -> dict:
+        """Fresh variables {"params", "state"}; each layer's key derives from its stable name."""
+        g = self._graph_for(inputs)
+        kp, ks = jax.random.split(key)
+        return {"params": interpret.init_tree(g.params, kp), "state": interpret.init_tree(g.state, ks)}
+
+    def apply(self, variables, *inputs, train: bool = False, rngs=None):
+        """Outputs (one array, or a dict by output name). With train=True: (outputs, new_state)."""
+        g = self._graph_for(inputs)
+        xs = [jnp.asarray(x, g.node(i).type.dtype) for x, i in zip(inputs, g.inputs)]
+        rng = rngs.get("dropout") if isinstance(rngs, dict) else rngs
+        state = variables.get("state", {})
+        new_state: dict = {}
+        env = interpret.run(g, variables.get("params", {}), state, xs, train=train, rng=rng,
+                            targets=list(g.outputs.values()), new_state=new_state)
+        outs = {k: env[v] for k, v in g.outputs.items()}
+        result = next(iter(outs.values())) if len(outs) == 1 else outs
+        if train:
+            return result, interpret.merge(state, new_state)
+        return result
+
+    def param_count(self, input_types=None) -> int:
+        g = self.graph(input_types)
+        return sum(s.size() or 0 for s in g.params.values())
+
+
+class Program:
+    """A loaded `.nn` file with everything it imports."""
+
+    def __init__(self, defs: _Defs):
+        self.defs = defs
+
+    def model(self, name: str, **args) -> Model:
+        return Model(self, name, args)
+
+    def trainer(self, name: str | None = None, **overrides):
+        from .train.trainer import Trainer
+        return Trainer(self, name, **overrides)
+
+    @property
+    def models(self) -> list[str]:
+        return self.defs.models()
+
+    @property
+    def trains(self) -> list[str]:
+        return self.defs.trains()
+
+
+def load(path: str | Path, import_root: str | Path | None = None) -> Program:
+    return Program(load_file(path, import_root))
+
+
+def loads(text: str, name: str = "<string>", base: str | Path | None = None) -> Program:
+    return Program(load_text(text, name, base))

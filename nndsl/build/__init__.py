@@ -1,0 +1,59 @@
+"""AST to graph. `build_model` is the entry point for one model with bound static arguments."""
+from __future__ import annotations
+
+from ..errors import NameResolutionError, TypeCheckError
+from ..ir.graph import Graph
+from ..syntax import ast
+from ..values import Record, TensorVal, TupleVal
+from . import apply as _apply  # noqa: F401  (fills SPECIAL)
+from .builder import Builder
+
+
+def find_model(program, name: str, span=None):
+    from ..errors import closest
+    d = program.definitions.get(name)
+    if not isinstance(d, ast.ModelDef):
+        guess = closest(name, program.models())
+        raise NameResolutionError(f"no model named `{name}`", span, code="E210",
+                                  help=f"did you mean `{guess}`?" if guess else
+                                  f"models here: {', '.join(program.models()) or 'none'}")
+    return d
+
+
+def build_model(program, name: str, args: dict, input_types=None) -> Graph:
+    """Elaborates model `name`; symbolic dims unless `input_types` gives concrete ones."""
+    defn = find_model(program, name)
+    if defn.kind == "cell":
+        return build_cell(program, defn, args, input_types)
+    b = Builder(program)
+    bound = b.bind_model_args(defn, [], dict(args), defn.name_span)
+    outs = _apply.elaborate_model(b, defn, bound, None, (), defn.name_span, input_types)
+    for oname, v in outs.items():
+        if not isinstance(v, TensorVal):
+            raise TypeCheckError(f"output `{oname}` of the applied model must be one tensor", defn.name_span)
+        b.g.outputs[oname] = v.node
+    return b.g
+
+
+def build_cell(program, defn, args, input_types=None) -> Graph:
+    """A cell on its own is checked as a scan over [batch, time, ...] of its declared step input."""
+    from ..ir.types import TensorType
+    from .apply import apply_cell, bind_input
+    from .builder import Env
+    from ..values import ModelLayer
+    b = Builder(program)
+    bound = b.bind_model_args(defn, [], dict(args), defn.name_span)
+    decls = [s for s in defn.body if isinstance(s, ast.Input)]
+    if len(decls) != 1:
+        raise TypeCheckError(f"cell `{defn.name}` needs exactly one input", defn.name_span, code="E328")
+    env = Env(dict(bound))
+    step = bind_input(b, decls[0], env, None, None).type
+    b.g = Graph(params=b.root.params, state=b.root.state, counter=b.root.counter)  # discard the probe
+    seq_t = input_types[0] if input_types else TensorType(step.shape[:1] + ("time",) + step.shape[1:], step.dtype)
+    b.g = b.root = Graph()
+    node = b.g.add("input", [], {"name": decls[0].name}, seq_t, decls[0].span, label=decls[0].name)
+    b.g.inputs.append(node.id)
+    out = apply_cell(b, ModelLayer(defn, bound), [TensorVal(node.id, seq_t, decls[0].span)],
+                     defn.name_span, ())
+    b.g.outputs["out"] = out.node
+    return b.g

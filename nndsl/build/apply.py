@@ -1,0 +1,411 @@
+"""Applying layers: ops, models used as layers, chains, stacks, bound instances, and cells."""
+from __future__ import annotations
+
+from ..errors import NameResolutionError, ShapeError, TypeCheckError, UnsupportedError, LimitError
+from ..ir.graph import Graph
+from ..ir.types import DTYPES, TensorType, shape_str
+from ..ops import OPS
+from ..ops import init as I
+from ..syntax import ast
+from ..values import (BidirectionalLayer, BoundLayer, ChainLayer, Layer, ModelLayer, NeedsConcrete,
+                      OpLayer, Record, StackLayer, Sym, TensorVal, TupleVal, UnrollLayer, describe)
+from . import order as ordering
+from .builder import MAX_DEPTH, SPECIAL, Builder, Env, Scope
+
+
+def apply_layer(b: Builder, layer: Layer, inputs: list, span, path: tuple | None = None):
+    if isinstance(layer, OpLayer):
+        return _apply_op(b, layer, inputs, span, path)
+    if isinstance(layer, ModelLayer):
+        path = path or b.scope.fresh(layer.defn.name)
+        if layer.defn.kind == "cell":
+            return apply_cell(b, layer, inputs, span, path)
+        return elaborate_model(b, layer.defn, layer.args, inputs, path, span)
+    if isinstance(layer, BoundLayer):
+        return apply_layer(b, layer.layer, inputs, span, layer.scope + (layer.name,))
+    if isinstance(layer, (ChainLayer, StackLayer)):
+        items = layer.layers if isinstance(layer, ChainLayer) else [layer.layer] * layer.n
+        with _scoped(b, path):
+            v = inputs
+            for item in items:
+                out = apply_layer(b, item, v, span)
+                v = out.items if isinstance(out, TupleVal) else [out]
+                if not all(isinstance(x, TensorVal) for x in v):
+                    raise TypeCheckError(f"a layer in this chain gave {describe(out)}, "
+                                         "which the next layer cannot take", span, code="E318")
+        return v[0] if len(v) == 1 else TupleVal(v)
+    if isinstance(layer, UnrollLayer):
+        return apply_cell(b, layer.layer, inputs, span, path or b.scope.fresh("unroll"), unroll=layer.steps)
+    if isinstance(layer, BidirectionalLayer):
+        path = path or b.scope.fresh("bidirectional")
+        fwd = apply_cell(b, layer.layer, inputs, span, path + ("forward",))
+        bwd = apply_cell(b, layer.layer, inputs, span, path + ("backward",), reverse=True)
+        return b.add_node("concat", [fwd, bwd], {"axis": -1}, span, label="bidirectional")
+    raise TypeCheckError(f"expected a layer, found {describe(layer)}", span)
+
+
+class _scoped:
+    """Runs a composite layer's parts under a fixed scope (a bound chain shares its weights)."""
+
+    def __init__(self, b: Builder, path):
+        self.b, self.path = b, path
+
+    def __enter__(self):
+        self.saved = self.b.scope
+        if self.path is not None:
+            self.b.scope = Scope(self.path)
+
+    def __exit__(self, *exc):
+        self.b.scope = self.saved
+
+
+def _apply_op(b: Builder, layer: OpLayer, inputs: list, span, path):
+    opdef = OPS[layer.op]
+    ins = list(inputs) + list(layer.bound)
+    want = len(opdef.inputs)
+    if not opdef.variadic and len(ins) != want:
+        raise TypeCheckError(f"`{layer.op}` takes {want} input{'s' if want != 1 else ''}, given {len(ins)}",
+                             span, code="E327")
+    for x in ins:
+        if not isinstance(x, TensorVal):
+            raise TypeCheckError(f"`{layer.op}` needs tensor inputs, found {describe(x)}", span, code="E321")
+    path = path or b.scope.fresh(layer.op)
+    return b.add_node(layer.op, ins, layer.attrs, layer.span or span, path=path, label=path[-1])
+
+
+# ---------------------------------------------------------------------- models
+def elaborate_model(b: Builder, defn, args: dict, inputs: list | None, path: tuple, span,
+                    top_types: list | None = None):
+    """Evaluates a model body. `inputs` are tensors when used as a layer; None at the top, where
+    input nodes are created (with `top_types` when concrete shapes are known)."""
+    if len(b.stack) >= MAX_DEPTH:
+        raise LimitError(f"models nested deeper than {MAX_DEPTH} (does `{defn.name}` use itself "
+                         "without a base case?)", span, code="E405")
+    if defn.kind == "cell" and inputs is None:
+        raise UnsupportedError(f"`{defn.name}` is a cell: apply it to a sequence inside a model",
+                               defn.name_span)
+    decls = [s for s in defn.body if isinstance(s, ast.Input)]
+    if inputs is not None and len(inputs) != len(decls):
+        raise TypeCheckError(f"model `{defn.name}` takes {len(decls)} input{'s' if len(decls) != 1 else ''}, "
+                             f"given {len(inputs)}", span, code="E328")
+    b.stack.append((defn.name, path))
+    saved = b.scope
+    b.scope = Scope(path)
+    try:
+        env = Env(dict(args))
+        outputs = run_body(b, defn, env, inputs, top_types)
+    finally:
+        b.scope = saved
+        b.stack.pop()
+    if not outputs:
+        raise NameResolutionError(f"model `{defn.name}` has no output", defn.name_span, code="E206",
+                                  help="add `output NAME = ...`")
+    if inputs is None:
+        return outputs
+    if len(outputs) == 1:
+        return next(iter(outputs.values()))
+    return Record(outputs, f"`{defn.name}` result")
+
+
+def run_body(b: Builder, defn, env: Env, inputs, top_types, states: dict | None = None) -> dict:
+    decls = [s for s in defn.body if isinstance(s, ast.Input)]
+    outputs: dict = {}
+    for stmt in ordering.order(defn.body):
+        if isinstance(stmt, ast.Input):
+            i = decls.index(stmt)
+            actual = inputs[i] if inputs is not None else None
+            ttype = top_types[i] if top_types is not None and i < len(top_types) else None
+            _define(env, stmt.name, bind_input(b, stmt, env, actual, ttype), stmt.span)
+        elif isinstance(stmt, ast.Param):
+            _define(env, stmt.name, make_param(b, stmt, env), stmt.span)
+        elif isinstance(stmt, ast.State):
+            if states is None:
+                raise TypeCheckError(f"`state` belongs in a `cell`; `{defn.name}` is a model", stmt.span,
+                                     code="E329", help=f"write `cell {defn.name}` to make it recurrent")
+            _define(env, stmt.name, states[stmt.name], stmt.span)
+        elif isinstance(stmt, ast.Assign):
+            value = b.eval(stmt.value, env)
+            if len(stmt.targets) > 1:
+                items = value.items if isinstance(value, TupleVal) else None
+                if items is None or len(items) != len(stmt.targets):
+                    raise TypeCheckError(f"cannot unpack {describe(value)} into {len(stmt.targets)} names",
+                                         stmt.span, code="E330")
+                for t, v in zip(stmt.targets, items):
+                    _define(env, t, v, stmt.span)
+            else:
+                _define(env, stmt.targets[0], bind_value(b, stmt.targets[0], value), stmt.span)
+        elif isinstance(stmt, ast.Output):
+            value = b.eval(stmt.value, env) if stmt.value is not None else _lookup(b, env, stmt)
+            if not isinstance(value, (TensorVal, TupleVal, Record)):
+                raise TypeCheckError(f"output `{stmt.name}` must be a tensor, found {describe(value)}",
+                                     stmt.span, code="E331", help="apply the layer to an input with `->`")
+            if stmt.name in outputs:
+                raise NameResolutionError(f"output `{stmt.name}` is defined twice", stmt.span, code="E201")
+            if stmt.value is not None:
+                _define(env, stmt.name, value, stmt.span)
+            outputs[stmt.name] = value
+        else:
+            raise TypeCheckError(f"`{type(stmt).__name__.lower()}` statements belong in a `train` block",
+                                 stmt.span, code="E332")
+    return outputs
+
+
+def _lookup(b, env, stmt):
+    return b.eval(ast.Name(stmt.name, stmt.span), env)
+
+
+def _define(env: Env, name: str, value, span):
+    if name in env.values:
+        first = env.spans.get(name)
+        raise NameResolutionError(f"`{name}` is defined twice", span, code="E201",
+                                  notes=[(first, "first defined here")] if first else [],
+                                  help="names are defined once; pick a new name")
+    env.values[name] = value
+    env.spans[name] = span
+
+
+def bind_value(b: Builder, name: str, value):
+    """`enc = Encoder(64)` binds one shared instance; every other value binds as it is."""
+    if isinstance(value, BoundLayer):
+        return value
+    if b.is_layer(value):
+        return BoundLayer(name, b.as_layer(value, None), b.scope.path)
+    return value
+
+
+def eval_dims(b: Builder, texpr: ast.TypeExpr, env: Env, actual: TensorType | None, what: str):
+    dims = []
+    for i, d in enumerate(texpr.dims):
+        have = actual.shape[i] if actual is not None and i < actual.rank else None
+        if isinstance(d, ast.Name) and not env.has(d.id):
+            val = Sym(d.id) if have is None else (Sym(have) if isinstance(have, str) else have)
+            env.values[d.id] = val
+            env.spans[d.id] = d.span
+        else:
+            val = b.eval(d, env)
+            if isinstance(val, bool) or not isinstance(val, (int, Sym)):
+                raise TypeCheckError(f"a dimension must be an integer, found {describe(val)}", d.span,
+                                     code="E333")
+            if isinstance(val, int) and val < 0:
+                raise ShapeError(f"a dimension cannot be negative ({val})", d.span, code="E333")
+            if isinstance(val, int) and isinstance(have, int) and val != have:
+                raise ShapeError(f"{what} expects {shape_str(_dims_of(b, texpr, env))}, found "
+                                 f"{shape_str(actual.shape)}", texpr.span, code="E303",
+                                 help=f"axis {i}: expected {val}, found {have}")
+        dims.append(val.expr if isinstance(val, Sym) else val)
+    return tuple(dims)
+
+
+def _dims_of(b, texpr, env):
+    out = []
+    for d in texpr.dims:
+        try:
+            v = b.eval(d, env)
+            out.append(v.expr if isinstance(v, Sym) else v)
+        except Exception:
+            out.append("?")
+    return out
+
+
+def dtype_of(texpr: ast.TypeExpr) -> str:
+    if texpr.dtype is None:
+        return "float32"
+    if texpr.dtype not in DTYPES:
+        from ..errors import closest
+        guess = closest(texpr.dtype, DTYPES)
+        raise TypeCheckError(f"unknown element type `{texpr.dtype}`", texpr.span, code="E334",
+                             help=f"did you mean `{guess}`?" if guess else f"types: {', '.join(DTYPES)}")
+    return DTYPES[texpr.dtype]
+
+
+def bind_input(b: Builder, stmt: ast.Input, env: Env, actual: TensorVal | None,
+               top_type: TensorType | None) -> TensorVal:
+    dtype = dtype_of(stmt.type)
+    known = actual.type if actual is not None else top_type
+    if known is not None and known.rank != len(stmt.type.dims):
+        raise ShapeError(f"input `{stmt.name}` expects rank {len(stmt.type.dims)} "
+                         f"{shape_str(_dims_of(b, stmt.type, env))}, found {shape_str(known.shape)} "
+                         f"(rank {known.rank})", stmt.type.span, code="E303")
+    dims = eval_dims(b, stmt.type, env, known, f"input `{stmt.name}`")
+    if actual is not None:
+        want_int = not dtype.startswith(("float", "bfloat"))
+        if stmt.type.dtype is not None and want_int == actual.type.is_float:
+            raise TypeCheckError(f"input `{stmt.name}` expects {TensorType(dims, dtype)}, found "
+                                 f"{actual.type}", stmt.type.span, code="E335")
+        return actual
+    t = TensorType(dims if top_type is None else top_type.shape, dtype)
+    node = b.g.add("input", [], {"name": stmt.name}, t, stmt.span, label=stmt.name)
+    b.g.inputs.append(node.id)
+    return TensorVal(node.id, t, stmt.span)
+
+
+def make_param(b: Builder, stmt: ast.Param, env: Env) -> TensorVal:
+    dims = eval_dims(b, stmt.type, env, None, f"param `{stmt.name}`")
+    init, text = eval_init(b, stmt.init, env, len(dims))
+    path = b.scope.path + (stmt.name,)
+    return b.add_node("param", [], {"shape": dims, "init": init, "init_name": text,
+                                    "dtype": dtype_of(stmt.type)}, stmt.span, path=path, label=stmt.name)
+
+
+def eval_init(b: Builder, e, env, rank: int):
+    """`~ normal(0.01)`: initializers are their own small namespace, not ops."""
+    if e is None:
+        return (I.glorot, "glorot") if rank >= 2 else (I.zeros, "zeros")
+    if isinstance(e, ast.Number):
+        return I.constant(e.value), str(e.value)
+    name, args, kw = None, [], {}
+    if isinstance(e, ast.Name):
+        name = e.id
+    elif isinstance(e, ast.Call) and isinstance(e.func, ast.Name):
+        name = e.func.id
+        for a in e.args:
+            if isinstance(a, ast.Kwarg):
+                kw[a.name] = b.eval(a.value, env)
+            else:
+                args.append(b.eval(a, env))
+    if name in I.PLAIN and not args and not kw:
+        return I.PLAIN[name], name
+    if name in I.FACTORIES:
+        try:
+            return I.FACTORIES[name](*args, **kw), f"{name}({', '.join(map(str, args))})"
+        except TypeError as err:
+            raise TypeCheckError(f"bad arguments for initializer `{name}`: {err}", e.span, code="E336") from None
+    from ..errors import closest
+    known = list(I.PLAIN) + list(I.FACTORIES)
+    guess = closest(name or "", known)
+    raise NameResolutionError(f"unknown initializer{f' `{name}`' if name else ''}", e.span, code="E207",
+                              help=f"did you mean `{guess}`?" if guess else f"initializers: {', '.join(known)}")
+
+
+# ---------------------------------------------------------------------- cells
+def apply_cell(b: Builder, layer, inputs: list, span, path: tuple, reverse=False, unroll: int | None = None):
+    if not (isinstance(layer, ModelLayer) and layer.defn.kind == "cell"):
+        raise TypeCheckError(f"expected a cell, found {describe(layer)}", span, code="E337")
+    defn = layer.defn
+    decls = [s for s in defn.body if isinstance(s, ast.Input)]
+    if len(inputs) != 1 or len(decls) != 1:
+        raise TypeCheckError(f"cell `{defn.name}` is applied to one sequence", span, code="E328")
+    (seq,) = inputs
+    step_rank = len(decls[0].type.dims)
+    if unroll is None and seq.type.rank == step_rank:
+        return _cell_once(b, layer, seq, span, path)
+    if unroll is None and seq.type.rank != step_rank + 1:
+        raise ShapeError(f"cell `{defn.name}` steps over [batch, time, ...] (rank {step_rank + 1}), "
+                         f"found {seq.type}", span, code="E304")
+    if unroll is not None and seq.type.rank != step_rank:
+        raise ShapeError(f"unroll feeds back one step of rank {step_rank}, found {seq.type}", span, code="E304")
+    x_t = seq.type if unroll is not None else seq.type.with_shape(seq.type.shape[:1] + seq.type.shape[2:])
+    outer = b.g
+    body = Graph(params=b.root.params, state=b.root.state, counter=b.root.counter)
+    b.g = body
+    saved = b.scope
+    b.scope = Scope(path)
+    b.stack.append((defn.name, path))
+    try:
+        env = Env(dict(layer.args))
+        x_node = body.add("input", [], {"name": decls[0].name}, x_t, span, label=decls[0].name)
+        body.inputs.append(x_node.id)
+        states, inits = {}, {}
+        # State types may read dims of the input; bind the input first, then the states.
+        _bind_dims_from(b, decls[0], env, x_t)
+        for st in (s for s in defn.body if isinstance(s, ast.State)):
+            dims = eval_dims(b, st.type, env, None, f"state `{st.name}`")
+            t = TensorType(dims, dtype_of(st.type))
+            node = body.add("input", [], {"name": st.name, "carry": True}, t, st.span, label=st.name)
+            body.inputs.append(node.id)
+            states[st.name] = TensorVal(node.id, t, st.span)
+            inits[st.name] = st
+        env_body = Env(dict(layer.args))
+        outputs = run_body(b, defn, env_body, [TensorVal(x_node.id, x_t, span)], None, states)
+        nexts = _check_states(defn, env_body, states)
+        if len(outputs) != 1:
+            raise TypeCheckError(f"cell `{defn.name}` must have exactly one output", defn.name_span, code="E338")
+        (out,) = outputs.values()
+        if unroll is not None and (out.type.shape != x_t.shape):
+            raise ShapeError(f"unroll feeds each output back as the next input, but `{defn.name}` maps "
+                             f"{x_t} to {out.type}", span, code="E305")
+        body.outputs = {"out": out.node, **{n: nexts[n].node for n in states}}
+    finally:
+        b.g = outer
+        b.scope = saved
+        b.stack.pop()
+    init_vals = [_initial_state(b, inits[n], states[n].type, path, env) for n in states]
+    time = unroll if unroll is not None else seq.type.shape[1]
+    out_seq = out.type.with_shape(out.type.shape[:1] + (time,) + out.type.shape[1:])
+    attrs = {"body": body, "states": tuple(states), "reverse": reverse, "unroll": unroll,
+             "out_types": (out_seq,) + tuple(states[n].type for n in states)}
+    res = b.add_node("scan", [seq] + init_vals, attrs, span, path=path, label=path[-1])
+    return res.items[0]
+
+
+def _bind_dims_from(b, decl, env, x_t):
+    eval_dims(b, decl.type, env, x_t, f"input `{decl.name}`")
+
+
+def _check_states(defn, env: Env, states: dict) -> dict:
+    nexts = {}
+    for name, cur in states.items():
+        nxt = env.values.get(name + "'")
+        if nxt is None:
+            st = next(s for s in defn.body if isinstance(s, ast.State) and s.name == name)
+            raise NameResolutionError(f"state `{name}` has no next value", st.span, code="E208",
+                                      help=f"define `{name}' = ...`")
+        if not isinstance(nxt, TensorVal):
+            raise TypeCheckError(f"`{name}'` must be a tensor, found {describe(nxt)}", env.spans[name + "'"])
+        if tuple(nxt.type.shape) != tuple(cur.type.shape):
+            raise ShapeError(f"state `{name}` is {cur.type} but `{name}'` is {nxt.type}: a state keeps its "
+                             "shape across steps", env.spans[name + "'"], code="E306")
+        nexts[name] = nxt
+    for n in env.values:
+        if n.endswith("'") and n.rstrip("'") not in states:
+            raise NameResolutionError(f"`{n}` is the next value of `{n.rstrip(chr(39))}`, which is not a state",
+                                      env.spans[n], code="E209")
+    return nexts
+
+
+def _initial_state(b: Builder, st: ast.State, t: TensorType, path, env) -> TensorVal:
+    e = st.init
+    if e is None or (isinstance(e, ast.Name) and e.id == "zeros"):
+        return b.add_node("fill", [], {"shape": t.shape, "value": 0.0}, st.span)
+    if isinstance(e, ast.Name) and e.id == "ones":
+        return b.add_node("fill", [], {"shape": t.shape, "value": 1.0}, st.span)
+    if isinstance(e, ast.Number):
+        return b.add_node("fill", [], {"shape": t.shape, "value": float(e.value)}, st.span)
+    raise UnsupportedError(f"initial state `{st.name}` must be zeros, ones or a number (learned and "
+                           "passed-in states are not yet supported)", e.span, code="E901")
+
+
+def _cell_once(b: Builder, layer, x: TensorVal, span, path):
+    """A cell applied to one step (one-to-one): runs the body once from its initial state."""
+    res = apply_cell(b, layer, [_add_time(b, x, span)], span, path)
+    return b.add_node("last", [res], {}, span)
+
+
+def _add_time(b, x, span):
+    return b.add_node("expand_dims", [x], {"axis": 1}, span)
+
+
+# ---------------------------------------------------------------------- special forms
+def _unroll(b: Builder, e, pos, kw, env):
+    if not pos:
+        raise TypeCheckError("unroll(Cell(...), steps=n) needs a cell", e.span, code="E339")
+    steps = kw.get("steps", pos[1][0] if len(pos) > 1 else None)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise TypeCheckError("unroll needs `steps`, a positive integer", e.span, code="E339")
+    return UnrollLayer(b.as_layer(pos[0][0], pos[0][1]), steps, span=e.span)
+
+
+def _bidirectional(b: Builder, e, pos, kw, env):
+    if len(pos) != 1:
+        raise TypeCheckError("bidirectional(Cell(...)) takes one cell", e.span, code="E339")
+    return BidirectionalLayer(b.as_layer(pos[0][0], pos[0][1]), span=e.span)
+
+
+def _later(name, issue):
+    def form(b, e, pos, kw, env):
+        raise UnsupportedError(f"`{name}` is not yet supported ({issue})", e.span, code="E901")
+    return form
+
+
+SPECIAL.update({"unroll": _unroll, "bidirectional": _bidirectional,
+                "grad": _later("grad", "gradients inside losses come with adversarial training")})

@@ -1,0 +1,153 @@
+"""Files to a Program: parsing, imports (relative files and the standard library), definitions.
+
+Imports never leave the directory tree of the entry file (or `import_root`), follow no symlink out
+of it, and never execute anything: a `.nn` file only declares.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ErrorGroup, ImportFailure, LimitError, NameResolutionError, NndslError
+from .resources import stdlib_dir
+from .source import Source, Span
+from .syntax import ast
+from .syntax.parser import parse
+
+MAX_FILE_BYTES = 10 * 1024 * 1024
+MAX_IMPORT_DEPTH = 64
+
+
+@dataclass
+class Program:
+    """Every definition visible from the entry file, by name."""
+
+    definitions: dict = field(default_factory=dict)  # name -> ast.ModelDef | ast.TrainDef
+    files: list = field(default_factory=list)
+    entry: str = "<string>"
+
+    def models(self) -> list[str]:
+        return [n for n, d in self.definitions.items() if isinstance(d, ast.ModelDef)]
+
+    def trains(self) -> list[str]:
+        return [n for n, d in self.definitions.items() if isinstance(d, ast.TrainDef)]
+
+
+def read_source(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ImportFailure(f"no such file: {path.name}", code="E501") from None
+    except IsADirectoryError:
+        raise ImportFailure(f"{path.name} is a directory, not a .nn file", code="E501") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise LimitError(f"{path.name} is {len(data):,} bytes; the limit is {MAX_FILE_BYTES:,}",
+                         code="E402")
+    if b"\x00" in data:
+        raise ImportFailure(f"{path.name} is a binary file, not nndsl source", code="E502")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ImportFailure(f"{path.name} is not UTF-8 (byte {e.start})", code="E502") from None
+
+
+class Loader:
+    def __init__(self, root: Path | None):
+        self.root = root.resolve() if root else None
+        self.program = Program()
+        self.origin: dict[str, Span | None] = {}
+        self.loading: list[Path] = []
+        self.loaded: set[Path] = set()
+        self.errors: list[NndslError] = []
+
+    def load_text(self, text: str, name: str, path: Path | None) -> None:
+        module = parse(text, name)
+        if path is not None:
+            self.loading.append(path)
+            self.loaded.add(path)
+        for item in module.items:
+            try:
+                if isinstance(item, ast.Import):
+                    self._import(item, path)
+                else:
+                    self._define(item)
+            except ErrorGroup as e:
+                self.errors.extend(e.errors)
+            except NndslError as e:
+                self.errors.append(e)
+        if path is not None:
+            self.loading.pop()
+
+    def _define(self, item) -> None:
+        prev = self.program.definitions.get(item.name)
+        if prev is not None:
+            raise NameResolutionError(
+                f"`{item.name}` is defined twice", item.name_span,
+                notes=[(self.origin.get(item.name), "first defined here")], code="E201")
+        self.program.definitions[item.name] = item
+        self.origin[item.name] = item.name_span
+
+    def _resolve(self, item: ast.Import, here: Path | None) -> Path:
+        if item.is_path:
+            base = here.parent if here else Path.cwd()
+            target = (base / item.target)
+            root = self.root or (here.parent.resolve() if here else Path.cwd().resolve())
+            resolved = target.resolve()
+            if root not in resolved.parents and resolved != root:
+                raise ImportFailure(f'import "{item.target}" leaves the project directory',
+                                    item.span, code="E503",
+                                    help="imports may only name files inside the entry file's directory tree")
+            return resolved
+        lib = stdlib_dir()
+        path = lib / f"{item.target}.nn"
+        if not path.is_file():
+            from .errors import closest
+            have = [p.stem for p in lib.glob("*.nn")]
+            guess = closest(item.target, have)
+            raise ImportFailure(f"no standard library module `{item.target}`", item.span, code="E504",
+                                help=f"did you mean `{guess}`?" if guess else f"available: {', '.join(sorted(have))}")
+        return path.resolve()
+
+    def _import(self, item: ast.Import, here: Path | None) -> None:
+        path = self._resolve(item, here)
+        if path in self.loading:
+            chain = " -> ".join(p.name for p in self.loading + [path])
+            raise ImportFailure(f"import cycle: {chain}", item.span, code="E505")
+        if path in self.loaded:
+            return
+        if len(self.loading) >= MAX_IMPORT_DEPTH:
+            raise LimitError(f"imports nested deeper than {MAX_IMPORT_DEPTH}", item.span, code="E403")
+        try:
+            text = read_source(path)
+        except NndslError as e:
+            e.diagnostics[0].span = item.span
+            raise
+        self.load_text(text, str(path.name) if path.parent == stdlib_dir().resolve() else _display(path), path)
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return path.name
+
+
+def load_file(path: str | Path, import_root: str | Path | None = None) -> Program:
+    p = Path(path)
+    text = read_source(p)
+    loader = Loader(Path(import_root) if import_root else p.resolve().parent)
+    loader.program.entry = str(path)
+    loader.load_text(text, str(path), p.resolve())
+    if loader.errors:
+        raise loader.errors[0] if len(loader.errors) == 1 else ErrorGroup(loader.errors)
+    return loader.program
+
+
+def load_text(text: str, name: str = "<string>", base: str | Path | None = None) -> Program:
+    base_path = Path(base).resolve() if base else None
+    loader = Loader(base_path)
+    fake = (base_path / "__main__.nn") if base_path else None
+    loader.load_text(text, name, fake)
+    if loader.errors:
+        raise loader.errors[0] if len(loader.errors) == 1 else ErrorGroup(loader.errors)
+    return loader.program

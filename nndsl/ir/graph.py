@@ -1,0 +1,106 @@
+"""The graph IR: the only module that imports networkx.
+
+Nodes are ops with attributes, a type and a span; edges carry the input port. Parameters and state
+live outside the graph: a node names its parameter scope (`path`), the way jaxprs name consts.
+Recurrence is a `scan` node whose `attrs["body"]` is a sub-Graph, so the graph stays a DAG.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import networkx as nx
+
+from ..source import Span
+from .types import TensorType
+
+
+@dataclass
+class ParamSpec:
+    """A parameter or state leaf: shape, dtype and how to initialize it."""
+
+    shape: tuple
+    init: Any  # (key, shape, dtype) -> array
+    dtype: str = "float32"
+    init_name: str = ""
+
+    def size(self) -> int | None:
+        n = 1
+        for d in self.shape:
+            if not isinstance(d, int):
+                return None
+            n *= d
+        return n
+
+
+@dataclass
+class Node:
+    id: str
+    op: str
+    attrs: dict
+    type: Any  # TensorType | tuple[TensorType, ...]
+    span: Span | None = None
+    path: tuple | None = None  # parameter/state scope, e.g. ("net", "dense_0")
+    label: str | None = None  # user-facing layer name for diagnostics and summaries
+
+
+@dataclass
+class Graph:
+    """A dataflow graph plus the parameters and state its nodes refer to."""
+
+    nx: nx.MultiDiGraph = field(default_factory=nx.MultiDiGraph)
+    params: dict = field(default_factory=dict)  # path tuple -> ParamSpec
+    state: dict = field(default_factory=dict)
+    outputs: dict = field(default_factory=dict)  # output name -> node id
+    inputs: list = field(default_factory=list)  # input node ids, in declaration order
+    counter: list = field(default_factory=lambda: [0])  # shared with sub-graphs: ids stay unique
+
+    def add(self, op: str, inputs: list[str], attrs: dict | None = None, type=None,
+            span: Span | None = None, path: tuple | None = None, label: str | None = None) -> Node:
+        nid = f"%{self.counter[0]}"
+        self.counter[0] += 1
+        node = Node(nid, op, dict(attrs or {}), type, span, path, label)
+        self.nx.add_node(nid, node=node, order=self.counter[0])
+        for port, src in enumerate(inputs):
+            self.nx.add_edge(src, nid, port=port)
+        return node
+
+    def node(self, nid: str) -> Node:
+        return self.nx.nodes[nid]["node"]
+
+    def input_ids(self, nid: str) -> list[str]:
+        edges = sorted(self.nx.in_edges(nid, data=True), key=lambda e: e[2]["port"])
+        return [src for src, _, _ in edges]
+
+    def users(self, nid: str) -> list[str]:
+        return sorted({dst for _, dst in self.nx.out_edges(nid)}, key=self._order)
+
+    def _order(self, nid: str) -> int:
+        return self.nx.nodes[nid]["order"]
+
+    def topo_order(self) -> list[str]:
+        return list(nx.lexicographical_topological_sort(self.nx, key=self._order))
+
+    def nodes(self) -> Iterator[Node]:
+        for nid in self.topo_order():
+            yield self.node(nid)
+
+    def ancestors(self, targets) -> set[str]:
+        seen = set(targets)
+        for t in targets:
+            seen |= nx.ancestors(self.nx, t)
+        return seen
+
+    def replace_all_uses(self, old: str, new: str) -> None:
+        for _, dst, data in list(self.nx.out_edges(old, data=True)):
+            self.nx.add_edge(new, dst, port=data["port"])
+        self.nx.remove_edges_from(list(self.nx.out_edges(old)))
+        for k, v in self.outputs.items():
+            if v == old:
+                self.outputs[k] = new
+
+    def erase(self, nid: str) -> None:
+        self.nx.remove_node(nid)
+
+    def __len__(self) -> int:
+        return self.nx.number_of_nodes()

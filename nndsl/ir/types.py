@@ -1,0 +1,108 @@
+"""Tensor types with static and symbolic dimensions.
+
+A dimension is an `int` or a `str` naming a symbolic size (`batch`, `time`, or an expression built
+from them such as `(h-4)//2`). Symbolic dimensions are assumed to match each other; static ones are
+checked exactly. At `init`/`apply` time every symbol is bound to the real size and the model is
+checked again with only integers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+Dim = int | str
+
+
+def is_static(d: Dim) -> bool:
+    return isinstance(d, int)
+
+
+def _wrap(d: Dim) -> str:
+    s = str(d)
+    return s if s.isidentifier() or s.lstrip("-").isdigit() else f"({s})"
+
+
+def dim_op(a: Dim, op: str, b: Dim) -> Dim:
+    """`a op b` on dimensions; symbolic when either side is."""
+    if isinstance(a, int) and isinstance(b, int):
+        return {"+": a + b, "-": a - b, "*": a * b, "//": a // b if b else 0}[op]
+    if op == "*" and (a == 1 or b == 1):
+        return b if a == 1 else a
+    if op in "+-" and b == 0:
+        return a
+    if op == "//" and b == 1:
+        return a
+    return f"{_wrap(a)}{op}{_wrap(b)}"
+
+
+def dims_equal(a: Dim, b: Dim) -> bool:
+    """False only when both are static and differ: symbols are checked again once bound."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b
+    return True
+
+
+def fmt_dim(d: Dim) -> str:
+    return str(d)
+
+
+DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "f64": "float64",
+          "i32": "int32", "i64": "int64", "i8": "int8", "u8": "uint8", "bool": "bool"}
+SHORT = {v: k for k, v in DTYPES.items()}
+
+
+@dataclass(frozen=True)
+class TensorType:
+    shape: tuple
+    dtype: str = "float32"
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def static(self) -> bool:
+        return all(isinstance(d, int) for d in self.shape)
+
+    def size(self) -> int | None:
+        n = 1
+        for d in self.shape:
+            if not isinstance(d, int):
+                return None
+            n *= d
+        return n
+
+    def with_shape(self, shape) -> "TensorType":
+        return TensorType(tuple(shape), self.dtype)
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype.startswith(("float", "bfloat"))
+
+    def __str__(self) -> str:
+        return f"{SHORT.get(self.dtype, self.dtype)}[{', '.join(fmt_dim(d) for d in self.shape)}]"
+
+
+def shape_str(shape) -> str:
+    return "[" + ", ".join(fmt_dim(d) for d in shape) + "]"
+
+
+def broadcast(a: tuple, b: tuple) -> tuple | None:
+    """numpy broadcasting of two shapes; None when they cannot broadcast."""
+    out = []
+    for i in range(max(len(a), len(b))):
+        x = a[len(a) - 1 - i] if i < len(a) else 1
+        y = b[len(b) - 1 - i] if i < len(b) else 1
+        if x == 1:
+            out.append(y)
+        elif y == 1:
+            out.append(x)
+        elif dims_equal(x, y):
+            out.append(x if isinstance(x, int) else y)
+        else:
+            return None
+    return tuple(reversed(out))
+
+
+def promote(a: str, b: str) -> str:
+    order = ["bool", "uint8", "int8", "int32", "int64", "bfloat16", "float16", "float32", "float64"]
+    return a if order.index(a) >= order.index(b) else b

@@ -1,0 +1,107 @@
+"""Graph to JAX: a topological walk with an environment, as `jax.core.eval_jaxpr` does.
+
+The functions here are pure and traceable: `jit`, `grad` and `vmap` see only jnp operations.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ..build.builder import stable_hash
+from ..ir.graph import Graph
+from ..ops import OPS, ApplyCtx
+
+
+def get_path(tree, path: tuple):
+    for k in path:
+        tree = tree[k]
+    return tree
+
+
+def set_path(tree: dict, path: tuple, value) -> None:
+    for k in path[:-1]:
+        tree = tree.setdefault(k, {})
+    tree[path[-1]] = value
+
+
+def init_tree(specs: dict, key) -> dict:
+    out: dict = {}
+    for path, spec in sorted(specs.items()):
+        k = jax.random.fold_in(key, stable_hash(path))
+        set_path(out, path, spec.init(k, tuple(spec.shape), spec.dtype))
+    return out
+
+
+def _leaves(tree, path):
+    try:
+        p = get_path(tree, path)
+    except (KeyError, TypeError):
+        return {}
+    return p if isinstance(p, dict) else {"": p}
+
+
+def run(g: Graph, params: dict, state: dict, inputs: list, *, train: bool = False, rng=None,
+        targets=None, new_state: dict | None = None) -> dict:
+    """Evaluates the graph; returns node id -> value for every node needed by `targets`."""
+    env: dict = dict(zip(g.inputs, inputs))
+    order = g.topo_order()
+    if targets is not None:
+        need = g.ancestors(targets)
+        order = [n for n in order if n in need]
+    new_state = {} if new_state is None else new_state
+    for nid in order:
+        if nid in env:
+            continue
+        node = g.node(nid)
+        args = [env[i] for i in g.input_ids(nid)]
+        if node.op == "scan":
+            env[nid] = _scan(node, args, params, state, train, rng, new_state)
+            continue
+        opdef = OPS[node.op]
+        ctx = ApplyCtx(train=train, out_shape=node.type.shape if hasattr(node.type, "shape") else ())
+        if node.path is not None:
+            if opdef.has_params:
+                ctx.params = _leaves(params, node.path)
+                ctx.state = _leaves(state, node.path)
+            if opdef.needs_rng and rng is not None:
+                ctx.rng = jax.random.fold_in(rng, stable_hash(node.path))
+        env[nid] = opdef.apply(ctx, *args, **node.attrs)
+        if ctx.new_state:
+            for leaf, v in ctx.new_state.items():
+                set_path(new_state, node.path + (leaf,), v)
+    return env
+
+
+def _scan(node, args, params, state, train, rng, new_state):
+    body: Graph = node.attrs["body"]
+    names = node.attrs["states"]
+    out_id = body.outputs["out"]
+    state_ids = [body.outputs[n] for n in names]
+
+    def cell(x_t, carry):
+        env = run(body, params, state, [x_t, *carry], train=train, rng=rng)
+        return env[out_id], tuple(env[i] for i in state_ids)
+
+    seq, inits = args[0], tuple(args[1:])
+    if node.attrs["unroll"] is not None:
+        def fb(carry, _):
+            x_prev, st = carry
+            y, st2 = cell(x_prev, st)
+            return (y, st2), y
+        (_, final), ys = jax.lax.scan(fb, (seq, inits), None, length=node.attrs["unroll"])
+    else:
+        def f(carry, x_t):
+            y, st2 = cell(x_t, carry)
+            return st2, y
+        final, ys = jax.lax.scan(f, inits, jnp.swapaxes(seq, 0, 1), reverse=node.attrs["reverse"])
+    return (jnp.swapaxes(ys, 0, 1), *final)
+
+
+def merge(old: dict, new: dict) -> dict:
+    """The state after a step: `old` with the leaves in `new` replaced."""
+    if not new:
+        return old
+    out = dict(old)
+    for k, v in new.items():
+        out[k] = merge(old.get(k, {}), v) if isinstance(v, dict) else v
+    return out

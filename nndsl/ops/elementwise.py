@@ -1,0 +1,170 @@
+"""Arithmetic with numpy broadcasting, activations and elementwise math."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ..ir.types import TensorType, broadcast, dims_equal, promote, shape_str
+from .registry import Attr, OpDef, OpError, register, simple
+
+
+class Binary(OpDef):
+    inputs = ("a", "b")
+    kind = "function"
+    const_inputs = ("a", "b")
+    fn = None
+    symbol = "?"
+
+    def infer(self, a, b):
+        shape = broadcast(a.shape, b.shape)
+        if shape is None:
+            raise OpError(f"cannot {self.verb} values of shapes {shape_str(a.shape)} and "
+                          f"{shape_str(b.shape)}", help="shapes must be equal or broadcast (numpy rules)")
+        return TensorType(shape, promote(a.dtype, b.dtype))
+
+    def apply(self, ctx, a, b):
+        return type(self).fn(a, b)
+
+
+@register
+class Add(Binary):
+    name, verb, fn = "add", "add", staticmethod(jnp.add)
+
+
+@register
+class Sub(Binary):
+    name, verb, fn = "sub", "subtract", staticmethod(jnp.subtract)
+
+
+@register
+class Mul(Binary):
+    name, verb, fn = "mul", "multiply", staticmethod(jnp.multiply)
+
+
+@register
+class Div(Binary):
+    name, verb, fn = "div", "divide", staticmethod(jnp.divide)
+
+    def infer(self, a, b):
+        t = super().infer(a, b)
+        return t if t.is_float else TensorType(t.shape, "float32")
+
+
+@register
+class Pow(Binary):
+    name, verb, fn = "pow", "raise", staticmethod(jnp.power)
+
+
+@register
+class Maximum(Binary):
+    name, verb, fn = "maximum", "take the maximum of", staticmethod(jnp.maximum)
+
+
+@register
+class Minimum(Binary):
+    name, verb, fn = "minimum", "take the minimum of", staticmethod(jnp.minimum)
+
+
+@register
+class Matmul(OpDef):
+    """`a @ b` as numpy: [..., n, k] @ [k, m], vectors on either side, batch dims broadcast."""
+
+    name = "matmul"
+    inputs = ("a", "b")
+    kind = "function"
+
+    def infer(self, a, b):
+        if a.rank == 0 or b.rank == 0:
+            raise OpError("`@` needs at least one axis on each side, found a scalar")
+        ka = a.shape[-1]
+        kb = b.shape[0] if b.rank == 1 else b.shape[-2]
+        if not dims_equal(ka, kb):
+            raise OpError(f"cannot multiply {shape_str(a.shape)} @ {shape_str(b.shape)}: "
+                          f"inner dimensions {ka} and {kb} differ")
+        dtype = promote(a.dtype, b.dtype)
+        if b.rank == 1:
+            return TensorType(a.shape[:-1], dtype)
+        if a.rank == 1:
+            return TensorType(b.shape[:-2] + b.shape[-1:], dtype)
+        batch = broadcast(a.shape[:-2], b.shape[:-2])
+        if batch is None:
+            raise OpError(f"cannot multiply {shape_str(a.shape)} @ {shape_str(b.shape)}: batch axes differ")
+        return TensorType(batch + (a.shape[-2], b.shape[-1]), dtype)
+
+    def apply(self, ctx, a, b):
+        return jnp.matmul(a, b)
+
+    def flops(self, out, a, b):
+        n = out.size()
+        return 2 * n * a.shape[-1] if n and isinstance(a.shape[-1], int) else 0
+
+
+@register
+class Neg(OpDef):
+    name = "neg"
+    kind = "function"
+
+    def apply(self, ctx, x):
+        return -x
+
+
+@register
+class Step(OpDef):
+    """Heaviside step, 1 where x > 0: the perceptron's activation. Its gradient is zero."""
+
+    name = "step"
+
+    def infer(self, x):
+        return TensorType(x.shape, "float32")
+
+    def apply(self, ctx, x):
+        return (x > 0).astype(jnp.float32)
+
+
+_ACT = (
+    ("sigmoid", jax.nn.sigmoid, ()), ("tanh", jnp.tanh, ()), ("relu", jax.nn.relu, ()),
+    ("gelu", jax.nn.gelu, ()), ("identity", lambda x: x, ()), ("softplus", jax.nn.softplus, ()),
+    ("silu", jax.nn.silu, ()), ("swish", jax.nn.silu, ()), ("relu6", jax.nn.relu6, ()),
+    ("hard_tanh", jax.nn.hard_tanh, ()),
+)
+for _name, _fn, _attrs in _ACT:
+    simple(_name, _fn, attrs=_attrs, kind="layer", doc=f"elementwise {_name}")
+
+simple("leaky_relu", lambda x, alpha: jax.nn.leaky_relu(x, alpha),
+       attrs=(Attr("alpha", "float", 0.01),), kind="layer")
+simple("elu", lambda x, alpha: jax.nn.elu(x, alpha), attrs=(Attr("alpha", "float", 1.0),),
+       kind="layer")
+simple("softmax", lambda x, axis: jax.nn.softmax(x, axis=axis), attrs=(Attr("axis", "int", -1),),
+       kind="layer")
+simple("log_softmax", lambda x, axis: jax.nn.log_softmax(x, axis=axis),
+       attrs=(Attr("axis", "int", -1),), kind="layer")
+
+for _name, _fn in (("exp", jnp.exp), ("log", jnp.log), ("sqrt", jnp.sqrt), ("abs", jnp.abs),
+                   ("square", jnp.square), ("sin", jnp.sin), ("cos", jnp.cos)):
+    simple(_name, _fn)
+
+
+@register
+class Clip(OpDef):
+    name = "clip"
+    attrs = (Attr("min", "float", None), Attr("max", "float", None))
+    kind = "function"
+
+    def apply(self, ctx, x, min, max):
+        return jnp.clip(x, min, max)
+
+
+@register
+class Const(OpDef):
+    """A static number used as a tensor; broadcasts like a numpy scalar."""
+
+    name = "const"
+    inputs = ()
+    attrs = (Attr("value", "any"), Attr("dtype", "str", "float32"))
+    kind = "function"
+
+    def infer(self, value, dtype):
+        return TensorType((), dtype)
+
+    def apply(self, ctx, value, dtype):
+        return jnp.asarray(value, dtype)

@@ -1,0 +1,107 @@
+"""The op registry: adding a layer means one OpDef subclass with @register, nothing else.
+
+An OpDef holds everything about an op in one place: its tensor inputs, its static arguments with
+types and defaults, its shape rule (`infer`), its parameters and state (declared, so they can be
+counted before anything is allocated), and its lowering to pure jax.numpy (`apply`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..ir.graph import ParamSpec
+from ..ir.types import TensorType
+
+REQUIRED = object()
+
+
+class OpError(Exception):
+    """Raised by a shape rule; the builder adds the span and the layer name."""
+
+    def __init__(self, message: str, help: str | None = None):
+        super().__init__(message)
+        self.help = help
+
+
+@dataclass(frozen=True)
+class Attr:
+    name: str
+    type: str  # int float bool str ints shape any dtype
+    default: Any = REQUIRED
+
+
+@dataclass
+class ApplyCtx:
+    """What an op's lowering may touch besides its inputs."""
+
+    params: dict = field(default_factory=dict)
+    state: dict = field(default_factory=dict)
+    train: bool = False
+    rng: Any = None  # a key folded with the node's path, or None
+    new_state: dict = field(default_factory=dict)
+    out_shape: tuple = ()
+
+    def key(self):
+        if self.rng is None:
+            raise RuntimeError("this op needs randomness: pass rngs=... to apply")
+        return self.rng
+
+
+class OpDef:
+    name: str = ""
+    inputs: tuple = ("x",)  # "*xs" = any number (at least one)
+    attrs: tuple = ()
+    kind: str = "layer"  # layer | function | loss | metric | random
+    needs_rng: bool = False
+    # Static values may stand in for these inputs (a loss target of `1`).
+    const_inputs: tuple = ()
+
+    def infer(self, *types: TensorType, **attrs) -> TensorType | tuple:
+        return types[0]
+
+    def params(self, *types: TensorType, **attrs) -> dict[str, ParamSpec]:
+        return {}
+
+    def state(self, *types: TensorType, **attrs) -> dict[str, ParamSpec]:
+        return {}
+
+    def apply(self, ctx: ApplyCtx, *xs, **attrs):
+        raise NotImplementedError
+
+    def flops(self, out: TensorType, *types: TensorType, **attrs) -> int:
+        """Multiply-adds counted as 2 FLOPs; elementwise ops one per output element."""
+        n = out.size() if isinstance(out, TensorType) else None
+        return n or 0
+
+    @property
+    def variadic(self) -> bool:
+        return bool(self.inputs) and self.inputs[0].startswith("*")
+
+    @property
+    def has_params(self) -> bool:
+        return type(self).params is not OpDef.params or type(self).state is not OpDef.state
+
+    def attr_names(self) -> list[str]:
+        return [a.name for a in self.attrs]
+
+
+OPS: dict[str, OpDef] = {}
+
+
+def register(cls: type[OpDef]) -> type[OpDef]:
+    op = cls()
+    assert op.name and op.name not in OPS, f"duplicate or unnamed op {op.name!r}"
+    OPS[op.name] = op
+    return cls
+
+
+def simple(name: str, fn: Callable, *, attrs: tuple = (), kind: str = "function",
+           doc: str = "") -> None:
+    """Registers a shape-preserving elementwise op from a jnp function."""
+
+    def apply(self, ctx, x, **kw):
+        return fn(x, **kw)
+
+    cls = type(name, (OpDef,), {"name": name, "attrs": attrs, "kind": kind, "apply": apply,
+                                "__doc__": doc})
+    register(cls)

@@ -1,0 +1,277 @@
+"""Shape ops: concat, split, reshape, flatten, transpose, reductions, `last`."""
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+
+from ..ir.types import TensorType, dim_op, dims_equal, promote, shape_str
+from .registry import Attr, OpDef, OpError, register
+
+
+def norm_axis(axis: int, rank: int) -> int:
+    if not -rank <= axis < rank:
+        raise OpError(f"axis {axis} is out of range for a rank-{rank} value")
+    return axis % rank
+
+
+@register
+class Concat(OpDef):
+    """Joins tensors along `axis`; `[a, b]` is concat on the last axis."""
+
+    name = "concat"
+    inputs = ("*xs",)
+    attrs = (Attr("axis", "int", -1),)
+    kind = "function"
+
+    def infer(self, *xs, axis):
+        first = xs[0]
+        for x in xs[1:]:
+            if x.rank != first.rank:
+                raise OpError(f"cannot concatenate {shape_str(first.shape)} and {shape_str(x.shape)}: "
+                              "ranks differ")
+        ax = norm_axis(axis, first.rank)
+        total = 0
+        for x in xs:
+            for i, (d, e) in enumerate(zip(first.shape, x.shape)):
+                if i != ax and not dims_equal(d, e):
+                    raise OpError(f"cannot concatenate {shape_str(first.shape)} and "
+                                  f"{shape_str(x.shape)} on axis {axis}: axis {i} differs ({d} vs {e})")
+            total = dim_op(total, "+", x.shape[ax])
+        shape = list(first.shape)
+        shape[ax] = total
+        dtype = first.dtype
+        for x in xs[1:]:
+            dtype = promote(dtype, x.dtype)
+        return TensorType(tuple(shape), dtype)
+
+    def apply(self, ctx, *xs, axis):
+        return jnp.concatenate(xs, axis=axis)
+
+    def flops(self, out, *xs, **kw):
+        return 0
+
+
+@register
+class Split(OpDef):
+    """Splits into `sections` equal parts, or parts of the listed sizes; gives a tuple."""
+
+    name = "split"
+    attrs = (Attr("sections", "ints"), Attr("axis", "int", -1))
+    kind = "function"
+
+    def _sizes(self, x, sections, axis):
+        ax = norm_axis(axis, x.rank)
+        n = x.shape[ax]
+        if isinstance(sections, int):
+            if sections <= 0:
+                raise OpError("split needs a positive number of sections")
+            if isinstance(n, int) and n % sections:
+                raise OpError(f"cannot split axis of size {n} into {sections} equal parts")
+            return ax, [dim_op(n, "//", sections)] * sections
+        sizes = list(sections)
+        if isinstance(n, int) and sum(sizes) != n:
+            raise OpError(f"split sizes {sizes} add up to {sum(sizes)}, but the axis has size {n}")
+        return ax, sizes
+
+    def infer(self, x, sections, axis):
+        ax, sizes = self._sizes(x, sections, axis)
+        return tuple(x.with_shape(x.shape[:ax] + (s,) + x.shape[ax + 1:]) for s in sizes)
+
+    def apply(self, ctx, x, sections, axis):
+        if isinstance(sections, int):
+            return tuple(jnp.split(x, sections, axis=axis))
+        idx = list(itertools_accumulate(sections))[:-1]
+        return tuple(jnp.split(x, idx, axis=axis))
+
+    def flops(self, out, *xs, **kw):
+        return 0
+
+
+def itertools_accumulate(xs):
+    total = 0
+    for x in xs:
+        total += x
+        yield total
+
+
+@register
+class GetItem(OpDef):
+    """Picks one value of a multi-valued node (internal: `a, b = split(x, 2)`)."""
+
+    name = "get_item"
+    attrs = (Attr("index", "int"),)
+    kind = "internal"
+
+    def infer(self, x, index):
+        return x[index]
+
+    def apply(self, ctx, x, index):
+        return x[index]
+
+    def flops(self, out, *xs, **kw):
+        return 0
+
+
+@register
+class Flatten(OpDef):
+    """[batch, ...] -> [batch, product of the rest]."""
+
+    name = "flatten"
+
+    def infer(self, x):
+        if x.rank < 1:
+            raise OpError("flatten needs a batch axis, found a scalar")
+        n = 1
+        for d in x.shape[1:]:
+            n = dim_op(n, "*", d)
+        return x.with_shape((x.shape[0], n))
+
+    def apply(self, ctx, x):
+        return x.reshape(x.shape[0], -1)
+
+    def flops(self, out, *xs, **kw):
+        return 0
+
+
+@register
+class Reshape(OpDef):
+    """Keras-style: the shape excludes the batch axis, unless it starts with that axis' own
+    symbol (`reshape([batch, 7, 7, 64])`). One entry may be -1."""
+
+    name = "reshape"
+    attrs = (Attr("shape", "shape"),)
+
+    def infer(self, x, shape):
+        shape = list(shape)
+        full = bool(shape) and x.rank > 0 and isinstance(shape[0], str) and shape[0] == x.shape[0]
+        target = shape if full else [x.shape[0], *shape] if x.rank > 0 else shape
+        known = x.size()
+        if target.count(-1) > 1:
+            raise OpError("reshape allows at most one -1")
+        if -1 in target:
+            rest = 1
+            for d in target:
+                if d != -1:
+                    rest = dim_op(rest, "*", d)
+            if known is not None and isinstance(rest, int):
+                if rest == 0 or known % rest:
+                    raise OpError(f"cannot reshape {shape_str(x.shape)} into {shape_str(target)}")
+                target[target.index(-1)] = known // rest
+            else:
+                target[target.index(-1)] = f"?"
+        tt = x.with_shape(tuple(target))
+        if known is not None and tt.size() is not None and tt.size() != known:
+            raise OpError(f"cannot reshape {shape_str(x.shape)} ({known} elements) into "
+                          f"{shape_str(target)} ({tt.size()} elements)")
+        return tt
+
+    def apply(self, ctx, x, shape):
+        return x.reshape(ctx.out_shape)
+
+    def flops(self, out, *xs, **kw):
+        return 0
+
+
+@register
+class Transpose(OpDef):
+    """Permutes axes; without `perm`, swaps the last two (a matrix transpose)."""
+
+    name = "transpose"
+    attrs = (Attr("perm", "ints", None),)
+
+    def _perm(self, rank, perm):
+        if perm is None:
+            if rank < 2:
+                raise OpError("transpose needs at least two axes")
+            return list(range(rank - 2)) + [rank - 1, rank - 2]
+        perm = [perm] if isinstance(perm, int) else list(perm)
+        if sorted(p % rank if -rank <= p < rank else -99 for p in perm) != list(range(rank)):
+            raise OpError(f"perm {perm} is not a permutation of {rank} axes")
+        return [p % rank for p in perm]
+
+    def infer(self, x, perm):
+        p = self._perm(x.rank, perm)
+        return x.with_shape(tuple(x.shape[i] for i in p))
+
+    def apply(self, ctx, x, perm):
+        return jnp.transpose(x, self._perm(x.ndim, perm))
+
+    def flops(self, out, *xs, **kw):
+        return 0
+
+
+class Reduce(OpDef):
+    attrs = (Attr("axis", "ints", None), Attr("keepdims", "bool", False))
+    kind = "function"
+    fn = None
+
+    def _axes(self, rank, axis):
+        if axis is None:
+            return tuple(range(rank))
+        axes = [axis] if isinstance(axis, int) else list(axis)
+        return tuple(sorted(norm_axis(a, rank) for a in axes))
+
+    def infer(self, x, axis, keepdims):
+        axes = self._axes(x.rank, axis)
+        shape = tuple((1 if i in axes else d) for i, d in enumerate(x.shape) if keepdims or i not in axes)
+        return x.with_shape(shape) if self.name not in ("mean",) or x.is_float else TensorType(shape)
+
+    def apply(self, ctx, x, axis, keepdims):
+        return type(self).fn(x, axis=self._axes(x.ndim, axis), keepdims=keepdims)
+
+
+@register
+class Sum(Reduce):
+    name, fn = "sum", staticmethod(jnp.sum)
+
+
+@register
+class Mean(Reduce):
+    name, fn = "mean", staticmethod(jnp.mean)
+
+
+@register
+class Max(Reduce):
+    name, fn = "max", staticmethod(jnp.max)
+
+
+@register
+class Min(Reduce):
+    name, fn = "min", staticmethod(jnp.min)
+
+
+@register
+class Argmax(OpDef):
+    name = "argmax"
+    attrs = (Attr("axis", "int", -1),)
+    kind = "function"
+
+    def infer(self, x, axis):
+        ax = norm_axis(axis, x.rank)
+        return TensorType(x.shape[:ax] + x.shape[ax + 1:], "int32")
+
+    def apply(self, ctx, x, axis):
+        return jnp.argmax(x, axis=axis).astype(jnp.int32)
+
+
+@register
+class Last(OpDef):
+    """The final time step of [batch, time, ...]: many-to-one."""
+
+    name = "last"
+
+    def infer(self, x):
+        if x.rank < 3:
+            raise OpError(f"last expects [batch, time, features], found {shape_str(x.shape)}")
+        return x.with_shape(x.shape[:1] + x.shape[2:])
+
+    def apply(self, ctx, x):
+        return x[:, -1]
+
+    def flops(self, out, *xs, **kw):
+        return 0
+
+
+def prod(xs):
+    return math.prod(xs)

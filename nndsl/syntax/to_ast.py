@@ -1,0 +1,189 @@
+"""Lark tree to AST. Structure only: names, shapes and meaning are the builder's job.
+
+A non-recursive transformer, so a 100,000-step chain or a 1,000-term sum cannot overflow the stack.
+"""
+from __future__ import annotations
+
+from lark import Token, Transformer_NonRecursive, v_args
+
+from ..errors import ParseError
+from ..source import Source, Span
+from . import ast
+
+
+def _num(text: str) -> int | float:
+    if any(c in text for c in ".eE"):
+        return float(text)
+    return int(text)
+
+
+@v_args(meta=True)
+class ToAst(Transformer_NonRecursive):
+    def __init__(self, source: Source):
+        super().__init__()
+        self.source = source
+
+    def _s(self, meta) -> Span | None:
+        return Span.from_meta(meta, self.source)
+
+    def _tok(self, tok: Token) -> Span:
+        return Span.from_token(tok, self.source)
+
+    # ---- module
+    def start(self, meta, items):
+        return ast.Module(tuple(items), self._s(meta))
+
+    def import_stmt(self, meta, ch):
+        (tok,) = ch
+        if tok.type == "STRING":
+            return ast.Import(_unquote(tok, self), True, self._s(meta))
+        return ast.Import(str(tok), False, self._s(meta))
+
+    def _definition(self, kind, meta, ch):
+        name, params, *body = ch
+        return ast.ModelDef(kind, str(name), tuple(params or ()), tuple(body), self._s(meta),
+                            self._tok(name))
+
+    def model_def(self, meta, ch):
+        return self._definition("model", meta, ch)
+
+    def cell_def(self, meta, ch):
+        return self._definition("cell", meta, ch)
+
+    def train_def(self, meta, ch):
+        name, *body = ch
+        return ast.TrainDef(str(name), tuple(body), self._s(meta), self._tok(name))
+
+    def param_list(self, meta, ch):
+        return tuple(c for c in ch if c is not None)
+
+    def arg_decl(self, meta, ch):
+        name, typ, default = ch
+        return ast.ArgDecl(str(name), str(typ) if typ is not None else None, default, self._s(meta))
+
+    # ---- statements
+    def input_stmt(self, meta, ch):
+        return ast.Input(str(ch[0]), ch[1], self._s(meta))
+
+    def state_stmt(self, meta, ch):
+        return ast.State(str(ch[0]), ch[1], ch[2], self._s(meta))
+
+    def param_stmt(self, meta, ch):
+        return ast.Param(str(ch[0]), ch[1], ch[2], self._s(meta))
+
+    def output_stmt(self, meta, ch):
+        return ast.Output(str(ch[0]), ch[1], self._s(meta))
+
+    def assign(self, meta, ch):
+        *names, value = ch
+        return ast.Assign(tuple(str(n) for n in names), value, self._s(meta))
+
+    def type_expr(self, meta, ch):
+        dtype, *dims = ch
+        dims = tuple(d for d in dims if d is not None)
+        return ast.TypeExpr(str(dtype) if dtype is not None else None, dims, self._s(meta))
+
+    def data_stmt(self, meta, ch):
+        return ast.Data(ch[0], self._s(meta))
+
+    def instance_stmt(self, meta, ch):
+        return ast.Instance(str(ch[0]), ch[1], self._s(meta))
+
+    def loss_stmt(self, meta, ch):
+        return ast.Loss(str(ch[0]), ch[1], self._s(meta))
+
+    def metric_stmt(self, meta, ch):
+        return ast.Metric(str(ch[0]), ch[1], self._s(meta))
+
+    def step_stmt(self, meta, ch):
+        *models, repeat, loss, opt = ch
+        reps = int(repeat) if repeat is not None else 1
+        return ast.Step(tuple(str(m) for m in models), reps, loss, opt, self._s(meta))
+
+    def setting(self, meta, ch):
+        return ast.Setting(str(ch[0]), ch[1], self._s(meta))
+
+    def sample_stmt(self, meta, ch):
+        return ast.Sample(ch[0], ch[1], self._s(meta))
+
+    def draw(self, meta, ch):
+        return ast.Draw(str(ch[0]), ch[1], self._s(meta))
+
+    # ---- expressions
+    def if_expr(self, meta, ch):
+        return ast.If(ch[0], ch[1], ch[2], self._s(meta))
+
+    def chain(self, meta, ch):
+        return ast.Chain(tuple(ch), self._s(meta))
+
+    def logic_or(self, meta, ch):
+        return ast.BoolOp("or", tuple(ch), self._s(meta))
+
+    def logic_and(self, meta, ch):
+        return ast.BoolOp("and", tuple(ch), self._s(meta))
+
+    def not_expr(self, meta, ch):
+        return ast.Unary("not", ch[0], self._s(meta))
+
+    def comparison(self, meta, ch):
+        return ast.Compare(ch[0], str(ch[1]), ch[2], self._s(meta))
+
+    def _binops(self, meta, ch):
+        return ast.BinOps(tuple(ch[0::2]), tuple(str(t) for t in ch[1::2]), self._s(meta))
+
+    arith = _binops
+    term = _binops
+
+    def neg(self, meta, ch):
+        return ast.Unary("-", ch[0], self._s(meta))
+
+    def pos(self, meta, ch):
+        return ast.Unary("+", ch[0], self._s(meta))
+
+    def power(self, meta, ch):
+        return ast.Power(ch[0], ch[1], self._s(meta))
+
+    def call(self, meta, ch):
+        func, args = ch
+        return ast.Call(func, tuple(args or ()), self._s(meta))
+
+    def args(self, meta, ch):
+        return tuple(c for c in ch if c is not None)
+
+    def kwarg(self, meta, ch):
+        return ast.Kwarg(str(ch[0]), ch[1], self._s(meta))
+
+    def attr(self, meta, ch):
+        return ast.Attr(ch[0], str(ch[1]), self._s(meta))
+
+    def index(self, meta, ch):
+        return ast.Index(ch[0], ch[1], self._s(meta))
+
+    def name(self, meta, ch):
+        return ast.Name(str(ch[0]), self._tok(ch[0]))
+
+    def number(self, meta, ch):
+        return ast.Number(_num(str(ch[0])), str(ch[0]), self._tok(ch[0]))
+
+    def string(self, meta, ch):
+        return ast.String(_unquote(ch[0], self), self._tok(ch[0]))
+
+    def true(self, meta, ch):
+        return ast.Bool(True, self._s(meta))
+
+    def false(self, meta, ch):
+        return ast.Bool(False, self._s(meta))
+
+    def paren(self, meta, ch):
+        return ast.Paren(ch[0], self._s(meta))
+
+    def list_expr(self, meta, ch):
+        return ast.ListExpr(tuple(c for c in ch if c is not None), self._s(meta))
+
+
+def _unquote(tok: Token, t: ToAst) -> str:
+    body = str(tok)[1:-1]
+    try:
+        return body.encode("utf-8").decode("unicode_escape") if "\\" in body else body
+    except UnicodeDecodeError:
+        raise ParseError("bad escape in string", t._tok(tok)) from None

@@ -1,0 +1,150 @@
+"""What an expression evaluates to during elaboration: a tensor in the graph, a static value,
+a layer (something `->` can apply), or a record of named values (`data.x`, several outputs)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .ir.types import TensorType, dim_op
+from .source import Span
+
+
+class NeedsConcrete(Exception):
+    """A static decision depends on a symbolic dimension; decided once shapes are bound."""
+
+    def __init__(self, what: str, span: Span | None = None):
+        super().__init__(what)
+        self.span = span
+
+
+@dataclass(frozen=True)
+class Sym:
+    """A symbolic dimension (`batch`) or an expression of them; a static value of unknown size."""
+
+    expr: str
+
+    def _op(self, op, other, flip=False):
+        a, b = (other, self) if flip else (self, other)
+        a = a.expr if isinstance(a, Sym) else a
+        b = b.expr if isinstance(b, Sym) else b
+        r = dim_op(a, op, b)
+        return Sym(r) if isinstance(r, str) else r
+
+    def __add__(self, o): return self._op("+", o)
+    def __radd__(self, o): return self._op("+", o, True)
+    def __sub__(self, o): return self._op("-", o)
+    def __rsub__(self, o): return self._op("-", o, True)
+    def __mul__(self, o): return self._op("*", o)
+    def __rmul__(self, o): return self._op("*", o, True)
+    def __floordiv__(self, o): return self._op("//", o)
+    def __truediv__(self, o): return self._op("//", o)
+    def __rtruediv__(self, o): return self._op("//", o, True)
+
+    def __str__(self):
+        return self.expr
+
+
+@dataclass
+class TensorVal:
+    node: str
+    type: TensorType
+    span: Span | None = None
+
+
+@dataclass
+class TupleVal:
+    items: list
+
+
+@dataclass
+class Record:
+    fields: dict
+    what: str = "record"
+
+
+@dataclass
+class OpRef:
+    """A registered op named without arguments (`relu`): a layer with defaults when applied."""
+
+    name: str
+    span: Span | None = None
+
+
+@dataclass
+class DefRef:
+    name: str
+    defn: Any
+    span: Span | None = None
+
+
+@dataclass
+class Layer:
+    span: Span | None = field(default=None, kw_only=True)
+
+
+@dataclass
+class OpLayer(Layer):
+    op: str
+    attrs: dict
+    bound: list = field(default_factory=list)  # trailing tensor inputs given at the call
+    kind_name: str | None = None
+
+
+@dataclass
+class ModelLayer(Layer):
+    defn: Any  # ast.ModelDef
+    args: dict
+
+
+@dataclass
+class ChainLayer(Layer):
+    layers: list
+
+
+@dataclass
+class StackLayer(Layer):
+    layer: Layer
+    n: int
+
+
+@dataclass
+class BoundLayer(Layer):
+    name: str
+    layer: Layer
+    scope: tuple = ()
+
+
+@dataclass
+class UnrollLayer(Layer):
+    layer: Layer
+    steps: int
+
+
+@dataclass
+class BidirectionalLayer(Layer):
+    layer: Layer
+    merge: str = "concat"
+
+
+def describe(v) -> str:
+    if isinstance(v, TensorVal):
+        return f"a tensor {v.type}"
+    if isinstance(v, (Layer, OpRef)):
+        return "a layer"
+    if isinstance(v, DefRef):
+        return f"the {getattr(v.defn, 'kind', 'train')} `{v.name}`"
+    if isinstance(v, Record):
+        return f"a {v.what} with fields {', '.join(v.fields)}"
+    if isinstance(v, TupleVal):
+        return f"a tuple of {len(v.items)} values"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return f"the number {v}"
+    if isinstance(v, str):
+        return f'the string "{v}"'
+    if isinstance(v, Sym):
+        return f"the dimension `{v}`"
+    if isinstance(v, list):
+        return "a list"
+    return type(v).__name__
