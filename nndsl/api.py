@@ -101,3 +101,41 @@ def load(path: str | Path, import_root: str | Path | None = None) -> Program:
 
 def loads(text: str, name: str = "<string>", base: str | Path | None = None) -> Program:
     return Program(load_text(text, name, base))
+
+
+def check_program(program: Program) -> list:
+    """Elaborates every model (with its defaults), cell and train block; returns every error found.
+
+    A model whose arguments have no defaults, or whose structure depends on a dimension only a
+    caller knows, is checked where it is used instead.
+    """
+    from .build.train import build_train
+    from .syntax import ast
+    from .values import NeedsConcrete
+
+    errors: list = []
+    for name, d in program.defs.definitions.items():
+        try:
+            if isinstance(d, ast.TrainDef):
+                build_train(program.defs, name, None, _entry_dir(program))
+            elif all(p.default is not None for p in d.params):
+                _build.build_model(program.defs, name, {})
+        except NeedsConcrete:
+            continue
+        except ErrorGroup as e:
+            errors.extend(e.errors)
+        except NndslError as e:
+            errors.append(e)
+    seen, unique = set(), []
+    for e in errors:  # a model used in several places reports its mistake once
+        key = tuple((d.message, d.span.line if d.span else 0, d.span.col if d.span else 0,
+                     d.span.source.name if d.span else "") for d in e.diagnostics)
+        if key not in seen:
+            seen.add(key)
+            unique.append(e)
+    return unique
+
+
+def _entry_dir(program: Program):
+    entry = program.defs.entry
+    return Path(entry).resolve().parent if entry and entry != "<string>" else None

@@ -53,6 +53,8 @@ def provides(stmt) -> list[str]:
         return [stmt.name]
     if isinstance(stmt, (ast.Instance, ast.Loss, ast.Metric, ast.Draw)):
         return [stmt.name]
+    if isinstance(stmt, ast.Data):
+        return ["data", "batch"]
     return []
 
 

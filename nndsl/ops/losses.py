@@ -119,12 +119,15 @@ class Hinge(Loss):
 
 @register
 class Perceptron(Loss):
-    """Rosenblatt's perceptron criterion: mean(max(0, -t * y)), t in {-1, +1}."""
+    """Rosenblatt's perceptron criterion on scores s with 0/1 targets t:
+    mean((step(s) - t) * s), step held constant. Its gradient is exactly the perceptron
+    learning rule, w += lr * (t - step(s)) * x, and it is zero once every example is right."""
 
     name = "perceptron"
 
-    def fn(self, y, t):
-        return jnp.mean(jax.nn.relu(-_signed(t) * y))
+    def fn(self, s, t):
+        y = jax.lax.stop_gradient((s > 0).astype(s.dtype))
+        return jnp.mean((y - t) * s)
 
 
 @register

@@ -1,0 +1,205 @@
+"""Train blocks to a graph plus the plan that drives it: data, instances, losses, steps, settings.
+
+The whole block is shape-checked here, before any data is read: logits against labels, each
+model's output against the next model's input, every loss a scalar.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import NameResolutionError, ShapeError, TypeCheckError, closest
+from ..ir.graph import Graph
+from ..ir.types import TensorType
+from ..ops.registry import OpError
+from ..syntax import ast
+from ..values import BoundLayer, DefRef, Record, Sym, TensorVal, describe
+from . import apply as A
+from . import order as ordering
+from .builder import Builder, Env, bind_args
+
+
+@dataclass
+class StepSpec:
+    models: tuple
+    repeat: int
+    loss: str
+    loss_node: str
+    optimizer: object
+    span: object = None
+
+
+@dataclass
+class TrainSpec:
+    name: str
+    graph: Graph
+    data: object | None
+    data_inputs: dict = field(default_factory=dict)  # field -> input node id
+    instances: dict = field(default_factory=dict)  # name -> span
+    losses: dict = field(default_factory=dict)  # name -> node id
+    metrics: dict = field(default_factory=dict)
+    steps: list = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+    samples: list = field(default_factory=list)
+    span: object = None
+
+
+SETTING_TYPES = {"epochs": int, "iterations": int, "seed": int, "clip_norm": float, "eval_every": int}
+
+
+def find_train(program, name: str | None):
+    trains = program.trains()
+    if name is None:
+        if len(trains) == 1:
+            return program.definitions[trains[0]]
+        raise NameResolutionError(
+            "this file has no train block" if not trains else
+            f"this file has {len(trains)} train blocks; name one: {', '.join(trains)}", None, code="E212")
+    d = program.definitions.get(name)
+    if not isinstance(d, ast.TrainDef):
+        guess = closest(name, trains)
+        raise NameResolutionError(f"no train block named `{name}`", None, code="E212",
+                                  help=f"did you mean `{guess}`?" if guess else f"train blocks: {', '.join(trains) or 'none'}")
+    return d
+
+
+def build_train(program, name: str | None, batch: int | None = None, base: Path | None = None) -> TrainSpec:
+    from ..train.optim import eval_optimizer
+    defn = find_train(program, name)
+    b = Builder(program)
+    spec = TrainSpec(defn.name, b.g, None, span=defn.name_span)
+    env = Env({})
+    data_stmts = [s for s in defn.body if isinstance(s, ast.Data)]
+    if len(data_stmts) > 1:
+        raise TypeCheckError("a train block has one `data` statement", data_stmts[1].span, code="E341")
+    for stmt in ordering.order(list(defn.body)):
+        if isinstance(stmt, ast.Data):
+            spec.data = _data(b, stmt, env, spec, batch, base)
+        elif isinstance(stmt, ast.Instance):
+            layer = b.eval(stmt.value, env)
+            if not b.is_layer(layer):
+                raise TypeCheckError(f"`model {stmt.name} = ...` needs a model, found {describe(layer)}",
+                                     stmt.value.span, code="E342")
+            A._define(env, stmt.name, BoundLayer(stmt.name, b.as_layer(layer, stmt.value.span), ()), stmt.span)
+            spec.instances[stmt.name] = stmt.span
+        elif isinstance(stmt, (ast.Loss, ast.Metric)):
+            v = b.eval(stmt.value, env)
+            what = "loss" if isinstance(stmt, ast.Loss) else "metric"
+            if not isinstance(v, TensorVal):
+                raise TypeCheckError(f"{what} `{stmt.name}` must be a tensor, found {describe(v)}",
+                                     stmt.value.span, code="E343")
+            if v.type.rank != 0:
+                raise ShapeError(f"{what} `{stmt.name}` must be a scalar, found {v.type}", stmt.value.span,
+                                 code="E307", help="reduce it with mean(...) or sum(...)")
+            A._define(env, stmt.name, v, stmt.span)
+            (spec.losses if what == "loss" else spec.metrics)[stmt.name] = v.node
+        elif isinstance(stmt, ast.Draw):
+            v = b.eval(stmt.dist, env)
+            node = b.g.node(v.node) if isinstance(v, TensorVal) else None
+            if node is None or node.op not in ("normal", "uniform", "bernoulli", "categorical"):
+                raise TypeCheckError(f"`{stmt.name} ~ ...` draws from a distribution (normal, uniform, "
+                                     f"bernoulli, categorical), found {describe(v)}", stmt.dist.span, code="E344")
+            node.path = ("~" + stmt.name,)
+            A._define(env, stmt.name, v, stmt.span)
+        elif isinstance(stmt, ast.Assign):
+            v = b.eval(stmt.value, env)
+            if len(stmt.targets) == 1:
+                A._define(env, stmt.targets[0], A.bind_value(b, stmt.targets[0], v), stmt.span)
+            else:
+                items = getattr(v, "items", None)
+                if items is None or len(items) != len(stmt.targets):
+                    raise TypeCheckError(f"cannot unpack {describe(v)} into {len(stmt.targets)} names",
+                                         stmt.span, code="E330")
+                for t, x in zip(stmt.targets, items):
+                    A._define(env, t, x, stmt.span)
+        elif isinstance(stmt, ast.Step):
+            spec.steps.append(_step(b, stmt, env, spec, eval_optimizer))
+        elif isinstance(stmt, ast.Setting):
+            spec.settings[stmt.key] = _setting(b, stmt, env)
+        elif isinstance(stmt, ast.Sample):
+            v = b.eval(stmt.value, env)
+            every = b.eval(stmt.every, env)
+            if not isinstance(v, TensorVal):
+                raise TypeCheckError(f"`sample` needs a tensor, found {describe(v)}", stmt.value.span)
+            if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+                raise TypeCheckError("`every` needs a positive integer", stmt.every.span)
+            spec.samples.append((v.node, every, stmt.span))
+        else:
+            raise TypeCheckError(f"`{type(stmt).__name__.lower()}` does not belong in a train block",
+                                 stmt.span, code="E332")
+    if not spec.steps:
+        raise TypeCheckError(f"train block `{defn.name}` has no `step`", defn.name_span, code="E345",
+                             help="add `step MODEL minimize LOSS with adam(lr=1e-3)`")
+    if "epochs" in spec.settings and "iterations" in spec.settings:
+        raise TypeCheckError("give `epochs` or `iterations`, not both", defn.name_span, code="E346")
+    return spec
+
+
+def _data(b, stmt, env, spec, batch, base):
+    from ..data.sources import SOURCES, make_source
+    e = stmt.value
+    fname = e.id if isinstance(e, ast.Name) else e.func.id if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) else None
+    if fname not in SOURCES:
+        guess = closest(fname or "", SOURCES)
+        raise NameResolutionError(f"unknown data source{f' `{fname}`' if fname else ''}", e.span, code="E213",
+                                  help=f"did you mean `{guess}`?" if guess else f"sources: {', '.join(SOURCES)}")
+    pos, kw, spans = [], {}, {}
+    for a in (e.args if isinstance(e, ast.Call) else ()):
+        if isinstance(a, ast.Kwarg):
+            kw[a.name], spans[a.name] = b.eval(a.value, env), a.span
+        else:
+            pos.append((b.eval(a, env), a.span))
+    attrs = bind_args(fname, SOURCES[fname][0], pos, kw, e.span, spans)
+    try:
+        src = make_source(fname, attrs, base)
+    except OpError as err:
+        raise TypeCheckError(str(err), e.span, code="E347") from None
+    size = batch if batch is not None else Sym("batch")
+    dim = size.expr if isinstance(size, Sym) else size
+    fields = {}
+    for f, t in src.fields.items():
+        tt = TensorType((dim,) + tuple(t.shape), t.dtype)
+        node = b.g.add("input", [], {"name": f"data.{f}"}, tt, stmt.span, label=f"data.{f}")
+        b.g.inputs.append(node.id)
+        spec.data_inputs[f] = node.id
+        fields[f] = TensorVal(node.id, tt, stmt.span)
+    A._define(env, "data", Record(fields, "data source"), stmt.span)
+    env.values.setdefault("batch", size)
+    return src
+
+
+def _step(b, stmt, env, spec, eval_optimizer) -> StepSpec:
+    for m in stmt.models:
+        if m not in spec.instances:
+            guess = closest(m, spec.instances)
+            raise NameResolutionError(f"`step` over unknown model `{m}`", stmt.span, code="E214",
+                                      help=f"did you mean `{guess}`?" if guess else
+                                      "declare it with `model NAME = Model(...)`")
+    loss = b.eval(stmt.loss, env)
+    if not isinstance(loss, TensorVal):
+        raise TypeCheckError(f"`minimize` needs a loss, found {describe(loss)}", stmt.loss.span, code="E343")
+    if loss.type.rank != 0:
+        raise ShapeError(f"`minimize` needs a scalar loss, found {loss.type}", stmt.loss.span, code="E307")
+    loss_name = stmt.loss.id if isinstance(stmt.loss, ast.Name) else f"loss_{len(spec.steps)}"
+    anc = b.g.ancestors([loss.node])
+    touched = {b.g.node(n).path[0] for n in anc if b.g.node(n).path}
+    if not set(stmt.models) & touched:
+        raise TypeCheckError(f"loss `{loss_name}` does not depend on the parameters of "
+                             f"{', '.join(stmt.models)}", stmt.loss.span, code="E348",
+                             help="minimizing it would not change the model")
+    if stmt.repeat < 1:
+        raise TypeCheckError("a step repeats at least once", stmt.span)
+    opt = eval_optimizer(b, stmt.optimizer, env)
+    return StepSpec(stmt.models, stmt.repeat, loss_name, loss.node, opt, stmt.span)
+
+
+def _setting(b, stmt, env):
+    v = b.eval(stmt.value, env)
+    want = SETTING_TYPES[stmt.key]
+    if want is int and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+        raise TypeCheckError(f"`{stmt.key}` needs a positive integer, found {describe(v)}", stmt.value.span,
+                             code="E349")
+    if want is float and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
+        raise TypeCheckError(f"`{stmt.key}` needs a positive number, found {describe(v)}", stmt.value.span,
+                             code="E349")
+    return v

@@ -1,0 +1,279 @@
+"""The `nndsl` command. Thin over the Python API: every subcommand is a few calls into it.
+
+Exit codes: 0 ok, 1 errors in the user's program or run, 2 usage errors.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import ErrorGroup, NndslError
+
+EPILOG = """examples:
+  nndsl check model.nn                      report every error in a file
+  nndsl summary examples/lenet5.nn LeNet5   layers, shapes, parameters, FLOPs
+  nndsl train examples/lenet5.nn --out runs/lenet
+  nndsl run examples/lenet5.nn LeNet5 --weights runs/lenet/net.safetensors --input x.npy --output y.npy
+  nndsl compile model.nn --emit graph       the dataflow graph as text
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nndsl", description="A declarative language for neural networks, "
+                                "checked like a compiler and compiled to JAX.", epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"nndsl {__import__('nndsl').__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    c = sub.add_parser("check", help="parse and check a file; report every error")
+    c.add_argument("file")
+    c.add_argument("--format", choices=["text", "json"], default="text", help="diagnostics as text or JSON")
+
+    c = sub.add_parser("compile", help="print a compilation stage: ast, graph, jaxpr or hlo")
+    c.add_argument("file")
+    c.add_argument("model", nargs="?", help="model to compile (default: the last model in the file)")
+    c.add_argument("--emit", choices=["ast", "graph", "jaxpr", "hlo"], default="graph")
+    c.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE", help="a static argument")
+    c.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
+                   help="size of a symbolic dimension for jaxpr/hlo (default 1 for batch, 8 otherwise)")
+    c.add_argument("--debug-spans", action="store_true", help="show source positions in the graph")
+
+    c = sub.add_parser("summary", help="layers, output shapes, parameters, FLOPs and memory")
+    c.add_argument("file")
+    c.add_argument("model", nargs="?")
+    c.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
+    c.add_argument("--batch", type=int, default=1, help="batch size for FLOPs and activation memory")
+
+    c = sub.add_parser("train", help="run a train block; save weights (safetensors) and history (JSON)")
+    c.add_argument("file")
+    c.add_argument("train", nargs="?", help="train block (default: the only one)")
+    c.add_argument("--epochs", type=int)
+    c.add_argument("--iterations", type=int)
+    c.add_argument("--seed", type=int)
+    c.add_argument("--clip-norm", type=float)
+    c.add_argument("--out", default=None, help="output folder (default: runs/<train block>)")
+    c.add_argument("--on-nan", choices=["stop", "skip"], default="stop")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    c = sub.add_parser("run", help="apply a model to an input array (.npy) with saved weights")
+    c.add_argument("file")
+    c.add_argument("model")
+    c.add_argument("--weights", required=True, help=".safetensors or .npz written by `nndsl train`")
+    c.add_argument("--input", required=True, action="append", help=".npy input (repeat for several)")
+    c.add_argument("--output", required=True, help=".npy (one output) or .npz (several)")
+    c.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
+    return p
+
+
+def _static(text: str):
+    from .syntax.parser import parse
+    from .syntax import ast
+    try:
+        m = parse(f"model _A {{ output a = {text} }}")
+        e = m.items[0].body[0].value
+    except NndslError:
+        return text
+    if isinstance(e, (ast.Number, ast.String, ast.Bool)):
+        return e.value
+    if isinstance(e, ast.Unary) and e.op == "-" and isinstance(e.operand, ast.Number):
+        return -e.operand.value
+    return text
+
+
+def _kv(items, cast=_static) -> dict:
+    out = {}
+    for it in items:
+        if "=" not in it:
+            raise SystemExit(_usage(f"expected NAME=VALUE, got {it!r}"))
+        k, v = it.split("=", 1)
+        out[k.strip()] = cast(v.strip())
+    return out
+
+
+def _usage(msg: str) -> int:
+    print(f"nndsl: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _load(path: str):
+    from .api import load
+    return load(path)
+
+
+def _pick_model(prog, name):
+    if name:
+        return name
+    models = [m for m in prog.models if prog.defs.definitions[m].kind == "model"]
+    entry_models = [m for m in models if prog.defs.definitions[m].span.source.name == prog.defs.entry]
+    pool = entry_models or models
+    if not pool:
+        raise NndslError("this file defines no model", code="E215")
+    return pool[-1]
+
+
+def cmd_check(a) -> int:
+    from .api import check_program
+    try:
+        prog = _load(a.file)
+        errors = check_program(prog)
+    except ErrorGroup as e:
+        errors = e.errors
+    except NndslError as e:
+        errors = [e]
+    diags = [d for e in errors for d in e.diagnostics]
+    diags.sort(key=lambda d: (d.span.source.name if d.span else "", d.span.line if d.span else 0,
+                              d.span.col if d.span else 0))
+    if a.format == "json":
+        print(json.dumps({"file": a.file, "diagnostics": [d.to_json() for d in diags]}, indent=2))
+    else:
+        for d in diags:
+            print(d.render(), file=sys.stderr)
+        if diags:
+            print(f"error: {len(diags)} error{'s' if len(diags) != 1 else ''}", file=sys.stderr)
+        else:
+            print(f"{a.file}: ok ({len(prog.models)} models and cells, {len(prog.trains)} train blocks)")
+    return 1 if diags else 0
+
+
+def _concrete_types(model, dims: dict):
+    from .ir.types import TensorType
+    g = model.graph()
+    out = []
+    for i in g.inputs:
+        t = g.node(i).type
+        shape = tuple(d if isinstance(d, int) else int(dims.get(d, 1 if d == "batch" else 8)) for d in t.shape)
+        out.append(TensorType(shape, t.dtype))
+    return out
+
+
+def cmd_compile(a) -> int:
+    prog = _load(a.file)
+    if a.emit == "ast":
+        from .syntax.parser import parse
+        print(_ast_text(parse(Path(a.file).read_text(), a.file)))
+        return 0
+    model = prog.model(_pick_model(prog, a.model), **_kv(a.arg))
+    if a.emit == "graph":
+        from .ir.printer import print_graph
+        print(print_graph(model.graph(), spans=a.debug_spans))
+        return 0
+    import jax
+    import jax.numpy as jnp
+    types = _concrete_types(model, _kv(a.dim, int))
+    xs = [jax.ShapeDtypeStruct(t.shape, jnp.dtype(t.dtype)) for t in types]
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), *xs))
+    fn = lambda v, *x: model.apply(v, *x)
+    if a.emit == "jaxpr":
+        print(jax.make_jaxpr(fn)(variables, *xs))
+    else:
+        print(jax.jit(fn).lower(variables, *xs).as_text())
+    return 0
+
+
+def _ast_text(node, indent=0) -> str:
+    from dataclasses import fields, is_dataclass
+    pad = "  " * indent
+    if is_dataclass(node):
+        parts = [f"{pad}{type(node).__name__}"]
+        for f in fields(node):
+            if f.name in ("span", "name_span", "text"):
+                continue
+            v = getattr(node, f.name)
+            if is_dataclass(v) or (isinstance(v, tuple) and v and is_dataclass(v[0])):
+                parts.append(f"{pad}  {f.name}:")
+                for x in (v if isinstance(v, tuple) else (v,)):
+                    parts.append(_ast_text(x, indent + 2))
+            else:
+                parts.append(f"{pad}  {f.name}: {v!r}")
+        return "\n".join(parts)
+    return f"{pad}{node!r}"
+
+
+def cmd_summary(a) -> int:
+    from .summary import summarize
+    prog = _load(a.file)
+    model = prog.model(_pick_model(prog, a.model), **_kv(a.arg))
+    summarize(model, a.batch)
+    return 0
+
+
+def cmd_train(a) -> int:
+    from .io import save_json, save_variables
+    prog = _load(a.file)
+    trainer = prog.trainer(a.train, epochs=a.epochs, iterations=a.iterations, seed=a.seed,
+                           clip_norm=a.clip_norm)
+    out = Path(a.out or Path("runs") / trainer.name)
+    result = trainer.fit(progress=not a.no_progress, on_nan=a.on_nan)
+    for name, v in result.variables.items():
+        save_variables(out / f"{name}.safetensors", v)
+    save_json(out / "history.json", result.history)
+    last = {k: round(v[-1], 4) for k, v in result.history.items() if v}
+    status = "interrupted; saved what was trained" if result.interrupted else "done"
+    print(f"{trainer.name}: {status} in {result.seconds:.1f}s  " + "  ".join(f"{k}={v}" for k, v in last.items()))
+    print(f"saved {', '.join(f'{n}.safetensors' for n in result.variables)} and history.json to {out}")
+    return 130 if result.interrupted else 0
+
+
+def cmd_run(a) -> int:
+    import numpy as np
+    from .io import load_variables
+    prog = _load(a.file)
+    model = prog.model(a.model, **_kv(a.arg))
+    variables = load_variables(a.weights)
+    xs = []
+    for path in a.input:
+        try:
+            xs.append(np.load(path, allow_pickle=False))
+        except (OSError, ValueError) as e:
+            raise NndslError(f"cannot read input {path}: {e}", code="E603") from None
+    g = model._graph_for(xs)
+    _check_weights(g, variables)
+    y = model.apply(variables, *xs)
+    if isinstance(y, dict):
+        np.savez(a.output, **{k: np.asarray(v) for k, v in y.items()})
+    else:
+        np.save(a.output, np.asarray(y))
+    print(f"wrote {a.output} {tuple(np.shape(y)) if not isinstance(y, dict) else list(y)}")
+    return 0
+
+
+def _check_weights(g, variables):
+    from .lower.interpret import get_path
+    for kind, specs in (("params", g.params), ("state", g.state)):
+        for path, spec in specs.items():
+            try:
+                arr = get_path(variables[kind], path)
+            except (KeyError, TypeError):
+                raise NndslError(f"the weights have no {kind} `{'/'.join(path)}` (were they trained for "
+                                 "this model?)", code="E604") from None
+            if tuple(arr.shape) != tuple(spec.shape):
+                raise NndslError(f"weights `{'/'.join(path)}` have shape {list(arr.shape)}, the model "
+                                 f"needs {list(spec.shape)}", code="E605")
+
+
+COMMANDS = {"check": cmd_check, "compile": cmd_compile, "summary": cmd_summary, "train": cmd_train,
+            "run": cmd_run}
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except NndslError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (TypeError, ValueError) as e:
+        if args.command == "run":
+            print(f"nndsl: error: {e}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""Data sources for `data ...` in train blocks: digits, ring_gaussians, logic gates, npz, csv.
+
+A source states its per-example shapes up front (so a train block is checked before any data is
+read) and loads arrays only when training starts.
+"""
+from __future__ import annotations
+
+import gzip
+import math
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..ir.types import TensorType
+from ..ops.registry import Attr, OpError
+
+DATA_DIR = Path(__file__).resolve().parent
+
+
+@dataclass
+class DataSource:
+    name: str
+    batch: int
+    split: float
+    fields: dict  # name -> TensorType of one example (no batch axis)
+    loader: Callable[[], dict] = field(repr=False)
+    infinite: bool = False  # sampled afresh each epoch (ring_gaussians)
+
+    def arrays(self, seed: int = 0) -> tuple[dict, dict]:
+        """(train, held-out) arrays, split with a seeded shuffle."""
+        data = self.loader()
+        n = len(next(iter(data.values())))
+        perm = np.random.default_rng(seed).permutation(n)
+        k = n if self.split >= 1 else int(round(n * self.split))
+        train = {f: a[perm[:k]] for f, a in data.items()}
+        test = {f: a[perm[k:]] for f, a in data.items()} if k < n else {f: a[:0] for f, a in data.items()}
+        if self.split >= 1:
+            test = train
+        return train, test
+
+
+def load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 1,797 8x8 digits shipped with nndsl: pixels 0..16 and labels 0..9."""
+    with gzip.open(DATA_DIR / "digits.csv.gz", "rt") as f:
+        raw = np.loadtxt(f, delimiter=",", dtype=np.float32)
+    return raw[:, :64].reshape(-1, 8, 8), raw[:, 64].astype(np.int32)
+
+
+def resize(images: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resize of [n, h, w] images (jax.image, so no image library is needed)."""
+    import jax.image
+    import jax.numpy as jnp
+    n = images.shape[0]
+    out = jax.image.resize(jnp.asarray(images), (n, size, size), "linear")
+    return np.asarray(out)
+
+
+def _digits(batch, split, size, flat):
+    if size < 1 or size > 256:
+        raise OpError(f"digits size must be between 1 and 256, got {size}")
+
+    def load():
+        x, y = load_digits()
+        x = x / 16.0
+        if size != 8:
+            x = resize(x, size)
+        x = x[..., None].astype(np.float32)
+        if flat:
+            x = x.reshape(len(x), -1)
+        return {"x": x, "y": y}
+    shape = (size * size,) if flat else (size, size, 1)
+    return DataSource("digits", batch, split, {"x": TensorType(shape), "y": TensorType((), "int32")}, load)
+
+
+def _ring(modes, batch, radius, std, n, seed):
+    def load():
+        rng = np.random.default_rng(seed)
+        k = rng.integers(0, modes, n)
+        ang = 2 * math.pi * k / modes
+        x = np.stack([radius * np.cos(ang), radius * np.sin(ang)], 1) + std * rng.standard_normal((n, 2))
+        return {"x": x.astype(np.float32), "y": k.astype(np.int32)}
+    return DataSource("ring_gaussians", batch, 1.0,
+                      {"x": TensorType((2,)), "y": TensorType((), "int32")}, load, infinite=True)
+
+
+def _logic(gate, batch, signed):
+    gates = {"and": lambda a, b: a & b, "or": lambda a, b: a | b, "xor": lambda a, b: a ^ b,
+             "nand": lambda a, b: 1 - (a & b), "nor": lambda a, b: 1 - (a | b)}
+    if gate not in gates:
+        raise OpError(f"logic gate must be one of {', '.join(gates)}, got \"{gate}\"")
+
+    def load():
+        a = np.array([0, 0, 1, 1])
+        b = np.array([0, 1, 0, 1])
+        y = gates[gate](a, b).astype(np.float32)
+        if signed:
+            y = 2 * y - 1
+        return {"x": np.stack([a, b], 1).astype(np.float32), "y": y}
+    return DataSource("logic", batch, 1.0, {"x": TensorType((2,)), "y": TensorType(())}, load)
+
+
+def _npz_header(path: Path) -> dict:
+    """Shapes and dtypes of every array in an .npz, read from headers only, never with pickle."""
+    out = {}
+    with zipfile.ZipFile(path) as z:
+        for name in z.namelist():
+            if not name.endswith(".npy"):
+                continue
+            with z.open(name) as f:
+                version = np.lib.format.read_magic(f)
+                shape, _, dtype = np.lib.format._read_array_header(f, version)
+            if dtype.hasobject:
+                raise OpError(f"{path.name}: array `{name[:-4]}` holds Python objects; only numeric arrays load")
+            out[name[:-4]] = (shape, dtype)
+    return out
+
+
+def _npz(path, batch, split, base):
+    p = _resolve(path, base)
+    try:
+        header = _npz_header(p)
+    except (OSError, zipfile.BadZipFile, ValueError) as e:
+        raise OpError(f"cannot read {path}: {e}") from None
+    if not header:
+        raise OpError(f"{path} holds no arrays")
+    n = {s[0] for s, _ in header.values() if s}
+    if len(n) != 1:
+        raise OpError(f"{path}: arrays have different numbers of examples: {sorted(n)}")
+    fields = {k: TensorType(tuple(s[1:]), _dt(d)) for k, (s, d) in header.items()}
+
+    def load():
+        with np.load(p, allow_pickle=False) as f:
+            return {k: f[k].astype(_dt(f[k].dtype)) for k in f.files}
+    return DataSource("npz", batch, split, fields, load)
+
+
+def _csv(path, batch, split, label, base):
+    p = _resolve(path, base)
+    try:
+        first = np.loadtxt(p, delimiter=",", dtype=np.float32, max_rows=1, ndmin=2)
+    except (OSError, ValueError) as e:
+        raise OpError(f"cannot read {path}: {e}") from None
+    cols = first.shape[1]
+    lab = label % cols
+
+    def load():
+        raw = np.loadtxt(p, delimiter=",", dtype=np.float32, ndmin=2)
+        x = np.delete(raw, lab, axis=1)
+        return {"x": x, "y": raw[:, lab].astype(np.int32)}
+    return DataSource("csv", batch, split, {"x": TensorType((cols - 1,)), "y": TensorType((), "int32")}, load)
+
+
+def _dt(d) -> str:
+    d = np.dtype(d)
+    if d.kind == "f":
+        return "float32"
+    if d.kind in "iub":
+        return "int32"
+    raise OpError(f"unsupported array type {d}")
+
+
+def _resolve(path: str, base: Path | None) -> Path:
+    p = Path(path)
+    if not p.is_absolute() and base is not None:
+        p = base / p
+    if not p.is_file():
+        raise OpError(f"no such data file: {path}")
+    return p
+
+
+SOURCES = {
+    "digits": ((Attr("batch", "int", 64), Attr("split", "float", 0.8), Attr("size", "int", 8),
+                Attr("flat", "bool", False)), _digits),
+    "ring_gaussians": ((Attr("modes", "int", 8), Attr("batch", "int", 256), Attr("radius", "float", 2.0),
+                        Attr("std", "float", 0.02), Attr("n", "int", 50_000), Attr("seed", "int", 0)), _ring),
+    "logic": ((Attr("gate", "str", "and"), Attr("batch", "int", 4), Attr("signed", "bool", False)), _logic),
+    "npz": ((Attr("path", "str"), Attr("batch", "int", 64), Attr("split", "float", 0.8)), _npz),
+    "csv": ((Attr("path", "str"), Attr("batch", "int", 64), Attr("split", "float", 0.8),
+             Attr("label", "int", -1)), _csv),
+}
+FILE_SOURCES = {"npz", "csv"}
+
+
+def make_source(name: str, attrs: dict, base: Path | None) -> DataSource:
+    _, factory = SOURCES[name]
+    if attrs.get("batch", 1) < 1:
+        raise OpError(f"batch must be at least 1, got {attrs['batch']}")
+    if "split" in attrs and not 0 < attrs["split"] <= 1:
+        raise OpError(f"split must be in (0, 1], got {attrs['split']}")
+    if name in FILE_SOURCES:
+        return factory(**attrs, base=base)
+    return factory(**attrs)

@@ -1,0 +1,118 @@
+"""Optimizers and learning-rate schedules as a `.nn` file names them, built with optax."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import optax
+
+from ..errors import NameResolutionError, TypeCheckError, closest
+from ..ops.registry import Attr
+from ..syntax import ast
+
+OPTIMIZERS = {
+    "sgd": (Attr("lr", "any", 0.01), Attr("momentum", "float", 0.0), Attr("nesterov", "bool", False)),
+    "momentum": (Attr("lr", "any", 0.01), Attr("beta", "float", 0.9), Attr("nesterov", "bool", False)),
+    "adam": (Attr("lr", "any", 1e-3), Attr("b1", "float", 0.9), Attr("b2", "float", 0.999),
+             Attr("eps", "float", 1e-8)),
+    "adamw": (Attr("lr", "any", 1e-3), Attr("b1", "float", 0.9), Attr("b2", "float", 0.999),
+              Attr("eps", "float", 1e-8), Attr("weight_decay", "float", 1e-4)),
+    "rmsprop": (Attr("lr", "any", 1e-3), Attr("decay", "float", 0.9), Attr("eps", "float", 1e-8),
+                Attr("momentum", "float", 0.0)),
+    "adagrad": (Attr("lr", "any", 1e-2), Attr("eps", "float", 1e-7)),
+}
+
+SCHEDULES = {
+    "constant": (Attr("lr", "float"),),
+    "cosine": (Attr("lr", "float"), Attr("steps", "int"), Attr("alpha", "float", 0.0)),
+    "exponential": (Attr("lr", "float"), Attr("steps", "int"), Attr("rate", "float", 0.5),
+                    Attr("staircase", "bool", False)),
+    "warmup_cosine": (Attr("lr", "float"), Attr("warmup", "int"), Attr("steps", "int"),
+                      Attr("end", "float", 0.0)),
+    "linear": (Attr("start", "float"), Attr("end", "float"), Attr("steps", "int")),
+}
+
+
+@dataclass(frozen=True)
+class OptSpec:
+    name: str
+    args: tuple  # sorted (name, value) pairs; values may be ScheduleSpecs
+
+    def kwargs(self) -> dict:
+        return dict(self.args)
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    name: str
+    args: tuple
+
+
+def eval_optimizer(builder, e, env) -> OptSpec:
+    v = _eval(builder, e, env)
+    if not isinstance(v, OptSpec):
+        raise TypeCheckError("`with` names an optimizer, such as `adam(lr=1e-3)`", e.span, code="E340",
+                             help=f"optimizers: {', '.join(OPTIMIZERS)}")
+    return v
+
+
+def _eval(builder, e, env):
+    from ..build.builder import bind_args
+    name = e.id if isinstance(e, ast.Name) else e.func.id if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) else None
+    table = OPTIMIZERS if name in OPTIMIZERS else SCHEDULES if name in SCHEDULES else None
+    if table is None:
+        if name is not None and not env.has(name) and name not in builder.program.definitions:
+            guess = closest(name, list(OPTIMIZERS) + list(SCHEDULES))
+            raise NameResolutionError(f"unknown optimizer or schedule `{name}`", e.span, code="E211",
+                                      help=f"did you mean `{guess}`?" if guess else
+                                      f"optimizers: {', '.join(OPTIMIZERS)}; schedules: {', '.join(SCHEDULES)}")
+        return builder.eval(e, env)
+    pos, kw, spans = [], {}, {}
+    for a in (e.args if isinstance(e, ast.Call) else ()):
+        if isinstance(a, ast.Kwarg):
+            kw[a.name] = _eval(builder, a.value, env)
+            spans[a.name] = a.span
+        else:
+            pos.append((_eval(builder, a, env), a.span))
+    attrs = bind_args(name, table[name], pos, kw, e.span, spans)
+    for k, v in attrs.items():
+        if k == "lr" and table is OPTIMIZERS:
+            if isinstance(v, bool) or not isinstance(v, (int, float, ScheduleSpec)):
+                raise TypeCheckError(f"`lr` must be a number or a schedule, found {v!r}", spans.get(k, e.span),
+                                     code="E326")
+    spec_cls = OptSpec if table is OPTIMIZERS else ScheduleSpec
+    return spec_cls(name, tuple(sorted(attrs.items())))
+
+
+def schedule(v):
+    if not isinstance(v, ScheduleSpec):
+        return float(v)
+    a = dict(v.args)
+    if v.name == "constant":
+        return optax.constant_schedule(a["lr"])
+    if v.name == "cosine":
+        return optax.cosine_decay_schedule(a["lr"], a["steps"], a["alpha"])
+    if v.name == "exponential":
+        return optax.exponential_decay(a["lr"], a["steps"], a["rate"], staircase=a["staircase"])
+    if v.name == "warmup_cosine":
+        return optax.warmup_cosine_decay_schedule(0.0, a["lr"], a["warmup"], a["steps"], a["end"])
+    return optax.linear_schedule(a["start"], a["end"], a["steps"])
+
+
+def make_optax(spec: OptSpec, clip_norm: float | None = None) -> optax.GradientTransformation:
+    a = spec.kwargs()
+    lr = schedule(a["lr"])
+    if spec.name == "sgd":
+        tx = optax.sgd(lr, momentum=a["momentum"] or None, nesterov=a["nesterov"])
+    elif spec.name == "momentum":
+        tx = optax.sgd(lr, momentum=a["beta"], nesterov=a["nesterov"])
+    elif spec.name == "adam":
+        tx = optax.adam(lr, b1=a["b1"], b2=a["b2"], eps=a["eps"])
+    elif spec.name == "adamw":
+        tx = optax.adamw(lr, b1=a["b1"], b2=a["b2"], eps=a["eps"], weight_decay=a["weight_decay"])
+    elif spec.name == "rmsprop":
+        tx = optax.rmsprop(lr, decay=a["decay"], eps=a["eps"], momentum=a["momentum"] or None)
+    else:
+        tx = optax.adagrad(lr, eps=a["eps"])
+    if clip_norm:
+        tx = optax.chain(optax.clip_by_global_norm(clip_norm), tx)
+    return tx

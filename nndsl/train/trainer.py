@@ -1,0 +1,283 @@
+"""Runs a train block: one jitted function per iteration, seeded data order, held-out evaluation.
+
+`Trainer.step` is public and pure: `step(train_state, batch, key) -> (train_state, metrics)`, for
+users who want their own loop. Each `step` statement of the block minimizes its own loss over its
+own models, in order, each seeing the parameters the previous one updated.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ..build.train import TrainSpec, build_train
+from ..errors import TrainingError
+from ..lower import interpret
+from .optim import make_optax
+
+
+@dataclass
+class FitResult:
+    history: dict
+    variables: dict  # model instance name -> {"params", "state"}
+    train_state: dict = field(repr=False, default_factory=dict)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+
+class Trainer:
+    def __init__(self, program, name: str | None = None, *, epochs: int | None = None,
+                 iterations: int | None = None, seed: int | None = None, clip_norm: float | None = None,
+                 base: str | Path | None = None):
+        self.program = program
+        self.base = Path(base) if base else _base_of(program)
+        self.spec: TrainSpec = build_train(program.defs, name, None, self.base)
+        s = self.spec.settings
+        if epochs is not None:
+            s = {**s, "epochs": epochs}
+            s.pop("iterations", None)
+        if iterations is not None:
+            s = {**s, "iterations": iterations}
+            s.pop("epochs", None)
+        self.settings = s
+        self.seed = seed if seed is not None else s.get("seed", 0)
+        self.clip_norm = clip_norm if clip_norm is not None else s.get("clip_norm")
+        self.txs = [make_optax(st.optimizer, self.clip_norm) for st in self.spec.steps]
+        self._specs: dict = {}
+        self._steps: dict = {}
+        self._evals: dict = {}
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def batch_size(self) -> int:
+        return self.spec.data.batch if self.spec.data is not None else 1
+
+    def spec_for(self, batch: int) -> TrainSpec:
+        if batch not in self._specs:
+            self._specs[batch] = build_train(self.program.defs, self.spec.name, batch, self.base)
+        return self._specs[batch]
+
+    # ------------------------------------------------------------------ state
+    def init(self, key) -> dict:
+        spec = self.spec_for(self.batch_size)
+        kp, ks = jax.random.split(key)
+        params = interpret.init_tree(spec.graph.params, kp)
+        state = interpret.init_tree(spec.graph.state, ks)
+        opt = [tx.init({m: params.get(m, {}) for m in st.models}) for tx, st in zip(self.txs, spec.steps)]
+        return {"params": params, "state": state, "opt": opt, "iteration": jnp.zeros((), jnp.int32)}
+
+    def _inputs(self, spec: TrainSpec, batch: dict) -> list:
+        by_id = {nid: f for f, nid in spec.data_inputs.items()}
+        return [jnp.asarray(batch[by_id[i]]) for i in spec.graph.inputs]
+
+    # ------------------------------------------------------------------ the compiled iteration
+    def step_fn(self, batch_size: int):
+        spec = self.spec_for(batch_size)
+        g = spec.graph
+        reported = list(spec.losses.values()) + list(spec.metrics.values())
+
+        def forward(params, state, inputs, key, targets):
+            new_state: dict = {}
+            env = interpret.run(g, params, state, inputs, train=True, rng=key, targets=targets,
+                                new_state=new_state)
+            return env, new_state
+
+        def one_step(i, st, tx, ts, inputs, key, last):
+            targets = [st.loss_node] + (reported if last else [])
+
+            def loss_fn(sub, params, state, k):
+                env, ns = forward({**params, **sub}, state, inputs, k, targets)
+                return env[st.loss_node], ({n: env[n] for n in reported if n in env}, ns)
+
+            def update(r, carry):
+                params, state, opt, _, _, ok = carry
+                sub = {m: params.get(m, {}) for m in st.models}
+                k = jax.random.fold_in(key, r)
+                (loss, (aux, ns)), grads = jax.value_and_grad(loss_fn, has_aux=True)(sub, params, state, k)
+                finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
+                upd, opt2 = tx.update(grads, opt, sub)
+                sub2 = optax.apply_updates(sub, upd)
+                keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)
+                params2 = {**params, **keep(sub2, sub)}
+                state2 = keep(interpret.merge(state, ns), state)
+                return params2, state2, keep(opt2, opt), loss, aux, ok & finite
+
+            params, state, opt = ts["params"], ts["state"], ts["opt"][i]
+            init_aux = jax.eval_shape(lambda: loss_fn({m: params.get(m, {}) for m in st.models},
+                                                      params, state, key)[1][0])
+            zero_aux = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), init_aux)
+            carry = (params, state, opt, jnp.zeros(()), zero_aux, jnp.array(True))
+            if st.repeat == 1:
+                carry = update(0, carry)
+            else:
+                carry = jax.lax.fori_loop(0, st.repeat, update, carry)
+            return carry
+
+        def step(ts, batch, key):
+            inputs = self._inputs(spec, batch)
+            metrics, ok = {}, jnp.array(True)
+            ts = dict(ts)
+            opts = list(ts["opt"])
+            key = jax.random.fold_in(key, ts["iteration"])
+            for i, (st, tx) in enumerate(zip(spec.steps, self.txs)):
+                last = i == len(spec.steps) - 1
+                params, state, opt, loss, aux, fine = one_step(i, st, tx, {**ts, "opt": opts}, inputs, key, last)
+                ts["params"], ts["state"] = params, state
+                opts[i] = opt
+                metrics[st.loss] = loss
+                ok = ok & fine
+                if last:
+                    names = {v: k for k, v in {**spec.losses, **spec.metrics}.items()}
+                    for nid, val in aux.items():
+                        metrics.setdefault(names[nid], val)
+            ts["opt"] = opts
+            ts["iteration"] = ts["iteration"] + 1
+            metrics["finite"] = ok
+            return ts, metrics
+
+        return step
+
+    @property
+    def step(self):
+        """The jitted iteration for the block's batch size: (train_state, batch, key) -> (train_state, metrics)."""
+        return self._compiled_step(self.batch_size)
+
+    def _compiled_step(self, n: int):
+        if n not in self._steps:
+            self._steps[n] = jax.jit(self.step_fn(n))
+        return self._steps[n]
+
+    def _eval_fn(self, n: int):
+        if n not in self._evals:
+            spec = self.spec_for(n)
+            names = {**spec.losses, **spec.metrics}
+
+            def ev(params, state, batch, key):
+                env = interpret.run(spec.graph, params, state, self._inputs(spec, batch), train=False, rng=key,
+                                    targets=list(names.values()))
+                return {k: env[v] for k, v in names.items()}
+            self._evals[n] = jax.jit(ev)
+        return self._evals[n]
+
+    def evaluate(self, ts: dict, arrays: dict, key=None) -> dict:
+        """Mean losses and metrics over `arrays` in evaluation mode (batchnorm uses running stats)."""
+        n = len(next(iter(arrays.values())))
+        bs = self.batch_size
+        key = key if key is not None else jax.random.key(self.seed + 7)
+        sums: dict = {}
+        for start in range(0, n, bs):
+            chunk = {f: a[start:start + bs] for f, a in arrays.items()}
+            m = len(next(iter(chunk.values())))
+            out = self._eval_fn(m)(ts["params"], ts["state"], chunk, key)
+            for k, v in out.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * m
+        return {k: v / n for k, v in sums.items()} if n else {}
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, *, progress: bool = True, on_nan: str = "stop", callback=None) -> FitResult:
+        t0 = time.perf_counter()
+        key = jax.random.key(self.seed)
+        ts = self.init(key)
+        src = self.spec.data
+        train, test = src.arrays(self.seed) if src is not None else ({}, {})
+        held_out = src is not None and src.split < 1 and len(next(iter(test.values()))) > 0
+        n = len(next(iter(train.values()))) if train else 0
+        bs = min(self.batch_size, n) if n else self.batch_size
+        per_epoch = max(1, n // bs) if n else 1
+        epochs = self.settings.get("epochs")
+        iters = self.settings.get("iterations")
+        if epochs is None and iters is None:
+            epochs = 10
+        total = iters if iters is not None else epochs * per_epoch
+        log_every = self.settings.get("eval_every") or (per_epoch if iters is None else max(1, total // 100))
+        step = self._compiled_step(bs)
+        history: dict = {}
+        acc: dict = {}
+        rng = np.random.default_rng(self.seed)
+        order = rng.permutation(n) if n else None
+        pos, interrupted = 0, False
+        bar = _Bar(total, progress, self.spec.name)
+        try:
+            for it in range(total):
+                if n:
+                    if pos + bs > n:
+                        order, pos = rng.permutation(n), 0
+                    idx = order[pos:pos + bs]
+                    pos += bs
+                    batch = {f: a[idx] for f, a in train.items()}
+                else:
+                    batch = {}
+                ts, metrics = step(ts, batch, key)
+                for k, v in metrics.items():
+                    acc.setdefault(k, []).append(v)
+                if (it + 1) % log_every == 0 or it + 1 == total:
+                    vals = {k: float(jnp.mean(jnp.stack(v))) for k, v in acc.items()}
+                    finite = vals.pop("finite", 1.0)
+                    acc = {}
+                    if finite < 1.0:
+                        self._nonfinite(on_nan, it, vals)
+                    if held_out:
+                        vals.update({f"val_{k}": v for k, v in self.evaluate(ts, test).items()})
+                    for k, v in vals.items():
+                        history.setdefault(k, []).append(v)
+                    bar.show(vals)
+                    if callback is not None:
+                        callback(it + 1, ts, vals)
+                bar.advance()
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            bar.close()
+        return FitResult(history, self.variables(ts), ts, interrupted, time.perf_counter() - t0)
+
+    def _nonfinite(self, on_nan, it, vals):
+        if on_nan == "stop":
+            raise TrainingError(f"a loss or gradient became non-finite by iteration {it + 1} "
+                                f"(losses: {', '.join(f'{k}={v:.4g}' for k, v in vals.items())}); the "
+                                "offending update was not applied", self.spec.span, code="E701",
+                                help="lower the learning rate or set `clip_norm`")
+
+    def variables(self, ts: dict) -> dict:
+        return {m: {"params": ts["params"].get(m, {}), "state": ts["state"].get(m, {})}
+                for m in self.spec.instances}
+
+
+class _Bar:
+    """A rich progress bar with the latest losses and metrics; silent when disabled."""
+
+    def __init__(self, total: int, enabled: bool, name: str):
+        self.p = None
+        if not enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        self.p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeRemainingColumn(), TextColumn("{task.fields[info]}"), transient=False)
+        self.p.start()
+        self.task = self.p.add_task(name, total=total, info="")
+
+    def show(self, vals: dict):
+        if self.p:
+            self.p.update(self.task, info="  ".join(f"{k} {v:.4f}" for k, v in vals.items()))
+
+    def advance(self):
+        if self.p:
+            self.p.advance(self.task)
+
+    def close(self):
+        if self.p:
+            self.p.stop()
+
+
+def _base_of(program) -> Path | None:
+    entry = program.defs.entry
+    if entry and entry != "<string>":
+        return Path(entry).resolve().parent
+    return None
