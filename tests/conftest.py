@@ -1,0 +1,24 @@
+"""Shared test setup: strict JAX numerics on CPU, and helpers for programs written inline."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update("jax_numpy_rank_promotion", "allow")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def key():
+    return jax.random.key(0)
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT
