@@ -137,5 +137,4 @@ def check_program(program: Program) -> list:
 
 
 def _entry_dir(program: Program):
-    entry = program.defs.entry
-    return Path(entry).resolve().parent if entry and entry != "<string>" else None
+    return program.defs.base

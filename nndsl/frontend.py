@@ -25,6 +25,7 @@ class Program:
     definitions: dict = field(default_factory=dict)  # name -> ast.ModelDef | ast.TrainDef
     files: list = field(default_factory=list)
     entry: str = "<string>"
+    base: Path | None = None  # where relative data paths resolve: the entry file's folder
 
     def models(self) -> list[str]:
         return [n for n, d in self.definitions.items() if isinstance(d, ast.ModelDef)]
@@ -137,6 +138,7 @@ def load_file(path: str | Path, import_root: str | Path | None = None) -> Progra
     text = read_source(p)
     loader = Loader(Path(import_root) if import_root else p.resolve().parent)
     loader.program.entry = str(path)
+    loader.program.base = p.resolve().parent
     loader.load_text(text, str(path), p.resolve())
     if loader.errors:
         raise loader.errors[0] if len(loader.errors) == 1 else ErrorGroup(loader.errors)
@@ -147,6 +149,7 @@ def load_text(text: str, name: str = "<string>", base: str | Path | None = None)
     base_path = Path(base).resolve() if base else None
     loader = Loader(base_path)
     fake = (base_path / "__main__.nn") if base_path else None
+    loader.program.base = base_path
     loader.load_text(text, name, fake)
     if loader.errors:
         raise loader.errors[0] if len(loader.errors) == 1 else ErrorGroup(loader.errors)

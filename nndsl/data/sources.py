@@ -111,7 +111,9 @@ def _npz_header(path: Path) -> dict:
                 continue
             with z.open(name) as f:
                 version = np.lib.format.read_magic(f)
-                shape, _, dtype = np.lib.format._read_array_header(f, version)
+                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read(f)
             if dtype.hasobject:
                 raise OpError(f"{path.name}: array `{name[:-4]}` holds Python objects; only numeric arrays load")
             out[name[:-4]] = (shape, dtype)

@@ -118,26 +118,43 @@ class Conv3D(Conv):
 
 
 class ConvTranspose(OpDef):
-    """Transposed (fractionally strided) convolution: "same" multiplies sizes by the stride."""
+    """Transposed (fractionally strided) convolution, the gradient of a strided conv with respect to
+    its input, as Keras and PyTorch define it: each input pixel scatter-adds the kernel times its
+    value, out[i * stride + k] += x[i] @ kernel[k], kernel: [*window, in_channels, filters].
+    The full result has (n - 1) * stride + kernel positions per axis; `padding` then picks:
+    "valid" keeps them all ((n - 1) * stride + max(kernel, stride), Keras), "same" keeps n * stride
+    starting at max(kernel - stride, 0) // 2 (Keras/TF), an int p crops p from each side (PyTorch).
+    """
 
     n = 2
     attrs = (Attr("filters", "int"), Attr("kernel", "ints"), Attr("stride", "ints", 1),
              Attr("padding", "any", "same"), Attr("bias", "bool", True))
 
+    def _crop(self, padding, k, s):
+        """Per axis (start, length change relative to (n - 1) * s + k) of the kept window."""
+        if isinstance(padding, str):
+            p = padding.lower()
+            if p == "valid":
+                return [(0, max(si - ki, 0)) for ki, si in zip(k, s)]
+            if p == "same":
+                return [((max(ki - si, 0)) // 2, si - ki) for ki, si in zip(k, s)]
+            raise OpError(f'{self.name}: padding must be "same", "valid" or an integer, got "{padding}"')
+        pads = tup(padding, self.n, f"{self.name} padding")
+        for ki, q in zip(k, pads):
+            if not 0 <= q <= ki - 1:
+                raise OpError(f"{self.name}: padding {q} must be between 0 and kernel - 1 = {ki - 1}")
+        return [(q, -2 * q) for q in pads]
+
     def infer(self, x, filters, kernel, stride, padding, bias):
         _check_rank(x, self.n, self.name)
         k = tup(kernel, self.n, "kernel")
         s = tup(stride, self.n, "stride")
-        pad = str(padding).lower()
-        if pad not in ("same", "valid"):
-            raise OpError(f'{self.name}: padding must be "same" or "valid"')
         spatial = []
-        for i in range(self.n):
-            size = x.shape[1 + i]
-            if pad == "same":
-                spatial.append(dim_op(size, "*", s[i]))
-            else:
-                spatial.append(dim_op(dim_op(dim_op(size, "-", 1), "*", s[i]), "+", max(k[i], s[i])))
+        for i, (_, extra) in enumerate(self._crop(padding, k, s)):
+            full = dim_op(dim_op(dim_op(x.shape[1 + i], "-", 1), "*", s[i]), "+", k[i] + extra)
+            if isinstance(full, int) and full <= 0:
+                raise OpError(f"{self.name}: output size {full} on spatial axis {i} is not positive")
+            spatial.append(full)
         return TensorType((x.shape[0], *spatial, filters), x.dtype)
 
     def params(self, x, filters, kernel, stride, padding, bias):
@@ -148,9 +165,15 @@ class ConvTranspose(OpDef):
         return p
 
     def apply(self, ctx, x, filters, kernel, stride, padding, bias):
+        # A correlation of the stride-dilated input with the spatially flipped kernel is the
+        # scatter-add above; padding (k - 1 - start) on the low side realizes the crop.
+        k = tup(kernel, self.n, "kernel")
         s = tup(stride, self.n, "stride")
-        y = jax.lax.conv_transpose(x, ctx.params["kernel"], s, str(padding).upper(),
-                                   dimension_numbers=DN[self.n])
+        pads = [(ki - 1 - start, ki - 1 + extra + start)
+                for ki, (start, extra) in zip(k, self._crop(padding, k, s))]
+        w = jnp.flip(ctx.params["kernel"], axis=tuple(range(self.n)))
+        y = jax.lax.conv_general_dilated(x, w, (1,) * self.n, pads, lhs_dilation=s,
+                                         dimension_numbers=DN[self.n])
         return y + ctx.params["bias"] if bias else y
 
     def flops(self, out, x, filters, kernel, **kw):

@@ -102,7 +102,7 @@ class Trainer:
                 sub = {m: params.get(m, {}) for m in st.models}
                 k = jax.random.fold_in(key, r)
                 (loss, (aux, ns)), grads = jax.value_and_grad(loss_fn, has_aux=True)(sub, params, state, k)
-                finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
+                finite = jnp.isfinite(loss) & jnp.isfinite(_global_norm(grads))
                 upd, opt2 = tx.update(grads, opt, sub)
                 sub2 = optax.apply_updates(sub, upd)
                 keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)
@@ -250,6 +250,11 @@ class Trainer:
                 for m in self.spec.instances}
 
 
+def _global_norm(tree):
+    tree_mod = getattr(optax, "tree", None)
+    return tree_mod.norm(tree) if tree_mod is not None and hasattr(tree_mod, "norm") else optax.global_norm(tree)
+
+
 class _Bar:
     """A rich progress bar with the latest losses and metrics; silent when disabled."""
 
@@ -277,7 +282,4 @@ class _Bar:
 
 
 def _base_of(program) -> Path | None:
-    entry = program.defs.entry
-    if entry and entry != "<string>":
-        return Path(entry).resolve().parent
-    return None
+    return program.defs.base
