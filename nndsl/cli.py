@@ -61,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("run", help="apply a model to an input array (.npy) with saved weights")
     c.add_argument("file")
     c.add_argument("model")
-    c.add_argument("--weights", required=True, help=".safetensors or .npz written by `nndsl train`")
+    c.add_argument("--weights", help=".safetensors or .npz written by `nndsl train` (none for a "
+                   "model without parameters)")
     c.add_argument("--input", required=True, action="append", help=".npy input (repeat for several)")
     c.add_argument("--output", required=True, help=".npy (one output) or .npz (several)")
     c.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
@@ -222,7 +223,7 @@ def cmd_run(a) -> int:
     from .io import load_variables
     prog = _load(a.file)
     model = prog.model(a.model, **_kv(a.arg))
-    variables = load_variables(a.weights)
+    variables = load_variables(a.weights) if a.weights else {"params": {}, "state": {}}
     xs = []
     for path in a.input:
         try:

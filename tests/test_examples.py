@@ -43,3 +43,21 @@ def test_mlp_learns_xor():
 @pytest.mark.parametrize("block", ["mlp_sigmoid", "mlp_tanh", "mlp_relu"])
 def test_mlp_digits_reaches_95_percent(block):
     assert fit("mlp_digits.nn", block).history["val_acc"][-1] >= 0.95
+
+
+def test_conv1d_finds_motifs():
+    assert fit("conv1d_sequences.nn").history["val_acc"][-1] >= 0.95
+
+
+def test_conv3d_classifies_volumes():
+    assert fit("conv3d_volumes.nn").history["val_acc"][-1] >= 0.95
+
+
+def test_pooling_matches_the_lecture():
+    import numpy as np
+    prog = nndsl.load(EXAMPLES / "pooling.nn")
+    m = np.array([[1, 3, 2, 4], [1, 3, 2, 4], [5, 7, 6, 8], [5, 7, 6, 8]], np.float32).reshape(1, 4, 4, 1)
+    net = prog.model("Pools")
+    out = net.apply({"params": {}, "state": {}}, m)
+    assert np.asarray(out["max"])[0, :, :, 0].tolist() == [[3, 4], [7, 8]]
+    assert np.asarray(out["avg"])[0, :, :, 0].tolist() == [[2, 3], [6, 7]]

@@ -72,7 +72,7 @@ def test_batchnorm_statistics_are_state_not_parameters():
     assert all(p[-1] not in ("mean", "var") for p in g.params)
     # 20 batchnorms (stem, 2 per block, 3 projections), each with mean and var of its width
     assert len(g.state) == 2 * 20
-    assert sum(math.prod(s.shape) for s in g.state.values()) == 2 * 9_600
+    assert sum(math.prod(s.shape) for s in g.state.values()) == 2 * 4_800
 
 
 def test_init_agrees_with_graph_without_allocating():
@@ -209,20 +209,27 @@ def bottleneck_np(x, p, s, ch, stride):
     return relu(y + x)
 
 
-def randomize(variables, seed=0):
-    """Every leaf redrawn (weights ~ He-scaled normal, batchnorm away from identity), as float64 numpy."""
+def random_variables(graph, seed=0):
+    """Variables laid out by the graph's ParamSpecs and drawn here, as float64 numpy: weights
+    He-scaled normal, batchnorm statistics and scales away from the identity."""
     rng = np.random.default_rng(seed)
 
-    def draw(path, leaf):
-        name = path[-1].key
-        shape = np.shape(leaf)
+    def draw(path, shape):
+        name = path[-1]
         if name in ("kernel", "embedding"):
             return rng.normal(0, np.sqrt(2.0 / math.prod(shape[:-1])), shape)
         if name in ("scale", "var"):
             return rng.uniform(0.5, 1.5, shape)
         return rng.normal(0, 0.1, shape)  # bias, mean, raw params
 
-    return jax.tree_util.tree_map_with_path(draw, variables)
+    out = {"params": {}, "state": {}}
+    for kind, specs in (("params", graph.params), ("state", graph.state)):
+        for path, spec in sorted(specs.items()):
+            tree = out[kind]
+            for k in path[:-1]:
+                tree = tree.setdefault(k, {})
+            tree[path[-1]] = draw(path, tuple(spec.shape))
+    return out
 
 
 def close(got, want, rtol=1e-4):
@@ -232,10 +239,17 @@ def close(got, want, rtol=1e-4):
 
 
 def run(prog, model, x, seed=0, **args):
+    """Applies `model` to x with weights drawn by `random_variables`; returns (output, weights)."""
     net = prog.model(model, **args)
-    v = randomize(net.init(jax.random.key(0), jnp.asarray(x, jnp.float32)), seed)
-    as32 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v)
-    return net.apply(as32, jnp.asarray(x, jnp.float32)), v
+    x32 = jnp.asarray(x, jnp.float32)
+    v = random_variables(net.graph((TensorType(x32.shape),)), seed)
+    return net.apply(jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v), x32), v
+
+
+def wrap(layer: str, shape) -> nndsl.Program:
+    """A user model applying a stdlib layer to an input of concrete shape."""
+    dims = ", ".join(["batch"] + [str(d) for d in shape[1:]])
+    return nndsl.loads(f"import resnet\nmodel T {{ input x: [{dims}]\n output y = x -> {layer} }}")
 
 
 # ---------------------------------------------------------------------- forward passes
@@ -254,23 +268,23 @@ def test_lenet5_forward_matches_numpy():
 @pytest.mark.parametrize("shape,ch,stride", [((2, 8, 8, 4), 4, 1), ((2, 8, 8, 4), 8, 2), ((2, 7, 7, 4), 6, 1)])
 def test_basic_block_matches_numpy(shape, ch, stride):
     x = np.random.default_rng(2).normal(size=shape)
-    y, v = run(lib("resnet"), "BasicBlock", x, ch=ch, stride=stride)
-    close(y, basic_block_np(x, v["params"], v["state"], ch, stride))
+    y, v = run(wrap(f"BasicBlock({ch}, stride={stride})", shape), "T", x)
+    close(y, basic_block_np(x, v["params"]["BasicBlock_0"], v["state"]["BasicBlock_0"], ch, stride))
 
 
 @pytest.mark.parametrize("shape,ch,stride", [((2, 6, 6, 8), 2, 1), ((2, 6, 6, 8), 4, 2)])
 def test_bottleneck_matches_numpy(shape, ch, stride):
     x = np.random.default_rng(3).normal(size=shape)
-    y, v = run(lib("resnet"), "Bottleneck", x, ch=ch, stride=stride)
-    close(y, bottleneck_np(x, v["params"], v["state"], ch, stride))
+    y, v = run(wrap(f"Bottleneck({ch}, stride={stride})", shape), "T", x)
+    close(y, bottleneck_np(x, v["params"]["Bottleneck_0"], v["state"]["Bottleneck_0"], ch, stride))
 
 
 def test_basic_block_training_uses_batch_statistics():
     x = np.random.default_rng(4).normal(size=(4, 6, 6, 3))
-    net = lib("resnet").model("BasicBlock", ch=5, stride=2)
-    v = randomize(net.init(jax.random.key(0), jnp.asarray(x, jnp.float32)))
-    (y, new_state) = net.apply(jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v),
-                               jnp.asarray(x, jnp.float32), train=True)
+    net = lib("resnet").model("BasicBlock", ch=5, stride=2)  # stride 2 decides the shortcut statically
+    v = random_variables(net.graph((TensorType(x.shape),)))
+    y, new_state = net.apply(jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v),
+                             jnp.asarray(x, jnp.float32), train=True)
     # the reference: each batchnorm's running statistics replaced by its own batch's
     p, batch_stats, want_state = v["params"], {}, {}
 
@@ -288,6 +302,16 @@ def test_basic_block_training_uses_batch_statistics():
     for name, leaves in want_state.items():
         for leaf, want in leaves.items():
             close(new_state[name][leaf], want)
+
+
+@pytest.mark.xfail(strict=True, raises=Exception,
+                   reason="api.Model.__init__ elaborates with symbolic input dims and lets NeedsConcrete "
+                          "escape: a model whose static `if` reads an input dim cannot be bound from "
+                          "Python before its input shapes are known")
+def test_bind_basic_block_from_python_defers_shape_dependent_choice():
+    x = np.random.default_rng(11).normal(size=(2, 8, 8, 4))
+    y, v = run(lib("resnet"), "BasicBlock", x, ch=4)  # c == ch: identity shortcut, known only from x
+    close(y, basic_block_np(x, v["params"], v["state"], 4, 1))
 
 
 def test_resnet_cifar_forward_matches_numpy():
@@ -318,8 +342,8 @@ def test_resnet18_forward_matches_numpy():
 
 def test_alexnet_forward_matches_numpy():
     x = np.random.default_rng(7).normal(size=(1, 224, 224, 3))
-    net = lib("alexnet").model("AlexNet", classes=5)
-    y, v = run(lib("alexnet"), "AlexNet", x, classes=5)  # dropout is the identity outside training
+    prog = lib("alexnet")
+    y, v = run(prog, "AlexNet", x, classes=5)  # dropout is the identity outside training
     p = v["params"]
     h = pool_np(relu(conv_np(x, p["conv2d_0"]["kernel"], p["conv2d_0"]["bias"], stride=4, padding=2)),
                 3, 2, np.max)
@@ -330,17 +354,11 @@ def test_alexnet_forward_matches_numpy():
     assert h.shape == (1, 6, 6, 256)
     h = relu(dense_np(relu(dense_np(h.reshape(1, -1), p["dense_0"])), p["dense_1"]))
     close(y, dense_np(h, p["dense_2"]), rtol=1e-3)
-    assert net.graph().params[("dense_2", "kernel")].shape == (4096, 5)
-
-
-def test_alexnet_dropout_is_active_in_training():
-    net = lib("alexnet").model("AlexNet", classes=3)
-    x = jnp.ones((1, 224, 224, 3))
-    v = net.init(jax.random.key(0), x)
-    a, _ = net.apply(v, x, train=True, rngs=jax.random.key(1))
-    b, _ = net.apply(v, x, train=True, rngs=jax.random.key(2))
-    assert not np.allclose(a, b)
-    np.testing.assert_array_equal(net.apply(v, x), net.apply(v, x))
+    # in training, dropout draws a fresh mask from each key
+    net, v32 = prog.model("AlexNet", classes=5), jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v)
+    a, _ = net.apply(v32, jnp.asarray(x, jnp.float32), train=True, rngs=jax.random.key(1))
+    b, _ = net.apply(v32, jnp.asarray(x, jnp.float32), train=True, rngs=jax.random.key(2))
+    assert not np.allclose(a, b) and not np.allclose(a, y)
 
 
 @pytest.mark.parametrize("act,np_act", [("relu", relu), ("tanh", np.tanh),

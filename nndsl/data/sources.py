@@ -102,6 +102,31 @@ def _logic(gate, batch, signed):
     return DataSource("logic", batch, 1.0, {"x": TensorType((2,)), "y": TensorType(())}, load)
 
 
+def _motifs(batch, split, length, classes, noise, n, seed):
+    from .generated import motifs
+    if length < 16:
+        raise OpError(f"motifs need length of at least 16, got {length}")
+    return DataSource("motifs", batch, split, {"x": TensorType((length, 1)), "y": TensorType((), "int32")},
+                      lambda: motifs(n, length, classes, noise, seed))
+
+
+def _volumes(batch, split, size, noise, n, seed):
+    from .generated import volumes
+    if size < 8:
+        raise OpError(f"volumes need size of at least 8, got {size}")
+    return DataSource("volumes", batch, split, {"x": TensorType((size, size, size, 1)),
+                                                "y": TensorType((), "int32")},
+                      lambda: volumes(n, size, noise, seed))
+
+
+def _adding(batch, split, length, n, seed):
+    from .generated import adding
+    if length < 2:
+        raise OpError(f"the adding problem needs length of at least 2, got {length}")
+    return DataSource("adding", batch, split, {"x": TensorType((length, 2)), "y": TensorType((1,))},
+                      lambda: adding(n, length, seed))
+
+
 def _npz_header(path: Path) -> dict:
     """Shapes and dtypes of every array in an .npz, read from headers only, never with pickle."""
     out = {}
@@ -179,6 +204,13 @@ SOURCES = {
     "ring_gaussians": ((Attr("modes", "int", 8), Attr("batch", "int", 256), Attr("radius", "float", 2.0),
                         Attr("std", "float", 0.02), Attr("n", "int", 50_000), Attr("seed", "int", 0)), _ring),
     "logic": ((Attr("gate", "str", "and"), Attr("batch", "int", 4), Attr("signed", "bool", False)), _logic),
+    "motifs": ((Attr("batch", "int", 64), Attr("split", "float", 0.8), Attr("length", "int", 64),
+                Attr("classes", "int", 3), Attr("noise", "float", 0.5), Attr("n", "int", 2000),
+                Attr("seed", "int", 0)), _motifs),
+    "volumes": ((Attr("batch", "int", 32), Attr("split", "float", 0.8), Attr("size", "int", 16),
+                 Attr("noise", "float", 0.2), Attr("n", "int", 900), Attr("seed", "int", 0)), _volumes),
+    "adding": ((Attr("batch", "int", 64), Attr("split", "float", 0.9), Attr("length", "int", 100),
+                Attr("n", "int", 20000), Attr("seed", "int", 0)), _adding),
     "npz": ((Attr("path", "str"), Attr("batch", "int", 64), Attr("split", "float", 0.8)), _npz),
     "csv": ((Attr("path", "str"), Attr("batch", "int", 64), Attr("split", "float", 0.8),
              Attr("label", "int", -1)), _csv),

@@ -121,27 +121,37 @@ class Step(OpDef):
         return (x > 0).astype(jnp.float32)
 
 
+# name, function, static arguments, math (the docstring), whether integers become float32
 _ACT = (
-    ("sigmoid", jax.nn.sigmoid, ()), ("tanh", jnp.tanh, ()), ("relu", jax.nn.relu, ()),
-    ("gelu", jax.nn.gelu, ()), ("identity", lambda x: x, ()), ("softplus", jax.nn.softplus, ()),
-    ("silu", jax.nn.silu, ()), ("swish", jax.nn.silu, ()), ("relu6", jax.nn.relu6, ()),
-    ("hard_tanh", jax.nn.hard_tanh, ()),
+    ("sigmoid", jax.nn.sigmoid, (), "1 / (1 + exp(-x))", True),
+    ("tanh", jnp.tanh, (), "tanh(x)", True),
+    ("relu", jax.nn.relu, (), "max(x, 0)", False),
+    ("gelu", jax.nn.gelu, (),
+     "x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))), the tanh form (jax.nn.gelu's default)", True),
+    ("identity", lambda x: x, (), "x unchanged", False),
+    ("softplus", jax.nn.softplus, (), "log(1 + exp(x)), computed stably", True),
+    ("silu", jax.nn.silu, (), "x * sigmoid(x)", True),
+    ("swish", jax.nn.silu, (), "x * sigmoid(x) (another name for silu)", True),
+    ("relu6", jax.nn.relu6, (), "min(max(x, 0), 6)", True),
+    ("hard_tanh", jax.nn.hard_tanh, (), "clip(x, -1, 1)", True),
+    ("leaky_relu", lambda x, alpha: jax.nn.leaky_relu(x, alpha), (Attr("alpha", "float", 0.01),),
+     "x where x >= 0, alpha * x elsewhere", True),
+    ("elu", lambda x, alpha: jax.nn.elu(x, alpha), (Attr("alpha", "float", 1.0),),
+     "x where x > 0, alpha * (exp(x) - 1) elsewhere", True),
+    ("softmax", lambda x, axis: jax.nn.softmax(x, axis=axis), (Attr("axis", "int", -1),),
+     "exp(x) / sum(exp(x)) along `axis` (the last by default), shifted by the max for stability",
+     True),
+    ("log_softmax", lambda x, axis: jax.nn.log_softmax(x, axis=axis), (Attr("axis", "int", -1),),
+     "x - log(sum(exp(x))) along `axis`, computed stably", True),
 )
-for _name, _fn, _attrs in _ACT:
-    simple(_name, _fn, attrs=_attrs, kind="layer", doc=f"elementwise {_name}")
+for _name, _fn, _attrs, _math, _float in _ACT:
+    simple(_name, _fn, attrs=_attrs, kind="layer", floating=_float,
+           doc=f"Activation, elementwise: {_math}.")
 
-simple("leaky_relu", lambda x, alpha: jax.nn.leaky_relu(x, alpha),
-       attrs=(Attr("alpha", "float", 0.01),), kind="layer")
-simple("elu", lambda x, alpha: jax.nn.elu(x, alpha), attrs=(Attr("alpha", "float", 1.0),),
-       kind="layer")
-simple("softmax", lambda x, axis: jax.nn.softmax(x, axis=axis), attrs=(Attr("axis", "int", -1),),
-       kind="layer")
-simple("log_softmax", lambda x, axis: jax.nn.log_softmax(x, axis=axis),
-       attrs=(Attr("axis", "int", -1),), kind="layer")
-
-for _name, _fn in (("exp", jnp.exp), ("log", jnp.log), ("sqrt", jnp.sqrt), ("abs", jnp.abs),
-                   ("square", jnp.square), ("sin", jnp.sin), ("cos", jnp.cos)):
-    simple(_name, _fn)
+for _name, _fn, _float in (("exp", jnp.exp, True), ("log", jnp.log, True), ("sqrt", jnp.sqrt, True),
+                           ("abs", jnp.abs, False), ("square", jnp.square, False),
+                           ("sin", jnp.sin, True), ("cos", jnp.cos, True)):
+    simple(_name, _fn, floating=_float, doc=f"Elementwise {_name}(x), as numpy's.")
 
 
 @register

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import jax.numpy as jnp
+
 from ..ir.graph import ParamSpec
 from ..ir.types import TensorType
 
@@ -96,12 +98,21 @@ def register(cls: type[OpDef]) -> type[OpDef]:
 
 
 def simple(name: str, fn: Callable, *, attrs: tuple = (), kind: str = "function",
-           doc: str = "") -> None:
-    """Registers a shape-preserving elementwise op from a jnp function."""
+           doc: str = "", floating: bool = True) -> None:
+    """Registers a shape-preserving elementwise op from a jnp function.
+
+    A `floating` op (exp, sigmoid, ...) computes in float32 when given integers, as numpy does;
+    the others (relu, abs, square) keep the input's dtype.
+    """
+
+    def infer(self, x, **kw):
+        return TensorType(x.shape, "float32") if floating and not x.is_float else x
 
     def apply(self, ctx, x, **kw):
+        if floating and not jnp.issubdtype(x.dtype, jnp.floating):
+            x = x.astype(jnp.float32)
         return fn(x, **kw)
 
-    cls = type(name, (OpDef,), {"name": name, "attrs": attrs, "kind": kind, "apply": apply,
-                                "__doc__": doc})
+    cls = type(name, (OpDef,), {"name": name, "attrs": attrs, "kind": kind, "infer": infer,
+                                "apply": apply, "__doc__": doc})
     register(cls)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import jax.numpy as jnp
 
@@ -146,25 +147,27 @@ class Reshape(OpDef):
         shape = list(shape)
         full = bool(shape) and x.rank > 0 and isinstance(shape[0], str) and shape[0] == x.shape[0]
         target = shape if full else [x.shape[0], *shape] if x.rank > 0 else shape
-        known = x.size()
         if target.count(-1) > 1:
             raise OpError("reshape allows at most one -1")
+        if any(isinstance(d, int) and d != -1 and d <= 0 for d in target):
+            raise OpError(f"reshape sizes must be positive (or one -1), got {shape_str(shape)}")
+        # Sizes are compared as (static product, multiset of symbols): [batch, 8] into [batch, 3, 3]
+        # is wrong whatever `batch` is, since the symbols cancel.
+        src_n, src_syms = _factors(x.shape)
+        dst_n, dst_syms = _factors(d for d in target if d != -1)
+        comparable = not (dst_syms - src_syms)
         if -1 in target:
-            rest = 1
-            for d in target:
-                if d != -1:
-                    rest = dim_op(rest, "*", d)
-            if known is not None and isinstance(rest, int):
-                if rest == 0 or known % rest:
-                    raise OpError(f"cannot reshape {shape_str(x.shape)} into {shape_str(target)}")
-                target[target.index(-1)] = known // rest
-            else:
-                target[target.index(-1)] = f"?"
-        tt = x.with_shape(tuple(target))
-        if known is not None and tt.size() is not None and tt.size() != known:
-            raise OpError(f"cannot reshape {shape_str(x.shape)} ({known} elements) into "
-                          f"{shape_str(target)} ({tt.size()} elements)")
-        return tt
+            if comparable and src_n % dst_n:
+                raise OpError(f"cannot reshape {shape_str(x.shape)} into {shape_str(target)}: "
+                              f"{src_n} is not a multiple of {dst_n}")
+            fill = src_n // dst_n if comparable else "?"
+            for sym in sorted((src_syms - dst_syms).elements()) if comparable else ():
+                fill = dim_op(fill, "*", sym)
+            target[target.index(-1)] = fill
+        elif src_syms == dst_syms and src_n != dst_n:
+            raise OpError(f"cannot reshape {shape_str(x.shape)} ({_count(src_n, src_syms)} elements) "
+                          f"into {shape_str(target)} ({_count(dst_n, dst_syms)} elements)")
+        return x.with_shape(tuple(target))
 
     def apply(self, ctx, x, shape):
         return x.reshape(ctx.out_shape)
@@ -275,3 +278,18 @@ class Last(OpDef):
 
 def prod(xs):
     return math.prod(xs)
+
+
+def _factors(dims) -> tuple[int, Counter]:
+    """A size as its static product and the multiset of its symbolic factors."""
+    n, syms = 1, Counter()
+    for d in dims:
+        if isinstance(d, int):
+            n *= d
+        else:
+            syms[d] += 1
+    return n, syms
+
+
+def _count(n: int, syms: Counter) -> str:
+    return "*".join([*sorted(syms.elements()), str(n)]) if syms else str(n)

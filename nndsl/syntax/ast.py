@@ -278,3 +278,22 @@ class Import(Node):
 class Module(Node):
     items: tuple
     span: Span | None = _span()
+
+
+_CHILD_FIELDS: dict = {}
+
+
+def children(node: Node):
+    """The nodes directly under `node`, in field order (tuples flattened; spans skipped)."""
+    names = _CHILD_FIELDS.get(type(node))
+    if names is None:
+        names = _CHILD_FIELDS[type(node)] = tuple(
+            f for f in node.__dataclass_fields__ if f not in ("span", "name_span", "text"))
+    for name in names:
+        v = getattr(node, name)
+        if isinstance(v, Node):
+            yield v
+        elif isinstance(v, tuple):
+            for x in v:
+                if isinstance(x, Node):
+                    yield x

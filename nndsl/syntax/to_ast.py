@@ -4,6 +4,8 @@ A non-recursive transformer, so a 100,000-step chain or a 1,000-term sum cannot 
 """
 from __future__ import annotations
 
+import re
+
 from lark import Token, Transformer_NonRecursive, v_args
 
 from ..errors import ParseError
@@ -181,9 +183,33 @@ class ToAst(Transformer_NonRecursive):
         return ast.ListExpr(tuple(c for c in ch if c is not None), self._s(meta))
 
 
+_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)", re.S)
+_SIMPLE = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", '"': '"', "\\": "\\"}
+
+
+def unescape(body: str) -> str:
+    """The value of a string literal's body: `\\n \\t \\r \\0 \\" \\\\ \\xHH \\uHHHH \\UHHHHHHHH`.
+
+    Raises ValueError(offset, message) for any other escape, so a Windows path written with
+    single backslashes is an error rather than a string with a tab in it."""
+    def sub(m: re.Match) -> str:
+        e = m.group(1)
+        if e in _SIMPLE:
+            return _SIMPLE[e]
+        if len(e) > 1:
+            code = int(e[1:], 16)
+            if code <= 0x10FFFF:
+                return chr(code)
+            raise ValueError(m.start(), f"escape `\\{e}` is beyond Unicode")
+        raise ValueError(m.start(), f"unknown escape `\\{e}` in a string")
+    return _ESCAPE.sub(sub, body) if "\\" in body else body
+
+
 def _unquote(tok: Token, t: ToAst) -> str:
-    body = str(tok)[1:-1]
     try:
-        return body.encode("utf-8").decode("unicode_escape") if "\\" in body else body
-    except UnicodeDecodeError:
-        raise ParseError("bad escape in string", t._tok(tok)) from None
+        return unescape(str(tok)[1:-1])
+    except ValueError as e:
+        offset, message = e.args
+        col = tok.column + 1 + offset
+        raise ParseError(message, Span(t.source, tok.line, col, tok.line, col + 2), code="E108",
+                         help='write `\\\\` for a backslash; escapes are \\n \\t \\r \\0 \\" \\\\ \\xHH \\uHHHH') from None
