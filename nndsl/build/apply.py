@@ -93,7 +93,7 @@ def elaborate_model(b: Builder, defn, args: dict, inputs: list | None, path: tup
     b.scope = Scope(path)
     try:
         env = Env(dict(args))
-        outputs = run_body(b, defn, env, inputs, top_types)
+        outputs = run_body(b, defn, env, inputs, top_types, call_span=span if inputs is not None else None)
     finally:
         b.scope = saved
         b.stack.pop()
@@ -107,7 +107,8 @@ def elaborate_model(b: Builder, defn, args: dict, inputs: list | None, path: tup
     return Record(outputs, f"`{defn.name}` result")
 
 
-def run_body(b: Builder, defn, env: Env, inputs, top_types, states: dict | None = None) -> dict:
+def run_body(b: Builder, defn, env: Env, inputs, top_types, states: dict | None = None,
+             call_span=None) -> dict:
     decls = [s for s in defn.body if isinstance(s, ast.Input)]
     outputs: dict = {}
     for stmt in ordering.order(defn.body):
@@ -115,7 +116,7 @@ def run_body(b: Builder, defn, env: Env, inputs, top_types, states: dict | None 
             i = decls.index(stmt)
             actual = inputs[i] if inputs is not None else None
             ttype = top_types[i] if top_types is not None and i < len(top_types) else None
-            _define(env, stmt.name, bind_input(b, stmt, env, actual, ttype), stmt.span)
+            _define(env, stmt.name, bind_input(b, stmt, env, actual, ttype, call_span, defn.name), stmt.span)
         elif isinstance(stmt, ast.Param):
             _define(env, stmt.name, make_param(b, stmt, env), stmt.span)
         elif isinstance(stmt, ast.State):
@@ -173,7 +174,8 @@ def bind_value(b: Builder, name: str, value):
     return value
 
 
-def eval_dims(b: Builder, texpr: ast.TypeExpr, env: Env, actual: TensorType | None, what: str):
+def eval_dims(b: Builder, texpr: ast.TypeExpr, env: Env, actual: TensorType | None, what: str,
+              call_span=None):
     dims = []
     for i, d in enumerate(texpr.dims):
         have = actual.shape[i] if actual is not None and i < actual.rank else None
@@ -190,8 +192,9 @@ def eval_dims(b: Builder, texpr: ast.TypeExpr, env: Env, actual: TensorType | No
                 raise ShapeError(f"a dimension cannot be negative ({val})", d.span, code="E333")
             if isinstance(val, int) and isinstance(have, int) and val != have:
                 raise ShapeError(f"{what} expects {shape_str(_dims_of(b, texpr, env))}, found "
-                                 f"{shape_str(actual.shape)}", texpr.span, code="E303",
-                                 help=f"axis {i}: expected {val}, found {have}")
+                                 f"{shape_str(actual.shape)}", call_span or texpr.span, code="E303",
+                                 help=f"axis {i}: expected {val}, found {have}",
+                                 notes=[(texpr.span, "declared here")] if call_span else [])
         dims.append(val.expr if isinstance(val, Sym) else val)
     return tuple(dims)
 
@@ -219,19 +222,21 @@ def dtype_of(texpr: ast.TypeExpr) -> str:
 
 
 def bind_input(b: Builder, stmt: ast.Input, env: Env, actual: TensorVal | None,
-               top_type: TensorType | None) -> TensorVal:
+               top_type: TensorType | None, call_span=None, owner: str = "") -> TensorVal:
     dtype = dtype_of(stmt.type)
     known = actual.type if actual is not None else top_type
+    who = f"`{owner}` input `{stmt.name}`" if owner else f"input `{stmt.name}`"
+    notes = [(stmt.type.span, "declared here")] if call_span else []
     if known is not None and known.rank != len(stmt.type.dims):
-        raise ShapeError(f"input `{stmt.name}` expects rank {len(stmt.type.dims)} "
+        raise ShapeError(f"{who} expects rank {len(stmt.type.dims)} "
                          f"{shape_str(_dims_of(b, stmt.type, env))}, found {shape_str(known.shape)} "
-                         f"(rank {known.rank})", stmt.type.span, code="E303")
-    dims = eval_dims(b, stmt.type, env, known, f"input `{stmt.name}`")
+                         f"(rank {known.rank})", call_span or stmt.type.span, code="E303", notes=notes)
+    dims = eval_dims(b, stmt.type, env, known, who, call_span)
     if actual is not None:
         want_int = not dtype.startswith(("float", "bfloat"))
         if stmt.type.dtype is not None and want_int == actual.type.is_float:
-            raise TypeCheckError(f"input `{stmt.name}` expects {TensorType(dims, dtype)}, found "
-                                 f"{actual.type}", stmt.type.span, code="E335")
+            raise TypeCheckError(f"{who} expects {TensorType(dims, dtype)}, found "
+                                 f"{actual.type}", call_span or stmt.type.span, code="E335", notes=notes)
         return actual
     t = TensorType(dims if top_type is None else top_type.shape, dtype)
     node = b.g.add("input", [], {"name": stmt.name}, t, stmt.span, label=stmt.name)

@@ -91,8 +91,10 @@ class Builder:
             out = opdef.infer(*types, **attrs)
         except OpError as e:
             what = label or op
+            notes = [(x.span, f"this input is {x.type}") for x in inputs
+                     if x.span is not None and span is not None and x.span != span and types]
             raise ShapeError(f"{what}: {e}" if not str(e).startswith(op) else str(e), span,
-                             help=e.help, code="E301") from None
+                             help=e.help, code="E301", notes=notes[:3]) from None
         except NeedsConcrete:
             raise
         if len(self.root) >= MAX_NODES:

@@ -147,7 +147,7 @@ CASES = [
          lambda xp, p, x: R.upsample(xp, x, 2)),
     case("upsample-mixed", "upsample",
          "input a: [batch, 3, 2]\ninput b: [batch, 2, 2, 1, 2]\noutput u = a -> upsample(3)\n"
-         "output v = b -> upsample([1, 2, 3])", [F(2, 3, 2), F(1, 2, 2, 1, 2)],
+         "output v = b -> upsample([1, 2, 3])", [F(2, 3, 2), F(2, 2, 2, 1, 2)],
          lambda xp, p, a, b: {"u": R.upsample(xp, a, 3), "v": R.upsample(xp, b, (1, 2, 3))}),
 
     # ---------------------------------------------------------------- normalization
