@@ -49,6 +49,14 @@ class TensorVal:
     node: str
     type: TensorType
     span: Span | None = None
+    fields: dict | None = None  # a cell's final states: `enc.h` after `enc = src -> LSTM(64)`
+
+
+@dataclass
+class Captured:
+    """A tensor argument seen from inside a cell step, where only a state may read it."""
+
+    name: str
 
 
 @dataclass

@@ -210,17 +210,19 @@ def bottleneck_np(x, p, s, ch, stride):
 
 
 def random_variables(graph, seed=0):
-    """Variables laid out by the graph's ParamSpecs and drawn here, as float64 numpy: weights
-    He-scaled normal, batchnorm statistics and scales away from the identity."""
+    """Variables laid out by the graph's ParamSpecs and drawn here, as float32 numpy (the references
+    compute in float64 from these exact values): weights He-scaled normal, batchnorm statistics and
+    scales away from the identity."""
     rng = np.random.default_rng(seed)
 
     def draw(path, shape):
         name = path[-1]
         if name in ("kernel", "embedding"):
-            return rng.normal(0, np.sqrt(2.0 / math.prod(shape[:-1])), shape)
+            std = np.float32(np.sqrt(2.0 / math.prod(shape[:-1])))
+            return rng.standard_normal(shape, dtype=np.float32) * std
         if name in ("scale", "var"):
-            return rng.uniform(0.5, 1.5, shape)
-        return rng.normal(0, 0.1, shape)  # bias, mean, raw params
+            return rng.random(shape, dtype=np.float32) + np.float32(0.5)
+        return rng.standard_normal(shape, dtype=np.float32) * np.float32(0.1)  # bias, mean, raw params
 
     out = {"params": {}, "state": {}}
     for kind, specs in (("params", graph.params), ("state", graph.state)):
@@ -243,7 +245,7 @@ def run(prog, model, x, seed=0, **args):
     net = prog.model(model, **args)
     x32 = jnp.asarray(x, jnp.float32)
     v = random_variables(net.graph((TensorType(x32.shape),)), seed)
-    return net.apply(jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v), x32), v
+    return net.apply(jax.tree.map(jnp.asarray, v), x32), v
 
 
 def wrap(layer: str, shape) -> nndsl.Program:
@@ -283,7 +285,7 @@ def test_basic_block_training_uses_batch_statistics():
     x = np.random.default_rng(4).normal(size=(4, 6, 6, 3))
     net = lib("resnet").model("BasicBlock", ch=5, stride=2)  # stride 2 decides the shortcut statically
     v = random_variables(net.graph((TensorType(x.shape),)))
-    y, new_state = net.apply(jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v),
+    y, new_state = net.apply(jax.tree.map(jnp.asarray, v),
                              jnp.asarray(x, jnp.float32), train=True)
     # the reference: each batchnorm's running statistics replaced by its own batch's
     p, batch_stats, want_state = v["params"], {}, {}
@@ -355,7 +357,7 @@ def test_alexnet_forward_matches_numpy():
     h = relu(dense_np(relu(dense_np(h.reshape(1, -1), p["dense_0"])), p["dense_1"]))
     close(y, dense_np(h, p["dense_2"]), rtol=1e-3)
     # in training, dropout draws a fresh mask from each key
-    net, v32 = prog.model("AlexNet", classes=5), jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v)
+    net, v32 = prog.model("AlexNet", classes=5), jax.tree.map(jnp.asarray, v)
     a, _ = net.apply(v32, jnp.asarray(x, jnp.float32), train=True, rngs=jax.random.key(1))
     b, _ = net.apply(v32, jnp.asarray(x, jnp.float32), train=True, rngs=jax.random.key(2))
     assert not np.allclose(a, b) and not np.allclose(a, y)

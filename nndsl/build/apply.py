@@ -7,7 +7,7 @@ from ..ir.types import DTYPES, TensorType, shape_str
 from ..ops import OPS
 from ..ops import init as I
 from ..syntax import ast
-from ..values import (BidirectionalLayer, BoundLayer, ChainLayer, Layer, ModelLayer, NeedsConcrete,
+from ..values import (BidirectionalLayer, BoundLayer, Captured, ChainLayer, Layer, ModelLayer, NeedsConcrete,
                       OpLayer, Record, StackLayer, Sym, TensorVal, TupleVal, UnrollLayer, describe)
 from . import order as ordering
 from .builder import MAX_DEPTH, SPECIAL, Builder, Env, Scope
@@ -320,7 +320,7 @@ def apply_cell(b: Builder, layer, inputs: list, span, path: tuple, reverse=False
             body.inputs.append(node.id)
             states[st.name] = TensorVal(node.id, t, st.span)
             inits[st.name] = st
-        env_body = Env(dict(layer.args))
+        env_body = Env({k: Captured(k) if isinstance(v, TensorVal) else v for k, v in layer.args.items()})
         outputs = run_body(b, defn, env_body, [TensorVal(x_node.id, x_t, span)], None, states)
         nexts = _check_states(defn, env_body, states)
         if len(outputs) != 1:
@@ -340,7 +340,9 @@ def apply_cell(b: Builder, layer, inputs: list, span, path: tuple, reverse=False
     attrs = {"body": body, "states": tuple(states), "reverse": reverse, "unroll": unroll,
              "out_types": (out_seq,) + tuple(states[n].type for n in states)}
     res = b.add_node("scan", [seq] + init_vals, attrs, span, path=path, label=path[-1])
-    return res.items[0]
+    out_val = res.items[0]
+    out_val.fields = dict(zip(states, res.items[1:]))
+    return out_val
 
 
 def _bind_dims_from(b, decl, env, x_t):
@@ -369,6 +371,8 @@ def _check_states(defn, env: Env, states: dict) -> dict:
 
 
 def _initial_state(b: Builder, st: ast.State, t: TensorType, path, env) -> TensorVal:
+    """zeros (the default), ones, a number, `learned` (a trained vector shared by the batch), or a
+    tensor passed in as an argument (a decoder starting from an encoder's final state)."""
     e = st.init
     if e is None or (isinstance(e, ast.Name) and e.id == "zeros"):
         return b.add_node("fill", [], {"shape": t.shape, "value": 0.0}, st.span)
@@ -376,8 +380,21 @@ def _initial_state(b: Builder, st: ast.State, t: TensorType, path, env) -> Tenso
         return b.add_node("fill", [], {"shape": t.shape, "value": 1.0}, st.span)
     if isinstance(e, ast.Number):
         return b.add_node("fill", [], {"shape": t.shape, "value": float(e.value)}, st.span)
-    raise UnsupportedError(f"initial state `{st.name}` must be zeros, ones or a number (learned and "
-                           "passed-in states are not yet supported)", e.span, code="E901")
+    if isinstance(e, ast.Name) and e.id == "learned":
+        p = b.add_node("param", [], {"shape": t.shape[1:], "init": I.zeros, "init_name": "zeros",
+                                     "dtype": t.dtype}, st.span, path=path + (f"{st.name}_init",),
+                       label=f"{st.name}_init")
+        zero = b.add_node("fill", [], {"shape": t.shape, "value": 0.0}, st.span)
+        return b.add_node("add", [zero, p], {}, st.span)
+    v = b.eval(e, env)
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return b.add_node("fill", [], {"shape": t.shape, "value": float(v)}, st.span)
+    if not isinstance(v, TensorVal):
+        raise TypeCheckError(f"initial state `{st.name}` must be zeros, ones, a number, `learned` or a "
+                             f"tensor argument, found {describe(v)}", e.span, code="E351")
+    if tuple(v.type.shape) != tuple(t.shape) and all(isinstance(d, int) for d in v.type.shape + t.shape):
+        raise ShapeError(f"initial state `{st.name}` must be {t}, found {v.type}", e.span, code="E306")
+    return v
 
 
 def _cell_once(b: Builder, layer, x: TensorVal, span, path):
@@ -412,5 +429,18 @@ def _later(name, issue):
     return form
 
 
-SPECIAL.update({"unroll": _unroll, "bidirectional": _bidirectional,
+def _last(b: Builder, e, pos, kw, env):
+    """`seq -> last(lengths=n)` picks each sequence's final valid step; plain `last` the final one."""
+    if "lengths" not in kw:
+        return NotImplemented
+    lengths = kw.pop("lengths")
+    if kw or len(pos) > 1:
+        raise TypeCheckError("last takes a sequence and `lengths=`", e.span, code="E322")
+    if not isinstance(lengths, TensorVal):
+        raise TypeCheckError(f"`lengths` must be a tensor, found {describe(lengths)}", e.span, code="E321")
+    layer = OpLayer("last_masked", {}, bound=[lengths], span=e.span)
+    return b.apply(layer, [pos[0][0]], e.span) if pos else layer
+
+
+SPECIAL.update({"last": _last, "unroll": _unroll, "bidirectional": _bidirectional,
                 "grad": _later("grad", "gradients inside losses come with adversarial training")})

@@ -17,14 +17,14 @@ from ..ops import OPS, OpError
 from ..ops import init as I
 from ..source import Span
 from ..syntax import ast
-from ..values import (BidirectionalLayer, BoundLayer, ChainLayer, DefRef, Layer, ModelLayer,
+from ..values import (BidirectionalLayer, BoundLayer, Captured, ChainLayer, DefRef, Layer, ModelLayer,
                       NeedsConcrete, OpLayer, OpRef, Record, StackLayer, Sym, TensorVal, TupleVal,
                       UnrollLayer, describe)
 from . import order as ordering
 
 MAX_NODES = 200_000
 MAX_DEPTH = 64
-TYPE_NAMES = {"int", "float", "bool", "str", "string", "layer", "any", "shape", "dim"}
+TYPE_NAMES = {"int", "float", "bool", "str", "string", "layer", "any", "shape", "dim", "tensor"}
 
 
 @dataclass
@@ -154,15 +154,19 @@ class Builder:
 
     def eval_Name(self, e: ast.Name, env: Env):
         try:
-            return env.lookup(e.id)
+            v = env.lookup(e.id)
         except KeyError:
             pass
+        else:
+            if isinstance(v, Captured):
+                raise TypeCheckError(f"tensor argument `{e.id}` can only give a state its initial value "
+                                     "inside a cell", e.span, code="E350",
+                                     help=f"write `state NAME: [...] = {e.id}`")
+            return v
         d = self.program.definitions.get(e.id)
         if d is not None:
             return DefRef(e.id, d, e.span)
-        if e.id in OPS and OPS[e.id].kind != "internal":
-            return OpRef(e.id, e.span)
-        if e.id in SPECIAL:
+        if e.id in OPS and OPS[e.id].kind != "internal" or e.id in SPECIAL:
             return OpRef(e.id, e.span)
         known = env.names() | set(self.program.definitions) | set(OPS) | set(SPECIAL)
         guess = closest(e.id, known)
@@ -177,6 +181,8 @@ class Builder:
             guess = closest(e.name, obj.fields)
             raise NameResolutionError(f"{describe(obj)} has no field `{e.name}`", e.span, code="E203",
                                       help=f"did you mean `{guess}`?" if guess else None)
+        if isinstance(obj, TensorVal) and obj.fields and e.name in obj.fields:
+            return obj.fields[e.name]
         if isinstance(obj, TensorVal) and e.name == "shape":
             return [Sym(d) if isinstance(d, str) else d for d in obj.type.shape]
         raise TypeCheckError(f"{describe(obj)} has no fields (`.{e.name}`)", e.span, code="E312")
@@ -306,7 +312,7 @@ class Builder:
         if isinstance(v, Layer):
             return v
         if isinstance(v, OpRef):
-            if v.name in SPECIAL:
+            if v.name in SPECIAL and v.name not in OPS:
                 raise TypeCheckError(f"`{v.name}` needs arguments", span, code="E317")
             return self.make_op_layer(v.name, [], {}, span)
         if isinstance(v, DefRef) and isinstance(v.defn, ast.ModelDef):
@@ -346,7 +352,9 @@ class Builder:
                     raise TypeCheckError("a positional argument follows a named one", a.span, code="E319")
                 pos.append((self.eval(a, env), a.span))
         if isinstance(f, OpRef) and f.name in SPECIAL:
-            return SPECIAL[f.name](self, e, pos, kw, env)
+            out = SPECIAL[f.name](self, e, pos, kw, env)
+            if out is not NotImplemented:
+                return out
         n_tensor = 0
         while n_tensor < len(pos) and isinstance(pos[n_tensor][0], TensorVal):
             n_tensor += 1
@@ -449,6 +457,7 @@ def check_arg_type(owner, name, typ, value, span, decl_span=None):
         "str": isinstance(value, str), "string": isinstance(value, str),
         "layer": isinstance(value, (Layer, OpRef, DefRef)),
         "shape": isinstance(value, list),
+        "tensor": isinstance(value, TensorVal) or (isinstance(value, (int, float)) and not isinstance(value, bool)),
     }[typ]
     if not ok:
         raise TypeCheckError(f"argument `{name}` of `{owner}` must be {typ}, found {describe(value)}",
