@@ -14,6 +14,7 @@ from .frontend import load_file, load_text
 from .ir.graph import Graph
 from .ir.types import TensorType
 from .lower import interpret
+from .values import NeedsConcrete
 
 
 def _type_of(x) -> TensorType:
@@ -26,7 +27,10 @@ class Model:
     def __init__(self, program: "Program", name: str, args: dict):
         self.program, self.name, self.args = program, name, dict(args)
         self._graphs: dict = {}
-        self.graph()  # check now: errors surface when the model is asked for, not at first call
+        try:
+            self.graph()  # check now: errors surface when the model is asked for, not at first call
+        except NeedsConcrete:
+            pass  # its structure depends on input sizes: decided at init/apply
 
     def graph(self, input_types: tuple | None = None) -> Graph:
         key = tuple(input_types) if input_types is not None else None
@@ -37,11 +41,12 @@ class Model:
 
     @property
     def input_names(self) -> list[str]:
-        g = self.graph()
-        return [g.node(i).attrs["name"] for i in g.inputs]
+        from .syntax import ast
+        defn = self.program.defs.definitions[self.name]
+        return [s.name for s in defn.body if isinstance(s, ast.Input)]
 
     def _graph_for(self, inputs) -> Graph:
-        want = len(self.graph().inputs)
+        want = len(self.input_names)
         if len(inputs) != want:
             raise TypeError(f"{self.name} takes {want} input{'s' if want != 1 else ''} "
                             f"({', '.join(self.input_names)}), given {len(inputs)}")

@@ -58,6 +58,16 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--on-nan", choices=["stop", "skip"], default="stop")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    c = sub.add_parser("sample", help="generate text with a trained character model (one-to-many)")
+    c.add_argument("file")
+    c.add_argument("train", nargs="?", help="the train block that trained it (default: the only one)")
+    c.add_argument("--weights", required=True, help="the model instance's .safetensors from `nndsl train`")
+    c.add_argument("--model", help="model instance in the train block (default: the only one)")
+    c.add_argument("--prompt", default="", help="text to start from")
+    c.add_argument("--length", type=int, default=300, help="characters to generate")
+    c.add_argument("--temperature", type=float, default=0.8, help="0 = always the likeliest character")
+    c.add_argument("--seed", type=int, default=0)
+
     c = sub.add_parser("run", help="apply a model to an input array (.npy) with saved weights")
     c.add_argument("file")
     c.add_argument("model")
@@ -255,7 +265,29 @@ def _check_weights(g, variables):
                                  f"needs {list(spec.shape)}", code="E605")
 
 
-COMMANDS = {"check": cmd_check, "compile": cmd_compile, "summary": cmd_summary, "train": cmd_train,
+def cmd_sample(a) -> int:
+    from .io import load_variables
+    from .sample import generate
+    prog = _load(a.file)
+    trainer = prog.trainer(a.train)
+    spec = trainer.spec
+    if spec.data is None or spec.data.vocab is None:
+        raise NndslError(f"train block `{spec.name}` does not read a text (`data text(...)`), so there is "
+                         "no vocabulary to sample from", spec.span, code="E607")
+    names = list(spec.models)
+    inst = a.model or (names[0] if len(names) == 1 else None)
+    if inst not in spec.models:
+        raise NndslError(f"name the model instance to sample with --model ({', '.join(names)})", code="E608")
+    mname, margs = spec.models[inst]
+    model = prog.model(mname, **margs)
+    variables = load_variables(a.weights)
+    if a.length < 1:
+        return _usage("--length must be at least 1")
+    print(generate(model, variables, spec.data.vocab, a.prompt, a.length, a.temperature, a.seed))
+    return 0
+
+
+COMMANDS = {"check": cmd_check, "compile": cmd_compile, "summary": cmd_summary, "train": cmd_train, "sample": cmd_sample,
             "run": cmd_run}
 
 

@@ -5,16 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import NndslError
 from .ir.types import TensorType, dim_op
 from .source import Span
 
 
-class NeedsConcrete(Exception):
-    """A static decision depends on a symbolic dimension; decided once shapes are bound."""
+class NeedsConcrete(NndslError):
+    """A static decision depends on a symbolic dimension; decided once shapes are bound.
+
+    `nndsl check` skips such a model on its own (it is checked where it is used); anywhere else it
+    is a located error."""
+
+    code = "E352"
 
     def __init__(self, what: str, span: Span | None = None):
-        super().__init__(what)
-        self.span = span
+        super().__init__(f"cannot decide {what} before the input shapes are known", span,
+                         help="give the input concrete sizes, or use the model inside one that does")
 
 
 @dataclass(frozen=True)

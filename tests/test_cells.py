@@ -161,8 +161,8 @@ def test_gradients_match_jnp_reference(cell):
         return jnp.sum(scan_ref(jnp, cell, params[f"{cell}_0"], seq, 5) * w)
 
     xs = jnp.asarray(x, jnp.float32)
-    g_model = jax.grad(loss_model, argnums=(0, 1))(p, xs)
-    g_ref = jax.grad(loss_ref, argnums=(0, 1))(p, xs)
+    g_model = jax.jit(jax.grad(loss_model, argnums=(0, 1)))(p, xs)
+    g_ref = jax.jit(jax.grad(loss_ref, argnums=(0, 1)))(p, xs)
     assert jax.tree.structure(g_model) == jax.tree.structure(g_ref)
     for a, b in zip(jax.tree.leaves(g_model), jax.tree.leaves(g_ref)):
         close(a, b, tol=1e-4)
@@ -231,8 +231,8 @@ def test_bidirectional_gradients_match_jnp_reference():
                              scan_ref(jnp, "LSTM", q["backward"], seq, 3, reverse=True)], axis=-1)
         return jnp.sum(jnp.sin(y[:, -1]))
 
-    for a, b in zip(jax.tree.leaves(jax.grad(loss_model, (0, 1))(p, x)),
-                    jax.tree.leaves(jax.grad(loss_ref, (0, 1))(p, x))):
+    for a, b in zip(jax.tree.leaves(jax.jit(jax.grad(loss_model, (0, 1)))(p, x)),
+                    jax.tree.leaves(jax.jit(jax.grad(loss_ref, (0, 1)))(p, x))):
         close(a, b, tol=1e-4)
 
 
@@ -260,8 +260,8 @@ def test_unroll_gradients_match_jnp_reference():
     def loss_ref(params, x0):
         return jnp.sum(unroll_ref(jnp, "GRU", params[scope], x0, 3)[:, -1] ** 2)
 
-    for a, b in zip(jax.tree.leaves(jax.grad(loss_model, (0, 1))(p, x)),
-                    jax.tree.leaves(jax.grad(loss_ref, (0, 1))(p, x))):
+    for a, b in zip(jax.tree.leaves(jax.jit(jax.grad(loss_model, (0, 1)))(p, x)),
+                    jax.tree.leaves(jax.jit(jax.grad(loss_ref, (0, 1)))(p, x))):
         close(a, b, tol=1e-4)
 
 

@@ -164,7 +164,7 @@ class Builder:
                                      help=f"write `state NAME: [...] = {e.id}`")
             return v
         d = self.program.definitions.get(e.id)
-        if d is not None:
+        if isinstance(d, ast.ModelDef):  # train blocks are not values: they may share a name with an op
             return DefRef(e.id, d, e.span)
         if e.id in OPS and OPS[e.id].kind != "internal" or e.id in SPECIAL:
             return OpRef(e.id, e.span)

@@ -13,7 +13,7 @@ from ..ir.graph import Graph
 from ..ir.types import TensorType
 from ..ops.registry import OpError
 from ..syntax import ast
-from ..values import BoundLayer, DefRef, Record, Sym, TensorVal, describe
+from ..values import BoundLayer, DefRef, ModelLayer, Record, Sym, TensorVal, describe
 from . import apply as A
 from . import order as ordering
 from .builder import Builder, Env, bind_args
@@ -36,6 +36,7 @@ class TrainSpec:
     data: object | None
     data_inputs: dict = field(default_factory=dict)  # field -> input node id
     instances: dict = field(default_factory=dict)  # name -> span
+    models: dict = field(default_factory=dict)  # instance name -> (model name, bound args)
     losses: dict = field(default_factory=dict)  # name -> node id
     metrics: dict = field(default_factory=dict)
     steps: list = field(default_factory=list)
@@ -80,8 +81,11 @@ def build_train(program, name: str | None, batch: int | None = None, base: Path 
             if not b.is_layer(layer):
                 raise TypeCheckError(f"`model {stmt.name} = ...` needs a model, found {describe(layer)}",
                                      stmt.value.span, code="E342")
-            A._define(env, stmt.name, BoundLayer(stmt.name, b.as_layer(layer, stmt.value.span), ()), stmt.span)
+            inner = b.as_layer(layer, stmt.value.span)
+            A._define(env, stmt.name, BoundLayer(stmt.name, inner, ()), stmt.span)
             spec.instances[stmt.name] = stmt.span
+            if isinstance(inner, ModelLayer):
+                spec.models[stmt.name] = (inner.defn.name, inner.args)
         elif isinstance(stmt, (ast.Loss, ast.Metric)):
             v = b.eval(stmt.value, env)
             what = "loss" if isinstance(stmt, ast.Loss) else "metric"
@@ -163,7 +167,7 @@ def _data(b, stmt, env, spec, batch, base):
         b.g.inputs.append(node.id)
         spec.data_inputs[f] = node.id
         fields[f] = TensorVal(node.id, tt, stmt.span)
-    A._define(env, "data", Record(fields, "data source"), stmt.span)
+    A._define(env, "data", Record({**src.statics, **fields}, "data source"), stmt.span)
     env.values.setdefault("batch", size)
     return src
 

@@ -57,3 +57,49 @@ def adding(n: int, length: int, seed: int) -> dict:
         marks[i, a] = marks[i, b] = 1.0
     target = np.sum(values * marks, 1, keepdims=True)
     return {"x": np.stack([values, marks], -1), "y": target.astype(np.float32)}
+
+
+def sentiment(n: int, length: int, vocab: int, seed: int) -> dict:
+    """Token sequences of varying length with a rule that needs order: ids 1-8 are positive words,
+    9-16 negative, 17 is `not` (it flips the word after it), the rest are filler; 0 pads. The label
+    is 1 when the (flipped) positive words outnumber the negative ones; ties are not generated."""
+    rng = np.random.default_rng(seed)
+    xs, ys, ns = [], [], []
+    while len(xs) < n:
+        m = int(rng.integers(length // 3, length + 1))
+        seq = rng.integers(18, vocab, m)
+        score = 0
+        for pos in rng.choice(m, int(rng.integers(1, 5)), replace=False):
+            positive = rng.random() < 0.5
+            seq[pos] = rng.integers(1, 9) if positive else rng.integers(9, 17)
+            flip = pos > 0 and rng.random() < 0.3 and seq[pos - 1] >= 18
+            if flip:
+                seq[pos - 1] = 17
+            score += (1 if positive else -1) * (-1 if flip else 1)
+        if score == 0:
+            continue
+        xs.append(np.pad(seq, (0, length - m)))
+        ys.append(int(score > 0))
+        ns.append(m)
+    return {"x": np.array(xs, np.int32), "y": np.array(ys, np.int32), "n": np.array(ns, np.int32)}
+
+
+def tagging(n: int, length: int, vocab: int, seed: int) -> dict:
+    """Tag token t with 1 when the token after it is larger than the token before it: a tagger
+    must look both ways, which a forward-only recurrent layer cannot."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(1, vocab, (n, length)).astype(np.int32)
+    prev = np.pad(x, ((0, 0), (1, 0)))[:, :-1]
+    nxt = np.pad(x, ((0, 0), (0, 1)))[:, 1:]
+    return {"x": x, "y": (nxt > prev).astype(np.int32)}
+
+
+def text_windows(text: str, seq: int, stride: int) -> tuple[dict, str]:
+    """Character windows of a text and the next character at each position; the vocabulary is
+    the sorted set of characters."""
+    chars = "".join(sorted(set(text)))
+    ids = np.array([chars.index(c) for c in text], np.int32)
+    starts = np.arange(0, len(ids) - seq - 1, stride)
+    x = np.stack([ids[s:s + seq] for s in starts])
+    y = np.stack([ids[s + 1:s + seq + 1] for s in starts])
+    return {"x": x, "y": y}, chars

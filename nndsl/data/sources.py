@@ -28,6 +28,8 @@ class DataSource:
     fields: dict  # name -> TensorType of one example (no batch axis)
     loader: Callable[[], dict] = field(repr=False)
     infinite: bool = False  # sampled afresh each epoch (ring_gaussians)
+    vocab: str | None = None  # characters of a text source, id = position
+    statics: dict = field(default_factory=dict)  # static facts a program may read: data.vocab, data.classes
 
     def arrays(self, seed: int = 0) -> tuple[dict, dict]:
         """(train, held-out) arrays, split with a seeded shuffle."""
@@ -72,7 +74,8 @@ def _digits(batch, split, size, flat):
             x = x.reshape(len(x), -1)
         return {"x": x, "y": y}
     shape = (size * size,) if flat else (size, size, 1)
-    return DataSource("digits", batch, split, {"x": TensorType(shape), "y": TensorType((), "int32")}, load)
+    return DataSource("digits", batch, split, {"x": TensorType(shape), "y": TensorType((), "int32")}, load,
+                      statics={"classes": 10})
 
 
 def _ring(modes, batch, radius, std, n, seed):
@@ -107,7 +110,7 @@ def _motifs(batch, split, length, classes, noise, n, seed):
     if length < 16:
         raise OpError(f"motifs need length of at least 16, got {length}")
     return DataSource("motifs", batch, split, {"x": TensorType((length, 1)), "y": TensorType((), "int32")},
-                      lambda: motifs(n, length, classes, noise, seed))
+                      lambda: motifs(n, length, classes, noise, seed), statics={"classes": classes})
 
 
 def _volumes(batch, split, size, noise, n, seed):
@@ -116,7 +119,7 @@ def _volumes(batch, split, size, noise, n, seed):
         raise OpError(f"volumes need size of at least 8, got {size}")
     return DataSource("volumes", batch, split, {"x": TensorType((size, size, size, 1)),
                                                 "y": TensorType((), "int32")},
-                      lambda: volumes(n, size, noise, seed))
+                      lambda: volumes(n, size, noise, seed), statics={"classes": 3})
 
 
 def _adding(batch, split, length, n, seed):
@@ -125,6 +128,42 @@ def _adding(batch, split, length, n, seed):
         raise OpError(f"the adding problem needs length of at least 2, got {length}")
     return DataSource("adding", batch, split, {"x": TensorType((length, 2)), "y": TensorType((1,))},
                       lambda: adding(n, length, seed))
+
+
+def _sentiment(batch, split, length, vocab, n, seed):
+    from .generated import sentiment
+    if vocab < 20:
+        raise OpError(f"sentiment needs a vocabulary of at least 20, got {vocab}")
+    return DataSource("sentiment", batch, split, {"x": TensorType((length,), "int32"),
+                                                  "y": TensorType((), "int32"), "n": TensorType((), "int32")},
+                      lambda: sentiment(n, length, vocab, seed), statics={"vocab": vocab, "classes": 2})
+
+
+def _tagging(batch, split, length, vocab, n, seed):
+    from .generated import tagging
+    return DataSource("tagging", batch, split, {"x": TensorType((length,), "int32"),
+                                                "y": TensorType((length,), "int32")},
+                      lambda: tagging(n, length, vocab, seed), statics={"vocab": vocab, "classes": 2})
+
+
+TEXTS = {"sonnets": "sonnets.txt"}
+
+
+def text_vocab(name: str) -> str:
+    from .generated import text_windows
+    return text_windows((DATA_DIR / TEXTS[name]).read_text(), 2, 1)[1]
+
+
+def _text(name, batch, split, seq, stride):
+    from .generated import text_windows
+    if name not in TEXTS:
+        raise OpError(f"no bundled text \"{name}\"; texts: {', '.join(TEXTS)}")
+    vocab = text_vocab(name)
+    src = DataSource("text", batch, split, {"x": TensorType((seq,), "int32"), "y": TensorType((seq,), "int32")},
+                     lambda: text_windows((DATA_DIR / TEXTS[name]).read_text(), seq, stride)[0])
+    src.vocab = vocab
+    src.statics = {"vocab": len(vocab)}
+    return src
 
 
 def _npz_header(path: Path) -> dict:
@@ -211,6 +250,12 @@ SOURCES = {
                  Attr("noise", "float", 0.2), Attr("n", "int", 900), Attr("seed", "int", 0)), _volumes),
     "adding": ((Attr("batch", "int", 64), Attr("split", "float", 0.9), Attr("length", "int", 100),
                 Attr("n", "int", 20000), Attr("seed", "int", 0)), _adding),
+    "sentiment": ((Attr("batch", "int", 64), Attr("split", "float", 0.8), Attr("length", "int", 24),
+                   Attr("vocab", "int", 40), Attr("n", "int", 4000), Attr("seed", "int", 0)), _sentiment),
+    "tagging": ((Attr("batch", "int", 64), Attr("split", "float", 0.8), Attr("length", "int", 20),
+                 Attr("vocab", "int", 10), Attr("n", "int", 3000), Attr("seed", "int", 0)), _tagging),
+    "text": ((Attr("name", "str", "sonnets"), Attr("batch", "int", 32), Attr("split", "float", 0.9),
+              Attr("seq", "int", 64), Attr("stride", "int", 3)), _text),
     "npz": ((Attr("path", "str"), Attr("batch", "int", 64), Attr("split", "float", 0.8)), _npz),
     "csv": ((Attr("path", "str"), Attr("batch", "int", 64), Attr("split", "float", 0.8),
              Attr("label", "int", -1)), _csv),

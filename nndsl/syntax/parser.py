@@ -231,7 +231,7 @@ def _token_error(e: UnexpectedToken, source: Source, accepts) -> ParseError:
                           notes=[(span, f"found {_token_text(tok)} on line {tok.line}")])
     msg = f"unexpected {_token_text(tok)}" + (f"; expected {exp}" if exp else "")
     hint = None
-    if "COMMA" in accepts and tok.type in ("NAME", "NUMBER", "STRING"):
+    if "COMMA" in accepts and ({"RPAR", "RSQB"} & set(accepts)) and tok.type in ("NAME", "NUMBER", "STRING"):
         hint = f"is a `,` missing before `{tok}`?"
     return ParseError(msg, span, code="E102", help=hint)
 

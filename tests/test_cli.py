@@ -1,0 +1,366 @@
+"""The `nndsl` command, run as a user runs it: a subprocess, its exit code, stdout and stderr.
+
+Exit codes: 0 ok, 1 a mistake in the user's program or files, 2 a usage error. A user mistake
+is reported as a located diagnostic, never as a Python traceback.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import nndsl
+
+ROOT = Path(__file__).resolve().parents[1]
+_SCRIPT = Path(sys.executable).with_name("nndsl")
+NNDSL = [str(_SCRIPT)] if _SCRIPT.is_file() else ([shutil.which("nndsl")] if shutil.which("nndsl")
+                                                  else [sys.executable, "-m", "nndsl.cli"])
+ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONWARNINGS": "ignore"}
+LOCATED = re.compile(r"^(?P<file>\S+):(?P<line>\d+):(?P<col>\d+): error", re.M)
+
+GOOD_FILES = sorted(p.relative_to(ROOT).as_posix() for p in [*ROOT.glob("examples/*.nn"), *ROOT.glob("stdlib/*.nn")])
+
+TINY = """
+model Net(hidden: int = 6) {
+  input x: [batch, 2]
+  output logit = x -> dense(hidden) -> tanh -> dense(1)
+}
+model Two {
+  input x: [batch, 2]
+  output a = x -> dense(3)
+  output b = x -> dense(2) -> relu
+}
+train xor {
+  data logic(gate="xor")
+  model net = Net()
+  logit = data.x -> net
+  loss bce = bce_logits(logit, data.y)
+  metric acc = accuracy(logit, data.y, threshold=0.0)
+  step net minimize bce with adam(lr=0.05)
+  epochs 3
+}
+"""
+
+BAD = """model Net {
+  input x: [batch, 4]
+  output y = x -> dense(4) -> sigmoud
+}
+"""
+
+
+def nndsl_cli(*args, cwd=ROOT, timeout=180) -> subprocess.CompletedProcess:
+    return subprocess.run([*NNDSL, *map(str, args)], cwd=cwd, env=ENV, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def run_all(arglists, cwd=ROOT) -> list[subprocess.CompletedProcess]:
+    """Several commands at once (each one is mostly JAX's import time)."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda a: nndsl_cli(*a, cwd=cwd), arglists))
+
+
+def no_traceback(r: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in r.stderr and "Traceback" not in r.stdout, r.stderr
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("cli")
+    (d / "tiny.nn").write_text(TINY)
+    (d / "bad.nn").write_text(BAD)
+    (d / "syntax.nn").write_text("model A {\n  input x: [batch, 4]\n  output y = x -> dense(4 ->\n}\n")
+    return d
+
+
+# ---------------------------------------------------------------------------- help and usage
+SUBCOMMANDS = ["check", "compile", "summary", "train", "run"]
+
+
+@pytest.fixture(scope="module")
+def helps():
+    return dict(zip(["", *SUBCOMMANDS], run_all([["--help"]] + [[c, "--help"] for c in SUBCOMMANDS])))
+
+
+def test_top_level_help_lists_subcommands(helps):
+    r = helps[""]
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("usage: nndsl")
+    for c in SUBCOMMANDS:
+        assert c in r.stdout
+
+
+@pytest.mark.parametrize("sub", SUBCOMMANDS)
+def test_subcommand_help(helps, sub):
+    r = helps[sub]
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"usage: nndsl {sub}")
+    assert "file" in r.stdout
+
+
+def test_version():
+    r = nndsl_cli("--version")
+    assert r.returncode == 0
+    assert nndsl.__version__ in r.stdout
+
+
+@pytest.mark.parametrize("args", [
+    [],
+    ["frobnicate"],
+    ["check"],
+    ["compile", "examples/xor_mlp.nn", "--emit", "llvm"],
+    ["summary", "examples/xor_mlp.nn", "--arg", "hidden"],
+    ["run", "examples/xor_mlp.nn", "XorMLP", "--input", "x.npy", "--output", "y.npy"],
+    ["train", "examples/xor_mlp.nn", "--epochs", "many"],
+], ids=["nothing", "unknown-command", "check-no-file", "bad-emit", "arg-no-equals", "run-no-weights",
+        "epochs-not-int"])
+def test_usage_errors_exit_2(args):
+    r = nndsl_cli(*args)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "error" in r.stderr
+    no_traceback(r)
+
+
+# ---------------------------------------------------------------------------- check
+@pytest.fixture(scope="module")
+def checks():
+    return dict(zip(GOOD_FILES, run_all([["check", f] for f in GOOD_FILES])))
+
+
+def test_there_are_files_to_check():
+    assert any(f.startswith("examples/") for f in GOOD_FILES)
+    assert "stdlib/lenet.nn" in GOOD_FILES
+
+
+@pytest.mark.parametrize("path", GOOD_FILES)
+def test_check_good_files(checks, path):
+    r = checks[path]
+    assert r.returncode == 0, r.stderr
+    assert "ok" in r.stdout
+    assert not LOCATED.search(r.stderr)
+    no_traceback(r)
+
+
+def test_check_bad_file_text_and_json(work):
+    text, js = run_all([["check", "bad.nn"], ["check", "bad.nn", "--format", "json"]], cwd=work)
+    assert text.returncode == 1
+    m = LOCATED.search(text.stderr)
+    assert m and m.group(0) == "bad.nn:3:31: error", text.stderr
+    assert "sigmoud" in text.stderr and "did you mean `sigmoid`" in text.stderr
+    no_traceback(text)
+    assert js.returncode == 1
+    report = json.loads(js.stdout)
+    [d] = report["diagnostics"]
+    assert (d["file"], d["line"], d["col"], d["severity"]) == ("bad.nn", 3, 31, "error")
+    assert isinstance(d["end_col"], int) and d["end_col"] == 31 + len("sigmoud")
+    assert "sigmoud" in d["message"]
+
+
+def test_check_json_on_a_good_file():
+    r = nndsl_cli("check", "examples/xor_mlp.nn", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["diagnostics"] == []
+
+
+def test_check_reports_several_errors(work):
+    (work / "two.nn").write_text("model A {\n  input x: [batch, 4]\n  output y = x -> foo\n}\n"
+                                 "model B {\n  input x: [batch, 4]\n  output y = x -> dense(true)\n}\n")
+    r = nndsl_cli("check", "two.nn", cwd=work)
+    assert r.returncode == 1
+    assert [m.group(0) for m in LOCATED.finditer(r.stderr)] == ["two.nn:3:19: error", "two.nn:7:25: error"]
+
+
+# ---------------------------------------------------------------------------- compile and summary
+@pytest.fixture(scope="module")
+def compiled(work):
+    emits = ["ast", "graph", "jaxpr", "hlo"]
+    rs = run_all([["compile", "tiny.nn", "Net", "--emit", e, "--arg", "hidden=7"] for e in emits], cwd=work)
+    return dict(zip(emits, rs))
+
+
+def test_compile_ast(compiled):
+    r = compiled["ast"]
+    assert r.returncode == 0, r.stderr
+    assert "ModelDef" in r.stdout and "'Net'" in r.stdout and "TrainDef" in r.stdout
+
+
+def test_compile_graph(compiled):
+    r = compiled["graph"]
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"dense\[.*units=7.*\].*f32\[batch, 7\]", r.stdout), r.stdout
+    assert "output logit" in r.stdout
+    assert "dense_0.kernel : f32[2, 7]" in r.stdout
+
+
+def test_compile_jaxpr(compiled):
+    r = compiled["jaxpr"]
+    assert r.returncode == 0, r.stderr
+    assert "lambda" in r.stdout and "dot_general" in r.stdout and "tanh" in r.stdout
+    assert "f32[2,7]" in r.stdout
+
+
+def test_compile_hlo(compiled):
+    r = compiled["hlo"]
+    assert r.returncode == 0, r.stderr
+    assert "module" in r.stdout and "tensor<2x7xf32>" in r.stdout
+
+
+def test_compile_default_model_is_the_last_one(work):
+    r = nndsl_cli("compile", "tiny.nn", cwd=work)
+    assert r.returncode == 0, r.stderr
+    assert "output a" in r.stdout and "output b" in r.stdout
+
+
+def test_summary_lenet5_parameter_count():
+    r = nndsl_cli("summary", "examples/lenet5.nn", "LeNet5")
+    assert r.returncode == 0, r.stderr
+    assert "61,706" in r.stdout
+    assert "conv2d_0" in r.stdout and "dense_2" in r.stdout
+
+
+# ---------------------------------------------------------------------------- train and run
+@pytest.fixture(scope="module")
+def trained(work):
+    r = nndsl_cli("train", "tiny.nn", "--out", "run1", "--no-progress", "--seed", "1", cwd=work)
+    return r, work / "run1"
+
+
+def test_train_writes_weights_and_history(trained):
+    r, out = trained
+    assert r.returncode == 0, r.stderr
+    no_traceback(r)
+    assert (out / "net.safetensors").is_file()
+    history = json.loads((out / "history.json").read_text())
+    assert set(history) == {"bce", "acc"}
+    assert all(len(v) == 3 for v in history.values())
+    from safetensors.numpy import load_file
+    flat = load_file(str(out / "net.safetensors"))
+    assert {k: v.shape for k, v in flat.items()} == {
+        "params/dense_0/kernel": (2, 6), "params/dense_0/bias": (6,),
+        "params/dense_1/kernel": (6, 1), "params/dense_1/bias": (1,)}
+
+
+def test_train_matches_the_python_api(trained, work):
+    _, out = trained
+    history = json.loads((out / "history.json").read_text())
+    result = nndsl.load(work / "tiny.nn").trainer("xor", seed=1).fit(progress=False)
+    for k, v in result.history.items():
+        np.testing.assert_allclose(history[k], v, rtol=1e-5)
+
+
+def test_run_output_equals_the_python_api(trained, work):
+    _, out = trained
+    x = np.random.default_rng(0).standard_normal((5, 2)).astype(np.float32)
+    np.save(work / "x.npy", x)
+    r = nndsl_cli("run", "tiny.nn", "Net", "--weights", out / "net.safetensors", "--input", "x.npy",
+                  "--output", "y.npy", cwd=work)
+    assert r.returncode == 0, r.stderr
+    y = np.load(work / "y.npy")
+    from safetensors.numpy import load_file
+    flat = load_file(str(out / "net.safetensors"))
+    params = {"dense_0": {"kernel": flat["params/dense_0/kernel"], "bias": flat["params/dense_0/bias"]},
+              "dense_1": {"kernel": flat["params/dense_1/kernel"], "bias": flat["params/dense_1/bias"]}}
+    net = nndsl.load(work / "tiny.nn").model("Net")
+    api = np.asarray(net.apply({"params": params, "state": {}}, x))
+    assert y.shape == (5, 1)
+    np.testing.assert_allclose(y, api, rtol=1e-6, atol=1e-6)
+    ref = np.tanh(x @ params["dense_0"]["kernel"] + params["dense_0"]["bias"]) @ params["dense_1"]["kernel"] \
+        + params["dense_1"]["bias"]
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_run_several_outputs_writes_npz(work):
+    from nndsl.io import save_variables
+    net = nndsl.load(work / "tiny.nn").model("Two")
+    x = np.ones((3, 2), np.float32)
+    v = jax.tree_util.tree_map(np.asarray, net.init(jax.random.key(0), x))
+    save_variables(work / "two.safetensors", v)
+    np.save(work / "ones.npy", x)
+    r = nndsl_cli("run", "tiny.nn", "Two", "--weights", "two.safetensors", "--input", "ones.npy",
+                  "--output", "two_out.npz", cwd=work)
+    assert r.returncode == 0, r.stderr
+    with np.load(work / "two_out.npz") as f:
+        assert set(f.files) == {"a", "b"}
+        np.testing.assert_allclose(f["a"], x @ v["params"]["dense_0"]["kernel"] + v["params"]["dense_0"]["bias"],
+                                   rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------- user mistakes: exit 1, no traceback
+USER_MISTAKES = {
+    "missing-file": ["check", "nope.nn"],
+    "directory": ["check", "."],
+    "unknown-model": ["summary", "tiny.nn", "Nett"],
+    "unknown-train": ["train", "tiny.nn", "nope", "--no-progress"],
+    "bad-static-arg": ["compile", "tiny.nn", "Net", "--arg", "hidden=\"wide\""],
+    "unknown-static-arg": ["summary", "tiny.nn", "Net", "--arg", "hiddn=3"],
+    "missing-weights": ["run", "tiny.nn", "Net", "--weights", "nope.safetensors", "--input", "x2.npy",
+                        "--output", "o.npy"],
+    "corrupt-weights": ["run", "tiny.nn", "Net", "--weights", "junk.safetensors", "--input", "x2.npy",
+                        "--output", "o.npy"],
+    "weights-for-another-model": ["run", "tiny.nn", "Net", "--arg", "hidden=3", "--weights", "w6.safetensors",
+                                  "--input", "x2.npy", "--output", "o.npy"],
+    "wrong-input-shape": ["run", "tiny.nn", "Net", "--weights", "w6.safetensors", "--input", "x3.npy",
+                          "--output", "o.npy"],
+    "missing-input": ["run", "tiny.nn", "Net", "--weights", "w6.safetensors", "--input", "nope.npy",
+                      "--output", "o.npy"],
+    "too-many-inputs": ["run", "tiny.nn", "Net", "--weights", "w6.safetensors", "--input", "x2.npy",
+                        "--input", "x2.npy", "--output", "o.npy"],
+    "syntax-error-in-compile": ["compile", "syntax.nn", "--emit", "ast"],
+}
+
+
+@pytest.fixture(scope="module")
+def mistakes(work):
+    from nndsl.io import save_variables
+    net = nndsl.load(work / "tiny.nn").model("Net")
+    np.save(work / "x2.npy", np.ones((4, 2), np.float32))
+    np.save(work / "x3.npy", np.ones((4, 3), np.float32))
+    save_variables(work / "w6.safetensors",
+                   jax.tree_util.tree_map(np.asarray, net.init(jax.random.key(0), np.ones((1, 2), np.float32))))
+    (work / "junk.safetensors").write_bytes(b"not a safetensors file")
+    return dict(zip(USER_MISTAKES, run_all(list(USER_MISTAKES.values()), cwd=work)))
+
+
+@pytest.mark.parametrize("case", list(USER_MISTAKES))
+def test_user_mistakes_exit_1_without_traceback(mistakes, case):
+    r = mistakes[case]
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    no_traceback(r)
+    assert "error" in r.stderr
+
+
+def test_mistake_messages_say_what_is_wrong(mistakes):
+    assert "did you mean `Net`" in mistakes["unknown-model"].stderr
+    assert "nope.nn" in mistakes["missing-file"].stderr
+    assert "[2, 6]" in mistakes["weights-for-another-model"].stderr
+    assert "[2, 3]" in mistakes["weights-for-another-model"].stderr
+    assert LOCATED.search(mistakes["wrong-input-shape"].stderr)
+    assert "hidden" in mistakes["unknown-static-arg"].stderr
+    assert LOCATED.search(mistakes["syntax-error-in-compile"].stderr).group(0) == "syntax.nn:4:1: error"
+
+
+# Mistakes that currently surface as Python tracebacks (bugs in nndsl/cli.py).
+@pytest.mark.parametrize("args,code", [
+    pytest.param(["compile", "tiny.nn", "Net", "--emit", "jaxpr", "--dim", "batch=abc"], 2,
+                 marks=pytest.mark.xfail(strict=True, reason="cli: --dim with a non-integer raises ValueError "
+                                         "with a traceback instead of a usage error")),
+    pytest.param(["run", "tiny.nn", "Net", "--weights", "w6.safetensors", "--input", "x2.npy",
+                  "--output", "no/such/dir/o.npy"], 1,
+                 marks=pytest.mark.xfail(strict=True, reason="cli: run --output into a missing folder raises "
+                                         "FileNotFoundError with a traceback")),
+    pytest.param(["train", "tiny.nn", "--epochs", "1", "--no-progress", "--out", "tiny.nn"], 1,
+                 marks=pytest.mark.xfail(strict=True, reason="cli: train --out naming an existing file raises "
+                                         "FileExistsError with a traceback")),
+], ids=["dim-not-int", "run-output-dir-missing", "train-out-is-a-file"])
+def test_more_mistakes_without_traceback(mistakes, work, args, code):
+    r = nndsl_cli(*args, cwd=work)
+    no_traceback(r)
+    assert r.returncode == code, (r.returncode, r.stderr)
