@@ -68,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--temperature", type=float, default=0.8, help="0 = always the likeliest character")
     c.add_argument("--seed", type=int, default=0)
 
+    c = sub.add_parser("plot", help="draw curves from history.json files (needs matplotlib)")
+    c.add_argument("history", nargs="+", help="history.json files; LABEL=PATH names a curve")
+    c.add_argument("--metric", action="append", help="which series (default: all)")
+    c.add_argument("-o", "--output", required=True, help="PNG file to write")
+    c.add_argument("--title", default="")
+    c.add_argument("--log", action="store_true", help="logarithmic y axis")
+
     c = sub.add_parser("run", help="apply a model to an input array (.npy) with saved weights")
     c.add_argument("file")
     c.add_argument("model")
@@ -287,7 +294,18 @@ def cmd_sample(a) -> int:
     return 0
 
 
-COMMANDS = {"check": cmd_check, "compile": cmd_compile, "summary": cmd_summary, "train": cmd_train, "sample": cmd_sample,
+def cmd_plot(a) -> int:
+    from .plots import load_history, plot_histories
+    runs = {}
+    for h in a.history:
+        label, _, path = h.rpartition("=") if "=" in h else (Path(h).parent.name or h, "", h)
+        runs[label] = load_history(path)
+    out = plot_histories(runs, a.metric, a.output, a.title, a.log)
+    print(f"wrote {out}")
+    return 0
+
+
+COMMANDS = {"check": cmd_check, "compile": cmd_compile, "summary": cmd_summary, "train": cmd_train, "sample": cmd_sample, "plot": cmd_plot,
             "run": cmd_run}
 
 

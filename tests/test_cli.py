@@ -1,7 +1,12 @@
-"""The `nndsl` command, run as a user runs it: a subprocess, its exit code, stdout and stderr.
+"""The `nndsl` command: its exit code, stdout and stderr.
 
 Exit codes: 0 ok, 1 a mistake in the user's program or files, 2 a usage error. A user mistake
 is reported as a located diagnostic, never as a Python traceback.
+
+The main paths run as a user runs them, in a subprocess. Each subprocess spends seconds importing
+JAX, so the long lists (every file in examples/ and stdlib/, every subcommand's help, the catalogue
+of user mistakes) go through `nndsl.cli.main(argv)` in this process: an exception escaping `main`
+is exactly the traceback a user would see.
 """
 from __future__ import annotations
 
@@ -68,6 +73,22 @@ def run_all(arglists, cwd=ROOT) -> list[subprocess.CompletedProcess]:
         return list(pool.map(lambda a: nndsl_cli(*a, cwd=cwd), arglists))
 
 
+def cli_main(args, cwd, capsys) -> tuple[int, str, str]:
+    """`nndsl ARGS` in this process, from folder `cwd`: (exit code, stdout, stderr)."""
+    from nndsl.cli import main
+    old = Path.cwd()
+    capsys.readouterr()
+    os.chdir(cwd)
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as e:  # argparse usage errors and --help
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    finally:
+        os.chdir(old)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def no_traceback(r: subprocess.CompletedProcess) -> None:
     assert "Traceback" not in r.stderr and "Traceback" not in r.stdout, r.stderr
 
@@ -82,16 +103,22 @@ def work(tmp_path_factory) -> Path:
 
 
 # ---------------------------------------------------------------------------- help and usage
-SUBCOMMANDS = ["check", "compile", "summary", "train", "run"]
+def _subcommands() -> list[str]:
+    import argparse
+    from nndsl.cli import _parser
+    [sub] = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return list(sub.choices)
 
 
-@pytest.fixture(scope="module")
-def helps():
-    return dict(zip(["", *SUBCOMMANDS], run_all([["--help"]] + [[c, "--help"] for c in SUBCOMMANDS])))
+SUBCOMMANDS = _subcommands()
 
 
-def test_top_level_help_lists_subcommands(helps):
-    r = helps[""]
+def test_the_documented_subcommands_exist():
+    assert {"check", "compile", "summary", "train", "run"} <= set(SUBCOMMANDS)
+
+
+def test_top_level_help_lists_subcommands():
+    r = nndsl_cli("--help")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("usage: nndsl")
     for c in SUBCOMMANDS:
@@ -99,11 +126,11 @@ def test_top_level_help_lists_subcommands(helps):
 
 
 @pytest.mark.parametrize("sub", SUBCOMMANDS)
-def test_subcommand_help(helps, sub):
-    r = helps[sub]
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith(f"usage: nndsl {sub}")
-    assert "file" in r.stdout
+def test_subcommand_help(sub, capsys):
+    code, out, _ = cli_main([sub, "--help"], ROOT, capsys)
+    assert code == 0
+    assert out.startswith(f"usage: nndsl {sub}")
+    assert "file" in out
 
 
 def test_version():
@@ -114,39 +141,44 @@ def test_version():
 
 @pytest.mark.parametrize("args", [
     [],
-    ["frobnicate"],
     ["check"],
     ["compile", "examples/xor_mlp.nn", "--emit", "llvm"],
     ["summary", "examples/xor_mlp.nn", "--arg", "hidden"],
-    ["run", "examples/xor_mlp.nn", "XorMLP", "--input", "x.npy", "--output", "y.npy"],
+    ["run", "examples/xor_mlp.nn", "XorMLP", "--weights", "w.safetensors"],
     ["train", "examples/xor_mlp.nn", "--epochs", "many"],
-], ids=["nothing", "unknown-command", "check-no-file", "bad-emit", "arg-no-equals", "run-no-weights",
-        "epochs-not-int"])
-def test_usage_errors_exit_2(args):
-    r = nndsl_cli(*args)
-    assert r.returncode == 2, (r.returncode, r.stderr)
-    assert "error" in r.stderr
+], ids=["nothing", "check-no-file", "bad-emit", "arg-no-equals", "run-no-input", "epochs-not-int"])
+def test_usage_errors_exit_2(args, capsys):
+    code, _, err = cli_main(args, ROOT, capsys)
+    assert code == 2
+    assert "error" in err
+
+
+def test_usage_error_in_a_subprocess():
+    r = nndsl_cli("frobnicate")
+    assert r.returncode == 2
+    assert "invalid choice" in r.stderr
     no_traceback(r)
 
 
 # ---------------------------------------------------------------------------- check
-@pytest.fixture(scope="module")
-def checks():
-    return dict(zip(GOOD_FILES, run_all([["check", f] for f in GOOD_FILES])))
-
-
 def test_there_are_files_to_check():
     assert any(f.startswith("examples/") for f in GOOD_FILES)
     assert "stdlib/lenet.nn" in GOOD_FILES
 
 
 @pytest.mark.parametrize("path", GOOD_FILES)
-def test_check_good_files(checks, path):
-    r = checks[path]
-    assert r.returncode == 0, r.stderr
-    assert "ok" in r.stdout
-    assert not LOCATED.search(r.stderr)
-    no_traceback(r)
+def test_check_good_files(path, capsys):
+    code, out, err = cli_main(["check", path], ROOT, capsys)
+    assert code == 0, err
+    assert "ok" in out
+    assert not LOCATED.search(err)
+
+
+def test_check_good_files_in_a_subprocess():
+    rs = run_all([["check", "examples/lenet5.nn"], ["check", "stdlib/resnet.nn"]])
+    for r in rs:
+        assert r.returncode == 0, r.stderr
+        assert ": ok" in r.stdout
 
 
 def test_check_bad_file_text_and_json(work):
@@ -164,18 +196,18 @@ def test_check_bad_file_text_and_json(work):
     assert "sigmoud" in d["message"]
 
 
-def test_check_json_on_a_good_file():
-    r = nndsl_cli("check", "examples/xor_mlp.nn", "--format", "json")
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["diagnostics"] == []
+def test_check_json_on_a_good_file(capsys):
+    code, out, err = cli_main(["check", "examples/xor_mlp.nn", "--format", "json"], ROOT, capsys)
+    assert code == 0, err
+    assert json.loads(out)["diagnostics"] == []
 
 
-def test_check_reports_several_errors(work):
+def test_check_reports_several_errors(work, capsys):
     (work / "two.nn").write_text("model A {\n  input x: [batch, 4]\n  output y = x -> foo\n}\n"
                                  "model B {\n  input x: [batch, 4]\n  output y = x -> dense(true)\n}\n")
-    r = nndsl_cli("check", "two.nn", cwd=work)
-    assert r.returncode == 1
-    assert [m.group(0) for m in LOCATED.finditer(r.stderr)] == ["two.nn:3:19: error", "two.nn:7:25: error"]
+    code, _, err = cli_main(["check", "two.nn"], work, capsys)
+    assert code == 1
+    assert [m.group(0) for m in LOCATED.finditer(err)] == ["two.nn:3:19: error", "two.nn:7:25: error"]
 
 
 # ---------------------------------------------------------------------------- compile and summary
@@ -213,10 +245,10 @@ def test_compile_hlo(compiled):
     assert "module" in r.stdout and "tensor<2x7xf32>" in r.stdout
 
 
-def test_compile_default_model_is_the_last_one(work):
-    r = nndsl_cli("compile", "tiny.nn", cwd=work)
-    assert r.returncode == 0, r.stderr
-    assert "output a" in r.stdout and "output b" in r.stdout
+def test_compile_default_model_is_the_last_one(work, capsys):
+    code, out, err = cli_main(["compile", "tiny.nn"], work, capsys)
+    assert code == 0, err
+    assert "output a" in out and "output b" in out
 
 
 def test_summary_lenet5_parameter_count():
@@ -277,16 +309,16 @@ def test_run_output_equals_the_python_api(trained, work):
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
 
 
-def test_run_several_outputs_writes_npz(work):
+def test_run_several_outputs_writes_npz(work, capsys):
     from nndsl.io import save_variables
     net = nndsl.load(work / "tiny.nn").model("Two")
     x = np.ones((3, 2), np.float32)
     v = jax.tree_util.tree_map(np.asarray, net.init(jax.random.key(0), x))
     save_variables(work / "two.safetensors", v)
     np.save(work / "ones.npy", x)
-    r = nndsl_cli("run", "tiny.nn", "Two", "--weights", "two.safetensors", "--input", "ones.npy",
-                  "--output", "two_out.npz", cwd=work)
-    assert r.returncode == 0, r.stderr
+    code, _, err = cli_main(["run", "tiny.nn", "Two", "--weights", "two.safetensors", "--input", "ones.npy",
+                             "--output", "two_out.npz"], work, capsys)
+    assert code == 0, err
     with np.load(work / "two_out.npz") as f:
         assert set(f.files) == {"a", "b"}
         np.testing.assert_allclose(f["a"], x @ v["params"]["dense_0"]["kernel"] + v["params"]["dense_0"]["bias"],
@@ -318,7 +350,7 @@ USER_MISTAKES = {
 
 
 @pytest.fixture(scope="module")
-def mistakes(work):
+def mistake_files(work):
     from nndsl.io import save_variables
     net = nndsl.load(work / "tiny.nn").model("Net")
     np.save(work / "x2.npy", np.ones((4, 2), np.float32))
@@ -326,25 +358,37 @@ def mistakes(work):
     save_variables(work / "w6.safetensors",
                    jax.tree_util.tree_map(np.asarray, net.init(jax.random.key(0), np.ones((1, 2), np.float32))))
     (work / "junk.safetensors").write_bytes(b"not a safetensors file")
-    return dict(zip(USER_MISTAKES, run_all(list(USER_MISTAKES.values()), cwd=work)))
+    return work
 
 
 @pytest.mark.parametrize("case", list(USER_MISTAKES))
-def test_user_mistakes_exit_1_without_traceback(mistakes, case):
-    r = mistakes[case]
-    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
-    no_traceback(r)
-    assert "error" in r.stderr
+def test_user_mistakes_exit_1_without_traceback(mistake_files, case, capsys):
+    code, _, err = cli_main(USER_MISTAKES[case], mistake_files, capsys)
+    assert code == 1, err
+    assert "error" in err
 
 
-def test_mistake_messages_say_what_is_wrong(mistakes):
-    assert "did you mean `Net`" in mistakes["unknown-model"].stderr
-    assert "nope.nn" in mistakes["missing-file"].stderr
-    assert "[2, 6]" in mistakes["weights-for-another-model"].stderr
-    assert "[2, 3]" in mistakes["weights-for-another-model"].stderr
-    assert LOCATED.search(mistakes["wrong-input-shape"].stderr)
-    assert "hidden" in mistakes["unknown-static-arg"].stderr
-    assert LOCATED.search(mistakes["syntax-error-in-compile"].stderr).group(0) == "syntax.nn:4:1: error"
+@pytest.mark.parametrize("case,fragment", [
+    ("unknown-model", "did you mean `Net`"),
+    ("missing-file", "nope.nn"),
+    ("weights-for-another-model", "[2, 6]"),
+    ("weights-for-another-model", "[2, 3]"),
+    ("wrong-input-shape", "tiny.nn:3:"),
+    ("unknown-static-arg", "hidden"),
+    ("syntax-error-in-compile", "syntax.nn:4:1: error"),
+    ("missing-input", "nope.npy"),
+])
+def test_mistake_messages_say_what_is_wrong(mistake_files, case, fragment, capsys):
+    _, _, err = cli_main(USER_MISTAKES[case], mistake_files, capsys)
+    assert fragment in err
+
+
+def test_user_mistakes_in_a_subprocess(mistake_files):
+    cases = ["missing-file", "unknown-model", "corrupt-weights", "wrong-input-shape"]
+    for case, r in zip(cases, run_all([USER_MISTAKES[c] for c in cases], cwd=mistake_files)):
+        assert r.returncode == 1, (case, r.stderr)
+        no_traceback(r)
+        assert "error" in r.stderr
 
 
 # Mistakes that currently surface as Python tracebacks (bugs in nndsl/cli.py).
@@ -360,7 +404,5 @@ def test_mistake_messages_say_what_is_wrong(mistakes):
                  marks=pytest.mark.xfail(strict=True, reason="cli: train --out naming an existing file raises "
                                          "FileExistsError with a traceback")),
 ], ids=["dim-not-int", "run-output-dir-missing", "train-out-is-a-file"])
-def test_more_mistakes_without_traceback(mistakes, work, args, code):
-    r = nndsl_cli(*args, cwd=work)
-    no_traceback(r)
-    assert r.returncode == code, (r.returncode, r.stderr)
+def test_more_mistakes_without_traceback(mistake_files, args, code, capsys):
+    assert cli_main(args, mistake_files, capsys)[0] == code

@@ -61,3 +61,42 @@ def test_pooling_matches_the_lecture():
     out = net.apply({"params": {}, "state": {}}, m)
     assert np.asarray(out["max"])[0, :, :, 0].tolist() == [[3, 4], [7, 8]]
     assert np.asarray(out["avg"])[0, :, :, 0].tolist() == [[2, 3], [6, 7]]
+
+
+def test_resnet_digits_reaches_97_percent_with_running_statistics():
+    r = fit("resnet_digits.nn")
+    # val_acc is measured with train=False: batchnorm reads the running statistics in `state`
+    assert r.history["val_acc"][-1] >= 0.97
+    assert r.variables["net"]["state"], "batchnorm running statistics were not kept"
+
+
+def test_text_classification_reaches_90_percent():
+    assert fit("text_classification.nn").history["val_acc"][-1] >= 0.90
+
+
+def test_bidirectional_tagger_beats_forward_tagger():
+    bi = fit("sequence_tagging.nn", "bidirectional").history["val_acc"][-1]
+    fwd = fit("sequence_tagging.nn", "forward").history["val_acc"][-1]
+    assert bi >= 0.95
+    assert fwd < 0.85 < bi
+
+
+def test_char_generation_trains_and_samples():
+    from nndsl.sample import generate
+    prog = nndsl.load(EXAMPLES / "char_generation.nn")
+    trainer = prog.trainer("sonnets", epochs=2)
+    r = trainer.fit(progress=False)
+    assert r.history["ce"][-1] < r.history["ce"][0] or len(r.history["ce"]) == 1
+    name, args = trainer.spec.models["net"]
+    model = prog.model(name, **args)
+    text = generate(model, r.variables["net"], trainer.spec.data.vocab, "Shall I", 40, 0.8, seed=1)
+    assert text.startswith("Shall I") and len(text) == len("Shall I") + 40
+    assert set(text) <= set(trainer.spec.data.vocab)
+
+
+@pytest.mark.slow
+def test_lstm_solves_the_adding_problem_and_rnn_does_not():
+    lstm = fit("adding_problem.nn", "lstm").history["val_err"][-1]
+    rnn = fit("adding_problem.nn", "rnn").history["val_err"][-1]
+    assert lstm < 0.01
+    assert rnn > 0.05
