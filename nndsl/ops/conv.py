@@ -51,6 +51,12 @@ def _check_rank(x: TensorType, n: int, what: str):
 
 
 class Conv(OpDef):
+    """Convolution, channels-last: y[b, o, f] = sum over window offsets k and input channels c of
+    x[b, o * stride + k * dilation, c] * kernel[k, c, f] + bias[f]. kernel: [*window, in / groups,
+    filters] (Glorot uniform), bias: [filters]. `groups` splits channels and filters into
+    independent blocks. padding "valid" (none), "same" (TensorFlow's: output ceil(n / stride),
+    the odd element padded at the end) or an int per side."""
+
     n = 2
     attrs = (Attr("filters", "int"), Attr("kernel", "ints"), Attr("stride", "ints", 1),
              Attr("padding", "any", "valid"), Attr("dilation", "ints", 1), Attr("groups", "int", 1),
@@ -104,16 +110,19 @@ class Conv(OpDef):
 
 @register
 class Conv1D(Conv):
+    __doc__ = "1-D " + Conv.__doc__[0].lower() + Conv.__doc__[1:] + " Input [batch, time, channels]."
     name, n = "conv1d", 1
 
 
 @register
 class Conv2D(Conv):
+    __doc__ = "2-D " + Conv.__doc__[0].lower() + Conv.__doc__[1:] + " Input [batch, h, w, channels]."
     name, n = "conv2d", 2
 
 
 @register
 class Conv3D(Conv):
+    __doc__ = "3-D " + Conv.__doc__[0].lower() + Conv.__doc__[1:] + " Input [batch, d, h, w, channels]."
     name, n = "conv3d", 3
 
 
@@ -184,20 +193,26 @@ class ConvTranspose(OpDef):
 
 @register
 class ConvTranspose1D(ConvTranspose):
+    __doc__ = "1-D, on [batch, time, channels]. " + ConvTranspose.__doc__
     name, n = "conv_transpose1d", 1
 
 
 @register
 class ConvTranspose2D(ConvTranspose):
+    __doc__ = "2-D, on [batch, h, w, channels]. " + ConvTranspose.__doc__
     name, n = "conv_transpose2d", 2
 
 
 @register
 class ConvTranspose3D(ConvTranspose):
+    __doc__ = "3-D, on [batch, d, h, w, channels]. " + ConvTranspose.__doc__
     name, n = "conv_transpose3d", 3
 
 
 class Pool(OpDef):
+    """Sliding-window reduction over the spatial axes ([batch, time, c], [batch, h, w, c] or
+    [batch, d, h, w, c]); stride defaults to the window, padding as for convolutions."""
+
     attrs = (Attr("window", "ints", 2), Attr("stride", "ints", None), Attr("padding", "any", "valid"))
 
     def _geom(self, rank, window, stride, padding):
@@ -230,6 +245,8 @@ class Pool(OpDef):
 
 @register
 class MaxPool(Pool):
+    """The maximum of each window (padding never wins: it counts as -inf)."""
+
     name = "max_pool"
 
     def apply(self, ctx, x, window, stride, padding):
@@ -251,6 +268,8 @@ class AvgPool(Pool):
 
 
 class GlobalPool(OpDef):
+    """Reduces every spatial axis: [batch, ..., channels] -> [batch, channels]."""
+
     def infer(self, x):
         if x.rank < 3:
             raise OpError(f"{self.name} expects [batch, ..., channels] with spatial axes, "
@@ -263,11 +282,15 @@ class GlobalPool(OpDef):
 
 @register
 class GlobalAvgPool(GlobalPool):
+    """The mean over all spatial positions: [batch, ..., channels] -> [batch, channels]."""
+
     name, fn = "global_avg_pool", staticmethod(jnp.mean)
 
 
 @register
 class GlobalMaxPool(GlobalPool):
+    """The maximum over all spatial positions: [batch, ..., channels] -> [batch, channels]."""
+
     name, fn = "global_max_pool", staticmethod(jnp.max)
 
 

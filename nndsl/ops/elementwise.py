@@ -9,6 +9,8 @@ from .registry import Attr, OpDef, OpError, register, simple
 
 
 class Binary(OpDef):
+    """Elementwise with numpy broadcasting; a static number on either side is a float32 scalar."""
+
     inputs = ("a", "b")
     kind = "function"
     const_inputs = ("a", "b")
@@ -28,21 +30,29 @@ class Binary(OpDef):
 
 @register
 class Add(Binary):
+    """`a + b`, broadcasting."""
+
     name, verb, fn = "add", "add", staticmethod(jnp.add)
 
 
 @register
 class Sub(Binary):
+    """`a - b`, broadcasting."""
+
     name, verb, fn = "sub", "subtract", staticmethod(jnp.subtract)
 
 
 @register
 class Mul(Binary):
+    """`a * b` on tensors (on a layer, `*` stacks copies instead), broadcasting."""
+
     name, verb, fn = "mul", "multiply", staticmethod(jnp.multiply)
 
 
 @register
 class Div(Binary):
+    """`a / b`, true division: integers divide to float32."""
+
     name, verb, fn = "div", "divide", staticmethod(jnp.divide)
 
     def infer(self, a, b):
@@ -52,16 +62,22 @@ class Div(Binary):
 
 @register
 class Pow(Binary):
+    """`a ** b`, broadcasting."""
+
     name, verb, fn = "pow", "raise", staticmethod(jnp.power)
 
 
 @register
 class Maximum(Binary):
+    """max(a, b) elementwise, broadcasting (`max` reduces over axes instead)."""
+
     name, verb, fn = "maximum", "take the maximum of", staticmethod(jnp.maximum)
 
 
 @register
 class Minimum(Binary):
+    """min(a, b) elementwise, broadcasting (`min` reduces over axes instead)."""
+
     name, verb, fn = "minimum", "take the minimum of", staticmethod(jnp.minimum)
 
 
@@ -101,6 +117,8 @@ class Matmul(OpDef):
 
 @register
 class Neg(OpDef):
+    """`-x`."""
+
     name = "neg"
     kind = "function"
 
@@ -156,6 +174,8 @@ for _name, _fn, _float in (("exp", jnp.exp, True), ("log", jnp.log, True), ("sqr
 
 @register
 class Clip(OpDef):
+    """min(max(x, min), max); either bound may be left out."""
+
     name = "clip"
     attrs = (Attr("min", "float", None), Attr("max", "float", None))
     kind = "function"

@@ -62,6 +62,8 @@ class CrossEntropy(Loss):
 
 @register
 class MSE(Loss):
+    """Mean squared error, mean((pred - target)^2); [batch, 1] predictions meet [batch] targets."""
+
     name = "mse"
 
     def fn(self, p, t):
@@ -70,6 +72,8 @@ class MSE(Loss):
 
 @register
 class MAE(Loss):
+    """Mean absolute error, mean(|pred - target|)."""
+
     name = "mae"
 
     def fn(self, p, t):

@@ -25,6 +25,8 @@ class Draw(OpDef):
 
 @register
 class Normal(Draw):
+    """mean + std * N(0, 1) of the given shape."""
+
     name = "normal"
     attrs = (Attr("shape", "shape"), Attr("mean", "float", 0.0), Attr("std", "float", 1.0))
 
@@ -34,6 +36,8 @@ class Normal(Draw):
 
 @register
 class Uniform(Draw):
+    """Uniform in [low, high) of the given shape."""
+
     name = "uniform"
     attrs = (Attr("shape", "shape"), Attr("low", "float", 0.0), Attr("high", "float", 1.0))
 
@@ -43,6 +47,8 @@ class Uniform(Draw):
 
 @register
 class Bernoulli(Draw):
+    """1.0 with probability p, else 0.0 (float32), of the given shape."""
+
     name = "bernoulli"
     attrs = (Attr("shape", "shape"), Attr("p", "float", 0.5))
 

@@ -30,6 +30,8 @@ class Fill(OpDef):
 
 @register
 class ExpandDims(OpDef):
+    """Inserts an axis of size 1 at `axis`: [b, n] -> [b, 1, n] with axis=1."""
+
     name = "expand_dims"
     attrs = (Attr("axis", "int", 0),)
     kind = "function"

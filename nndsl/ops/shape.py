@@ -205,6 +205,9 @@ class Transpose(OpDef):
 
 
 class Reduce(OpDef):
+    """Reduces over `axis` (an int, a list, or every axis when left out); `keepdims` keeps the
+    reduced axes with size 1."""
+
     attrs = (Attr("axis", "ints", None), Attr("keepdims", "bool", False))
     kind = "function"
     fn = None
@@ -218,7 +221,11 @@ class Reduce(OpDef):
     def infer(self, x, axis, keepdims):
         axes = self._axes(x.rank, axis)
         shape = tuple((1 if i in axes else d) for i, d in enumerate(x.shape) if keepdims or i not in axes)
-        return x.with_shape(shape) if self.name not in ("mean",) or x.is_float else TensorType(shape)
+        if self.name == "mean" and not x.is_float:
+            return TensorType(shape, "float32")
+        if self.name == "sum" and x.dtype == "bool":
+            return TensorType(shape, "int32")  # counts, as numpy's sum of booleans
+        return x.with_shape(shape)
 
     def apply(self, ctx, x, axis, keepdims):
         return type(self).fn(x, axis=self._axes(x.ndim, axis), keepdims=keepdims)
@@ -226,26 +233,36 @@ class Reduce(OpDef):
 
 @register
 class Sum(Reduce):
+    """The sum over `axis` (all axes by default)."""
+
     name, fn = "sum", staticmethod(jnp.sum)
 
 
 @register
 class Mean(Reduce):
+    """The mean over `axis` (all axes by default); integers average to float32."""
+
     name, fn = "mean", staticmethod(jnp.mean)
 
 
 @register
 class Max(Reduce):
+    """The maximum over `axis` (all axes by default)."""
+
     name, fn = "max", staticmethod(jnp.max)
 
 
 @register
 class Min(Reduce):
+    """The minimum over `axis` (all axes by default)."""
+
     name, fn = "min", staticmethod(jnp.min)
 
 
 @register
 class Argmax(OpDef):
+    """The index of the largest value along `axis` (the last by default), int32."""
+
     name = "argmax"
     attrs = (Attr("axis", "int", -1),)
     kind = "function"

@@ -160,7 +160,7 @@ def assert_close(actual, expected, rtol: float, atol: float, what: str = ""):
 def cotangents(outputs, seed: int):
     """A fixed random weight per output element: sum(y * r) exercises every output's gradient."""
     rng = np.random.default_rng(seed)
-    return jax.tree.map(lambda y: jnp.asarray(rng.normal(size=np.shape(y)), jnp.float32), outputs)
+    return jax.tree.map(lambda y: jnp.asarray(rng.normal(size=y.shape), jnp.float32), outputs)
 
 
 def weighted_sum(outputs, weights):

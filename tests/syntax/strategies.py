@@ -15,13 +15,6 @@ numbers = st.one_of(
     st.floats(0, 1e30, allow_nan=False, allow_infinity=False).map(lambda v: ast.Number(abs(v))),
 )
 
-leaves = st.one_of(
-    names.map(ast.Name),
-    numbers,
-    st.text(max_size=6).map(ast.String),
-    st.booleans().map(ast.Bool),
-)
-
 
 def _binops(sub):
     """`a + b - c` or `a * b @ c`: one precedence level per node, as the parser builds them."""
@@ -34,27 +27,31 @@ def _binops(sub):
                      st.sampled_from([("+", "-"), ("*", "/", "@")])).flatmap(with_ops)
 
 
-def _extend(sub):
-    tup = lambda lo, hi: st.lists(sub, min_size=lo, max_size=hi).map(tuple)  # noqa: E731
-    args = st.lists(st.one_of(sub, st.builds(ast.Kwarg, names, sub)), max_size=3).map(tuple)
-    return st.one_of(
-        st.builds(ast.ListExpr, tup(0, 3)),
-        st.builds(ast.Paren, sub),
-        st.builds(ast.Call, sub, args),
-        st.builds(ast.Attr, sub, names),
-        st.builds(ast.Index, sub, sub),
-        st.builds(ast.Chain, tup(2, 4)),
-        _binops(sub),
-        st.builds(ast.Power, sub, sub),
-        st.builds(ast.Unary, st.sampled_from(["-", "+", "not"]), sub),
-        st.builds(ast.Compare, sub, st.sampled_from(["==", "!=", "<", "<=", ">", ">="]), sub),
-        st.builds(ast.BoolOp, st.sampled_from(["and", "or"]), tup(2, 3)),
-        st.builds(ast.If, sub, sub, sub),
-    )
+def expressions(names=names, numbers=numbers, strings=st.text(max_size=6), max_leaves=16):
+    """Any expression tree over the given leaves (no Paren needed: unparse adds what precedence needs)."""
+    leaves = st.one_of(names.map(ast.Name), numbers, strings.map(ast.String), st.booleans().map(ast.Bool))
+
+    def extend(sub):
+        tup = lambda lo, hi: st.lists(sub, min_size=lo, max_size=hi).map(tuple)  # noqa: E731
+        args = st.lists(st.one_of(sub, st.builds(ast.Kwarg, names, sub)), max_size=3).map(tuple)
+        return st.one_of(
+            st.builds(ast.ListExpr, tup(0, 3)),
+            st.builds(ast.Paren, sub),
+            st.builds(ast.Call, sub, args),
+            st.builds(ast.Attr, sub, names),
+            st.builds(ast.Index, sub, sub),
+            st.builds(ast.Chain, tup(2, 4)),
+            _binops(sub),
+            st.builds(ast.Power, sub, sub),
+            st.builds(ast.Unary, st.sampled_from(["-", "+", "not"]), sub),
+            st.builds(ast.Compare, sub, st.sampled_from(["==", "!=", "<", "<=", ">", ">="]), sub),
+            st.builds(ast.BoolOp, st.sampled_from(["and", "or"]), tup(2, 3)),
+            st.builds(ast.If, sub, sub, sub),
+        )
+    return st.recursive(leaves, extend, max_leaves=max_leaves)
 
 
-exprs = st.recursive(leaves, _extend, max_leaves=16)
-
+exprs = expressions()
 types = st.builds(ast.TypeExpr, st.none() | names, st.lists(exprs, max_size=3).map(tuple))
 targets = st.lists(names, min_size=1, max_size=3).map(tuple)
 
