@@ -19,10 +19,21 @@ def program(layers: int) -> str:
     return f"model Deep {{\n  input x: [batch, 32]\n  output y = x\n{body}\n    -> dense(10)\n}}\n"
 
 
+def resnet152():
+    t0 = time.perf_counter()
+    prog = nndsl.loads("import resnet")
+    model = prog.model("ResNet152")
+    t1 = time.perf_counter()
+    g = model.graph()
+    print(f"ResNet-152: build and check the graph {1e3 * (t1 - t0):.0f} ms "
+          f"({len(g)} nodes, {model.param_count():,} parameters, no weights allocated)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--layers", type=int, default=100)
     a = ap.parse_args()
+    resnet152()
     src = program(a.layers)
     x = jnp.ones((8, 32))
     t0 = time.perf_counter()

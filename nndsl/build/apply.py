@@ -423,10 +423,20 @@ def _bidirectional(b: Builder, e, pos, kw, env):
     return BidirectionalLayer(b.as_layer(pos[0][0], pos[0][1]), span=e.span)
 
 
-def _later(name, issue):
-    def form(b, e, pos, kw, env):
-        raise UnsupportedError(f"`{name}` is not yet supported ({issue})", e.span, code="E901")
-    return form
+def _grad(b: Builder, e, pos, kw, env):
+    """`grad(expr, wrt)`: the gradient of a scalar with respect to a tensor it depends on (WGAN-GP's
+    penalty). Lowered by re-running the part of the graph between `wrt` and `expr` under jax.grad."""
+    args = [p for p, _ in pos] + [kw.pop(k) for k in ("expr", "wrt") if k in kw]
+    if kw or len(args) != 2 or not all(isinstance(a, TensorVal) for a in args):
+        raise TypeCheckError("grad(expr, wrt) takes a scalar tensor and the tensor to differentiate by",
+                             e.span, code="E353")
+    out, wrt = args
+    if out.type.rank != 0:
+        raise ShapeError(f"grad needs a scalar to differentiate, found {out.type}", pos[0][1] if pos else e.span,
+                         code="E307", help="reduce it first, e.g. sum(...)")
+    if wrt.node not in b.g.ancestors([out.node]):
+        raise TypeCheckError("grad: the expression does not depend on `wrt`", e.span, code="E354")
+    return b.add_node("grad", [out, wrt], {}, e.span)
 
 
 def _last(b: Builder, e, pos, kw, env):
@@ -443,4 +453,4 @@ def _last(b: Builder, e, pos, kw, env):
 
 
 SPECIAL.update({"last": _last, "unroll": _unroll, "bidirectional": _bidirectional,
-                "grad": _later("grad", "gradients inside losses come with adversarial training")})
+                "grad": _grad})

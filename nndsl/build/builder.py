@@ -6,12 +6,11 @@ the text that made it, so every error can point at the text.
 """
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 
 from ..errors import (NameResolutionError, NndslError, ShapeError, TypeCheckError,
                       UnsupportedError, closest, LimitError)
-from ..ir.graph import Graph
+from ..ir.graph import Graph, stable_hash  # noqa: F401  (re-exported)
 from ..ir.types import DTYPES, TensorType, shape_str
 from ..ops import OPS, OpError
 from ..ops import init as I
@@ -67,10 +66,6 @@ class Env:
             out |= set(e.values)
             e = e.parent
         return out
-
-
-def stable_hash(path: tuple) -> int:
-    return zlib.crc32("/".join(path).encode()) & 0x7FFFFFFF
 
 
 class Builder:

@@ -9,10 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+import zlib
+
 import networkx as nx
 
 from ..source import Span
 from .types import TensorType
+
+
+def stable_hash(path: tuple) -> int:
+    """A name's own random stream: init keys and dropout keys are folded with this, so adding a
+    layer never changes the numbers another layer draws."""
+    return zlib.crc32("/".join(path).encode()) & 0x7FFFFFFF
 
 
 @dataclass
@@ -90,6 +98,9 @@ class Graph:
         for t in targets:
             seen |= nx.ancestors(self.nx, t)
         return seen
+
+    def descendants(self, nid: str) -> set[str]:
+        return nx.descendants(self.nx, nid)
 
     def replace_all_uses(self, old: str, new: str) -> None:
         for _, dst, data in list(self.nx.out_edges(old, data=True)):

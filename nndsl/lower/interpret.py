@@ -7,8 +7,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..build.builder import stable_hash
-from ..ir.graph import Graph
+from ..ir.graph import Graph, stable_hash
 from ..ops import OPS, ApplyCtx
 
 
@@ -41,9 +40,11 @@ def _leaves(tree, path):
 
 
 def run(g: Graph, params: dict, state: dict, inputs: list, *, train: bool = False, rng=None,
-        targets=None, new_state: dict | None = None) -> dict:
-    """Evaluates the graph; returns node id -> value for every node needed by `targets`."""
+        targets=None, new_state: dict | None = None, preset: dict | None = None) -> dict:
+    """Evaluates the graph; returns node id -> value for every node needed by `targets`.
+    `preset` fixes values of some nodes (used to differentiate a subgraph)."""
     env: dict = dict(zip(g.inputs, inputs))
+    env.update(preset or {})
     order = g.topo_order()
     if targets is not None:
         need = g.ancestors(targets)
@@ -56,6 +57,9 @@ def run(g: Graph, params: dict, state: dict, inputs: list, *, train: bool = Fals
         args = [env[i] for i in g.input_ids(nid)]
         if node.op == "scan":
             env[nid] = _scan(node, args, params, state, train, rng, new_state)
+            continue
+        if node.op == "grad":
+            env[nid] = _grad(g, nid, env, params, state, inputs, train, rng)
             continue
         opdef = OPS[node.op]
         ctx = ApplyCtx(train=train, out_shape=node.type.shape if hasattr(node.type, "shape") else ())
@@ -95,6 +99,17 @@ def _scan(node, args, params, state, train, rng, new_state):
             return st2, y
         final, ys = jax.lax.scan(f, inits, jnp.swapaxes(seq, 0, 1), reverse=node.attrs["reverse"])
     return (jnp.swapaxes(ys, 0, 1), *final)
+
+
+def _grad(g: Graph, nid: str, env: dict, params, state, inputs, train, rng):
+    out, wrt = g.input_ids(nid)
+    downstream = g.descendants(wrt)
+    fixed = {k: v for k, v in env.items() if k not in downstream and k != wrt}
+
+    def f(w):
+        e = run(g, params, state, inputs, train=train, rng=rng, targets=[out], preset={**fixed, wrt: w})
+        return e[out]
+    return jax.grad(f)(env[wrt])
 
 
 def merge(old: dict, new: dict) -> dict:
