@@ -142,7 +142,7 @@ def run_body(b: Builder, defn, env: Env, inputs, top_types, states: dict | None 
                                      stmt.span, code="E331", help="apply the layer to an input with `->`")
             if stmt.name in outputs:
                 raise NameResolutionError(f"output `{stmt.name}` is defined twice", stmt.span, code="E201")
-            if stmt.value is not None:
+            if stmt.value is not None and not (isinstance(stmt.value, ast.Name) and stmt.value.id == stmt.name):
                 _define(env, stmt.name, value, stmt.span)
             outputs[stmt.name] = value
         else:
