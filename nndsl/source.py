@@ -12,7 +12,7 @@ class Source:
     name: str = "<string>"
 
     def line(self, n: int) -> str:
-        lines = self.text.splitlines()
+        lines = self.text.split("\n")  # as Lark counts lines; str.splitlines also splits on \f, \x85...
         return lines[n - 1] if 0 < n <= len(lines) else ""
 
 
@@ -43,7 +43,7 @@ class Span:
 
     def excerpt(self) -> str:
         """The source line with a caret run under the span (first line only)."""
-        text = self.source.line(self.line).replace("\t", " ").replace("\x00", "?")
+        text = self.source.line(self.line).rstrip("\r").replace("\t", " ").replace("\x00", "?")
         start = self.col - 1
         end = self.end_col - 1 if self.end_line == self.line else len(text)
         width = max(1, min(end, len(text)) - start)

@@ -50,6 +50,18 @@ class Sym:
         return self.expr
 
 
+class NamedInt(int):
+    """A dimension's size that remembers its name (`batch` bound to 64), so a rule such as
+    `reshape([batch, 7, 7, 64])` can still tell the batch axis from a per-example size."""
+
+    dim_name: str = ""
+
+    def __new__(cls, value: int, name: str):
+        obj = super().__new__(cls, value)
+        obj.dim_name = name
+        return obj
+
+
 @dataclass
 class TensorVal:
     node: str

@@ -117,7 +117,8 @@ def test_same_seed_same_history_other_seed_differs():
 
 
 def test_seed_setting_in_the_block():
-    second = LINEAR[LINEAR.index("train"):].replace("fit_or", "fit_or2").replace("iterations 5", "iterations 3\n  seed 12")
+    second = LINEAR[LINEAR.index("train"):].replace("fit_or", "fit_or2")
+    second = second.replace("iterations 5", "iterations 3\n  seed 12")
     prog = nndsl.loads(LINEAR.replace("iterations 5", "iterations 3\n  seed 11") + second)
     a = prog.trainer("fit_or").fit(progress=False)
     b = prog.trainer("fit_or", seed=11).fit(progress=False)
@@ -235,7 +236,8 @@ def test_npz_source_relative_to_the_nn_file(tmp_path):
     train, test = trainer.spec.data.arrays(trainer.seed)
     assert len(train["x"]) == 30 and len(test["x"]) == 10
     rows = {tuple(r) for r in x.tolist()}
-    assert {tuple(r) for r in np.asarray(train["x"]).tolist()} | {tuple(r) for r in np.asarray(test["x"]).tolist()} == rows
+    seen = {tuple(r) for part in (train, test) for r in np.asarray(part["x"]).tolist()}
+    assert seen == rows
     result = trainer.fit(progress=False)
     assert set(result.history) == {"ce", "acc", "val_ce", "val_acc"}
     assert len(result.history["ce"]) == 10

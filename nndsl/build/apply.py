@@ -7,7 +7,7 @@ from ..ir.types import DTYPES, TensorType, shape_str
 from ..ops import OPS
 from ..ops import init as I
 from ..syntax import ast
-from ..values import (BidirectionalLayer, BoundLayer, Captured, ChainLayer, Layer, ModelLayer, NeedsConcrete,
+from ..values import (BidirectionalLayer, BoundLayer, Captured, ChainLayer, Layer, ModelLayer, NamedInt, NeedsConcrete,
                       OpLayer, Record, StackLayer, Sym, TensorVal, TupleVal, UnrollLayer, describe)
 from . import order as ordering
 from .builder import MAX_DEPTH, SPECIAL, Builder, Env, Scope
@@ -180,7 +180,7 @@ def eval_dims(b: Builder, texpr: ast.TypeExpr, env: Env, actual: TensorType | No
     for i, d in enumerate(texpr.dims):
         have = actual.shape[i] if actual is not None and i < actual.rank else None
         if isinstance(d, ast.Name) and not env.has(d.id):
-            val = Sym(d.id) if have is None else (Sym(have) if isinstance(have, str) else have)
+            val = Sym(d.id) if have is None else (Sym(have) if isinstance(have, str) else NamedInt(have, d.id))
             env.values[d.id] = val
             env.spans[d.id] = d.span
         else:

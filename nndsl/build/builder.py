@@ -96,7 +96,15 @@ class Builder:
             raise LimitError(f"the graph grew past {MAX_NODES:,} nodes", span, code="E404")
         if opdef.has_params and path is not None:
             self._register(opdef, types, attrs, path, span, label or op)
-        node = self.g.add(op, [x.node for x in inputs], attrs, out, span, path, label)
+        key = _memo_key(opdef, inputs, attrs)
+        if key is not None and key in self.g.memo:
+            # The same pure computation twice (the four `[h, x]` of an LSTM) is one node: the
+            # backward pass would otherwise pay for every copy.
+            node = self.g.node(self.g.memo[key])
+        else:
+            node = self.g.add(op, [x.node for x in inputs], attrs, out, span, path, label)
+            if key is not None:
+                self.g.memo[key] = node.id
         if isinstance(out, tuple):
             return TupleVal([TensorVal(self.g.add("get_item", [node.id], {"index": i}, t, span).id, t, span)
                              for i, t in enumerate(out)])
@@ -436,6 +444,20 @@ class Builder:
     def apply(self, layer: Layer, inputs: list, span) -> object:
         from . import apply as A
         return A.apply_layer(self, layer, inputs, span)
+
+
+def _memo_key(opdef, inputs, attrs):
+    if opdef.has_params or opdef.needs_rng or opdef.kind == "random" or opdef.name in NOT_SHARED:
+        return None
+    try:
+        key = (opdef.name, tuple(x.node for x in inputs), tuple(sorted(attrs.items())))
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+NOT_SHARED = {"input", "param", "scan", "grad", "fill"}
 
 
 def check_arg_type(owner, name, typ, value, span, decl_span=None):

@@ -103,3 +103,13 @@ def text_windows(text: str, seq: int, stride: int) -> tuple[dict, str]:
     x = np.stack([ids[s:s + seq] for s in starts])
     y = np.stack([ids[s + 1:s + seq + 1] for s in starts])
     return {"x": x, "y": y}, chars
+
+
+def reverse(n: int, length: int, vocab: int, seed: int) -> dict:
+    """A toy translation: the target is the source reversed. Token 0 starts the decoder's input
+    (the target shifted right by one, as in teacher forcing); tokens are 1..vocab-1."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(1, vocab, (n, length)).astype(np.int32)
+    y = x[:, ::-1].copy()
+    prev = np.concatenate([np.zeros((n, 1), np.int32), y[:, :-1]], 1)
+    return {"x": x, "y": y, "prev": prev}

@@ -146,6 +146,13 @@ def _tagging(batch, split, length, vocab, n, seed):
                       lambda: tagging(n, length, vocab, seed), statics={"vocab": vocab, "classes": 2})
 
 
+def _reverse(batch, split, length, vocab, n, seed):
+    from .generated import reverse
+    t = TensorType((length,), "int32")
+    return DataSource("reverse", batch, split, {"x": t, "y": t, "prev": t},
+                      lambda: reverse(n, length, vocab, seed), statics={"vocab": vocab})
+
+
 TEXTS = {"sonnets": "sonnets.txt"}
 
 
@@ -254,6 +261,8 @@ SOURCES = {
                    Attr("vocab", "int", 40), Attr("n", "int", 4000), Attr("seed", "int", 0)), _sentiment),
     "tagging": ((Attr("batch", "int", 64), Attr("split", "float", 0.8), Attr("length", "int", 20),
                  Attr("vocab", "int", 10), Attr("n", "int", 3000), Attr("seed", "int", 0)), _tagging),
+    "reverse": ((Attr("batch", "int", 64), Attr("split", "float", 0.8), Attr("length", "int", 8),
+                 Attr("vocab", "int", 10), Attr("n", "int", 6000), Attr("seed", "int", 0)), _reverse),
     "text": ((Attr("name", "str", "sonnets"), Attr("batch", "int", 32), Attr("split", "float", 0.9),
               Attr("seq", "int", 64), Attr("stride", "int", 3)), _text),
     "npz": ((Attr("path", "str"), Attr("batch", "int", 64), Attr("split", "float", 0.8)), _npz),

@@ -62,6 +62,7 @@ class Graph:
     outputs: dict = field(default_factory=dict)  # output name -> node id
     inputs: list = field(default_factory=list)  # input node ids, in declaration order
     counter: list = field(default_factory=lambda: [0])  # shared with sub-graphs: ids stay unique
+    memo: dict = field(default_factory=dict, repr=False)  # hash-consing of pure nodes (see Builder)
 
     def add(self, op: str, inputs: list[str], attrs: dict | None = None, type=None,
             span: Span | None = None, path: tuple | None = None, label: str | None = None) -> Node:

@@ -193,6 +193,9 @@ CASES = [
          [F(2, 3, 4)], lambda xp, p, x: {"a": x.argmax(-1), "b": x.argmax(1)}, grad=False),
     case("last", "last", "input x: [batch, 5, 3]\noutput y = x -> last", [F(2, 5, 3)],
          lambda xp, p, x: x[:, -1]),
+    case("last-lengths", "last_masked", "input x: [batch, 5, 3]\ninput n: i32[batch]\noutput y = x -> last(lengths=n)",
+         [F(4, 5, 3), Int(4, high=6)],
+         lambda xp, p, x, n: x[xp.arange(4), xp.clip(n - 1, 0, 4)]),
     case("expand_dims", "expand_dims", "input x: [batch, 3]\noutput a = expand_dims(x, axis=1)\n"
          "output b = expand_dims(x, axis=-1)", [F(2, 3)],
          lambda xp, p, x: {"a": x[:, None, :], "b": x[:, :, None]}),

@@ -42,7 +42,7 @@ def assert_clean(err: NndslError) -> None:
     text = str(err)
     for word in LARK_INTERNALS:
         assert word not in text, f"{word!r} leaked into:\n{text}"
-    assert len(text.splitlines()) < 12 * max(1, len(err.diagnostics))
+    assert text.count("\n") < 12 * max(1, len(err.diagnostics)), text
 
 
 # (source, line, col, words the message must contain)

@@ -154,6 +154,12 @@ def test_checking_generated_skeletons_raises_only_nndsl_errors(src):
     check_only_nndsl_errors(src)
 
 
+@FUZZ
+@given(S.semantic_programs())
+def test_checking_meaningful_programs_raises_only_nndsl_errors(src):
+    check_only_nndsl_errors(src)
+
+
 # ---------------------------------------------------------------------- invalid programs
 CORPUS = corpus()
 JUNK = ["(", ")", "[", "]", "{", "}", ",", "=", "->", "~", ":", "\x00", "$", "→", '"', "#", "'",
