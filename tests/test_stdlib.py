@@ -306,10 +306,6 @@ def test_basic_block_training_uses_batch_statistics():
             close(new_state[name][leaf], want)
 
 
-@pytest.mark.xfail(strict=True, raises=Exception,
-                   reason="api.Model.__init__ elaborates with symbolic input dims and lets NeedsConcrete "
-                          "escape: a model whose static `if` reads an input dim cannot be bound from "
-                          "Python before its input shapes are known")
 def test_bind_basic_block_from_python_defers_shape_dependent_choice():
     x = np.random.default_rng(11).normal(size=(2, 8, 8, 4))
     y, v = run(lib("resnet"), "BasicBlock", x, ch=4)  # c == ch: identity shortcut, known only from x
