@@ -27,17 +27,30 @@ class Model:
     def __init__(self, program: "Program", name: str, args: dict):
         self.program, self.name, self.args = program, name, dict(args)
         self._graphs: dict = {}
+        self._optimized: dict = {}
         try:
             self.graph()  # check now: errors surface when the model is asked for, not at first call
         except NeedsConcrete:
             pass  # its structure depends on input sizes: decided at init/apply
 
     def graph(self, input_types: tuple | None = None) -> Graph:
+        """The graph as built and checked (no passes): parameters, shapes, spans."""
         key = tuple(input_types) if input_types is not None else None
         if key not in self._graphs:
             self._graphs[key] = _build.build_model(self.program.defs, self.name, self.args,
                                                    list(input_types) if input_types else None)
         return self._graphs[key]
+
+    def optimized_graph(self, input_types: tuple, train: bool = False) -> Graph:
+        """The graph `apply` runs: the built graph after the program's passes."""
+        from .passes import optimize
+        key = (tuple(input_types), train)
+        if key not in self._optimized:
+            import copy
+            g = copy.deepcopy(self.graph(input_types)) if self.program.opt_level or self.program.passes else \
+                self.graph(input_types)
+            self._optimized[key] = optimize(g, self.program.opt_level, self.program.passes, train)
+        return self._optimized[key]
 
     @property
     def input_names(self) -> list[str]:
@@ -62,6 +75,7 @@ class Model:
         """Outputs (one array, or a dict by output name). With train=True: (outputs, new_state)."""
         g = self._graph_for(inputs)
         xs = [jnp.asarray(x, g.node(i).type.dtype) for x, i in zip(inputs, g.inputs)]
+        g = self.optimized_graph(tuple(_type_of(x) for x in inputs), train)
         rng = rngs.get("dropout") if isinstance(rngs, dict) else rngs
         state = variables.get("state", {})
         new_state: dict = {}
@@ -79,10 +93,12 @@ class Model:
 
 
 class Program:
-    """A loaded `.nn` file with everything it imports."""
+    """A loaded `.nn` file with everything it imports, and the optimization its models get."""
 
-    def __init__(self, defs: _Defs):
+    def __init__(self, defs: _Defs, opt_level: int = 1, passes: list[str] | None = None):
         self.defs = defs
+        self.opt_level = opt_level
+        self.passes = passes
 
     def model(self, name: str, **args) -> Model:
         return Model(self, name, args)
@@ -100,12 +116,14 @@ class Program:
         return self.defs.trains()
 
 
-def load(path: str | Path, import_root: str | Path | None = None) -> Program:
-    return Program(load_file(path, import_root))
+def load(path: str | Path, import_root: str | Path | None = None, opt_level: int = 1,
+         passes: list[str] | None = None) -> Program:
+    return Program(load_file(path, import_root), opt_level, passes)
 
 
-def loads(text: str, name: str = "<string>", base: str | Path | None = None) -> Program:
-    return Program(load_text(text, name, base))
+def loads(text: str, name: str = "<string>", base: str | Path | None = None, opt_level: int = 1,
+          passes: list[str] | None = None) -> Program:
+    return Program(load_text(text, name, base), opt_level, passes)
 
 
 def check_program(program: Program) -> list:

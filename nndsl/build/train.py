@@ -131,6 +131,13 @@ def build_train(program, name: str | None, batch: int | None = None, base: Path 
         else:
             raise TypeCheckError(f"`{type(stmt).__name__.lower()}` does not belong in a train block",
                                  stmt.span, code="E332")
+    # Outputs are the graph's roots: passes keep them (and keep their names when they rewrite).
+    b.g.outputs.update(spec.losses)
+    b.g.outputs.update(spec.metrics)
+    for st in spec.steps:
+        b.g.outputs.setdefault(st.loss, st.loss_node)
+    for i, (nid, _, _) in enumerate(spec.samples):
+        b.g.outputs[f"sample_{i}"] = nid
     if not spec.steps:
         raise TypeCheckError(f"train block `{defn.name}` has no `step`", defn.name_span, code="E345",
                              help="add `step MODEL minimize LOSS with adam(lr=1e-3)`")

@@ -79,10 +79,21 @@ class Trainer:
         return [jnp.asarray(batch[by_id[i]]) for i in spec.graph.inputs]
 
     # ------------------------------------------------------------------ the compiled iteration
+    def _graph(self, spec: TrainSpec, train: bool):
+        """The train block's graph after the program's passes (inference rewrites only for eval)."""
+        import copy
+        from ..passes import optimize
+        prog = self.program
+        if not (prog.opt_level or prog.passes):
+            return spec.graph
+        return optimize(copy.deepcopy(spec.graph), prog.opt_level, prog.passes, train)
+
     def step_fn(self, batch_size: int):
         spec = self.spec_for(batch_size)
-        g = spec.graph
-        reported = list(spec.losses.values()) + list(spec.metrics.values())
+        g = self._graph(spec, True)
+        names = list(spec.losses) + [m for m in spec.metrics if m not in spec.losses]
+        reported = [g.outputs[n] for n in names]
+        by_node = {g.outputs[n]: n for n in names}
 
         def forward(params, state, inputs, key, targets):
             new_state: dict = {}
@@ -91,11 +102,12 @@ class Trainer:
             return env, new_state
 
         def one_step(i, st, tx, ts, inputs, key, last):
-            targets = [st.loss_node] + (reported if last else [])
+            loss_node = g.outputs[st.loss]
+            targets = [loss_node] + (reported if last else [])
 
             def loss_fn(sub, params, state, k):
                 env, ns = forward({**params, **sub}, state, inputs, k, targets)
-                return env[st.loss_node], ({n: env[n] for n in reported if n in env}, ns)
+                return env[loss_node], ({n: env[n] for n in reported if n in env}, ns)
 
             def update(r, carry):
                 params, state, opt, _, _, ok = carry
@@ -135,9 +147,8 @@ class Trainer:
                 metrics[st.loss] = loss
                 ok = ok & fine
                 if last:
-                    names = {v: k for k, v in {**spec.losses, **spec.metrics}.items()}
                     for nid, val in aux.items():
-                        metrics.setdefault(names[nid], val)
+                        metrics.setdefault(by_node[nid], val)
             ts["opt"] = opts
             ts["iteration"] = ts["iteration"] + 1
             metrics["finite"] = ok
@@ -158,10 +169,11 @@ class Trainer:
     def _eval_fn(self, n: int):
         if n not in self._evals:
             spec = self.spec_for(n)
-            names = {**spec.losses, **spec.metrics}
+            g = self._graph(spec, False)
+            names = {k: g.outputs[k] for k in {**spec.losses, **spec.metrics}}
 
             def ev(params, state, batch, key):
-                env = interpret.run(spec.graph, params, state, self._inputs(spec, batch), train=False, rng=key,
+                env = interpret.run(g, params, state, self._inputs(spec, batch), train=False, rng=key,
                                     targets=list(names.values()))
                 return {k: env[v] for k, v in names.items()}
             self._evals[n] = jax.jit(ev)
