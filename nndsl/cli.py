@@ -55,7 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int)
     c.add_argument("--clip-norm", type=float)
     c.add_argument("--out", default=None, help="output folder (default: runs/<train block>)")
-    c.add_argument("--on-nan", choices=["stop", "skip"], default="stop")
+    c.add_argument("--on-nan", choices=["stop", "skip"], default="stop",
+                   help="a non-finite loss or gradient: stop (default) or skip that update")
+    c.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help="save the whole training state every N iterations to OUT/checkpoints")
+    c.add_argument("--keep", type=int, default=3, help="checkpoints to keep (default 3)")
+    c.add_argument("--resume", metavar="DIR", help="continue exactly from the newest good checkpoint in DIR")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     c = sub.add_parser("sample", help="generate text with a trained character model (one-to-many)")
@@ -180,7 +185,11 @@ def cmd_compile(a) -> int:
         return 0
     import jax
     import jax.numpy as jnp
-    types = _concrete_types(model, _kv(a.dim, int))
+    try:
+        dims = _kv(a.dim, int)
+    except ValueError:
+        return _usage(f"--dim takes NAME=SIZE with an integer size, got {a.dim}")
+    types = _concrete_types(model, dims)
     xs = [jax.ShapeDtypeStruct(t.shape, jnp.dtype(t.dtype)) for t in types]
     variables = jax.eval_shape(lambda: model.init(jax.random.key(0), *xs))
     fn = lambda v, *x: model.apply(v, *x)
@@ -220,11 +229,21 @@ def cmd_summary(a) -> int:
 
 def cmd_train(a) -> int:
     from .io import save_json, save_variables
+    if a.epochs is not None and a.iterations is not None:
+        return _usage("give --epochs or --iterations, not both")
+    for flag in ("epochs", "iterations", "checkpoint_every", "keep"):
+        v = getattr(a, flag)
+        if v is not None and v < 1:
+            return _usage(f"--{flag.replace('_', '-')} must be at least 1")
     prog = _load(a.file)
     trainer = prog.trainer(a.train, epochs=a.epochs, iterations=a.iterations, seed=a.seed,
                            clip_norm=a.clip_norm)
     out = Path(a.out or Path("runs") / trainer.name)
-    result = trainer.fit(progress=not a.no_progress, on_nan=a.on_nan)
+    if out.exists() and not out.is_dir():
+        raise NndslError(f"--out {out} is a file, not a folder", code="E610")
+    ckpt_dir = out / "checkpoints" if a.checkpoint_every else None
+    result = trainer.fit(progress=not a.no_progress, on_nan=a.on_nan, checkpoint_dir=ckpt_dir,
+                         checkpoint_every=a.checkpoint_every, keep=a.keep, resume=a.resume)
     for name, v in result.variables.items():
         save_variables(out / f"{name}.safetensors", v)
     save_json(out / "history.json", result.history)
@@ -249,6 +268,8 @@ def cmd_run(a) -> int:
             raise NndslError(f"cannot read input {path}: {e}", code="E603") from None
     g = model._graph_for(xs)
     _check_weights(g, variables)
+    if not Path(a.output).resolve().parent.is_dir():
+        raise NndslError(f"cannot write {a.output}: its folder does not exist", code="E609")
     y = model.apply(variables, *xs)
     if isinstance(y, dict):
         np.savez(a.output, **{k: np.asarray(v) for k, v in y.items()})

@@ -452,8 +452,6 @@ def test_statement_order_does_not_matter():
     np.testing.assert_allclose(np.asarray(net.apply(v, x)), ref, **TOL)
 
 
-@pytest.mark.xfail(strict=True, reason="layer occurrences are numbered in evaluation order, not in source "
-                   "order as LANGUAGE.md states (dense(2), written first, becomes dense_1)")
 def test_layer_names_follow_source_order_not_evaluation_order():
     net = nndsl.loads(ORDER).model("M")
     v = net.init(jax.random.key(0), rand((3, 4)))

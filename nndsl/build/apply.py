@@ -17,7 +17,7 @@ def apply_layer(b: Builder, layer: Layer, inputs: list, span, path: tuple | None
     if isinstance(layer, OpLayer):
         return _apply_op(b, layer, inputs, span, path)
     if isinstance(layer, ModelLayer):
-        path = path or b.scope.fresh(layer.defn.name)
+        path = path or b.scope.fresh(layer.defn.name, layer.span or span)
         if layer.defn.kind == "cell":
             return apply_cell(b, layer, inputs, span, path)
         return elaborate_model(b, layer.defn, layer.args, inputs, path, span)
@@ -35,9 +35,9 @@ def apply_layer(b: Builder, layer: Layer, inputs: list, span, path: tuple | None
                                          "which the next layer cannot take", span, code="E318")
         return v[0] if len(v) == 1 else TupleVal(v)
     if isinstance(layer, UnrollLayer):
-        return apply_cell(b, layer.layer, inputs, span, path or b.scope.fresh("unroll"), unroll=layer.steps)
+        return apply_cell(b, layer.layer, inputs, span, path or b.scope.fresh("unroll", layer.span or span), unroll=layer.steps)
     if isinstance(layer, BidirectionalLayer):
-        path = path or b.scope.fresh("bidirectional")
+        path = path or b.scope.fresh("bidirectional", layer.span or span)
         fwd = apply_cell(b, layer.layer, inputs, span, path + ("forward",))
         bwd = apply_cell(b, layer.layer, inputs, span, path + ("backward",), reverse=True)
         return b.add_node("concat", [fwd, bwd], {"axis": -1}, span, label="bidirectional")
@@ -69,7 +69,7 @@ def _apply_op(b: Builder, layer: OpLayer, inputs: list, span, path):
     for x in ins:
         if not isinstance(x, TensorVal):
             raise TypeCheckError(f"`{layer.op}` needs tensor inputs, found {describe(x)}", span, code="E321")
-    path = path or b.scope.fresh(layer.op)
+    path = path or b.scope.fresh(layer.op, layer.span or span)
     return b.add_node(layer.op, ins, layer.attrs, layer.span or span, path=path, label=path[-1])
 
 
@@ -94,6 +94,7 @@ def elaborate_model(b: Builder, defn, args: dict, inputs: list | None, path: tup
     try:
         env = Env(dict(args))
         outputs = run_body(b, defn, env, inputs, top_types, call_span=span if inputs is not None else None)
+        rename_in_source_order(b, b.scope)
     finally:
         b.scope = saved
         b.stack.pop()
@@ -149,6 +150,33 @@ def run_body(b: Builder, defn, env: Env, inputs, top_types, states: dict | None 
             raise TypeCheckError(f"`{type(stmt).__name__.lower()}` statements belong in a `train` block",
                                  stmt.span, code="E332")
     return outputs
+
+
+def rename_in_source_order(b: Builder, scope: Scope) -> None:
+    """Renumbers a scope's layers by their place in the text (only needed when equations were
+    written out of order)."""
+    renames = scope.source_order_renames()
+    if not renames:
+        return
+    n = len(scope.path)
+
+    def fix(path):
+        if path is not None and len(path) > n and path[:n] == scope.path and path[n] in renames:
+            return path[:n] + (renames[path[n]],) + path[n + 1:]
+        return path
+    for registry in (b.root.params, b.root.state):
+        items = list(registry.items())
+        registry.clear()
+        registry.update({fix(k): v for k, v in items})
+    graphs = [b.root]
+    while graphs:
+        g = graphs.pop()
+        for node in g.nodes():
+            node.path = fix(node.path)
+            if node.label and node.path:
+                node.label = node.path[-1]
+            if node.op == "scan":
+                graphs.append(node.attrs["body"])
 
 
 def _lookup(b, env, stmt):
@@ -322,6 +350,7 @@ def apply_cell(b: Builder, layer, inputs: list, span, path: tuple, reverse=False
             inits[st.name] = st
         env_body = Env({k: Captured(k) if isinstance(v, TensorVal) else v for k, v in layer.args.items()})
         outputs = run_body(b, defn, env_body, [TensorVal(x_node.id, x_t, span)], None, states)
+        rename_in_source_order(b, b.scope)
         nexts = _check_states(defn, env_body, states)
         if len(outputs) != 1:
             raise TypeCheckError(f"cell `{defn.name}` must have exactly one output", defn.name_span, code="E338")

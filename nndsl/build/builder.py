@@ -28,15 +28,30 @@ TYPE_NAMES = {"int", "float", "bool", "str", "string", "layer", "any", "shape", 
 
 @dataclass
 class Scope:
-    """Where parameters of the layers applied now are named: a path and per-kind counters."""
+    """Where parameters of the layers applied now are named: a path and per-kind counters.
+
+    Layers are named as they are applied, which is dependency order; `source_order_renames` then
+    gives the renaming that numbers each kind in source order instead, as the language promises."""
 
     path: tuple
     counters: dict = field(default_factory=dict)
+    made: list = field(default_factory=list)  # (kind, index, (line, col, sequence))
 
-    def fresh(self, kind: str) -> tuple:
+    def fresh(self, kind: str, span=None) -> tuple:
         i = self.counters.get(kind, 0)
         self.counters[kind] = i + 1
+        pos = (span.line, span.col) if span is not None else (0, 0)
+        self.made.append((kind, i, pos + (len(self.made),)))
         return self.path + (f"{kind}_{i}",)
+
+    def source_order_renames(self) -> dict:
+        out = {}
+        for kind in {k for k, _, _ in self.made}:
+            made = [(i, key) for k, i, key in self.made if k == kind]
+            for new, (old, _) in enumerate(sorted(made, key=lambda m: m[1])):
+                if new != old:
+                    out[f"{kind}_{old}"] = f"{kind}_{new}"
+        return out
 
 
 @dataclass
@@ -166,6 +181,8 @@ class Builder:
                                      "inside a cell", e.span, code="E350",
                                      help=f"write `state NAME: [...] = {e.id}`")
             return v
+        if e.id == "none":
+            return None
         d = self.program.definitions.get(e.id)
         if isinstance(d, ast.ModelDef):  # train blocks are not values: they may share a name with an op
             return DefRef(e.id, d, e.span)

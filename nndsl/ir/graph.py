@@ -114,5 +114,49 @@ class Graph:
     def erase(self, nid: str) -> None:
         self.nx.remove_node(nid)
 
+    # ------------------------------------------------------------------ rewriting (used by passes)
+    def single_input(self, nid: str) -> str | None:
+        """The one input of `nid`, or None when it has none or several."""
+        ins = self.input_ids(nid)
+        return ins[0] if len(ins) == 1 else None
+
+    def uses(self, nid: str) -> int:
+        """How many input slots (and graph outputs) read `nid`: `x + x` uses x twice."""
+        return self.nx.out_degree(nid) + sum(1 for v in self.outputs.values() if v == nid)
+
+    def set_inputs(self, nid: str, inputs: list[str]) -> None:
+        """Rewires `nid` to read `inputs`, in port order."""
+        self.nx.remove_edges_from(list(self.nx.in_edges(nid, keys=True)))
+        for port, src in enumerate(inputs):
+            self.nx.add_edge(src, nid, port=port)
+
+    def replace(self, old: str, op: str, attrs: dict, inputs: list[str], type=None,
+                path: tuple | None = None) -> Node:
+        """A new node standing for `old`: it takes over every use of `old`, which is erased.
+        Keeps `old`'s span and label, so diagnostics still point at the user's text."""
+        o = self.node(old)
+        new = self.add(op, inputs, attrs, o.type if type is None else type, o.span, path, o.label)
+        self.replace_all_uses(old, new.id)
+        self.erase(old)
+        return new
+
+    def __deepcopy__(self, memo: dict) -> "Graph":
+        """Copies what passes mutate (nodes, edges, attrs, outputs, sub-graphs); shares what they never
+        do (types, which are frozen, spans, and the parameter and state specs, whose keys passes keep)."""
+        import copy
+        if id(self) in memo:
+            return memo[id(self)]
+        counter = memo.setdefault(id(self.counter), self.counter)
+        g = Graph(params=self.params, state=self.state, outputs=dict(self.outputs), inputs=list(self.inputs),
+                  counter=counter, memo=dict(self.memo))
+        memo[id(self)] = g
+        for nid, data in self.nx.nodes(data=True):
+            n = data["node"]
+            attrs = {k: (copy.deepcopy(v, memo) if isinstance(v, Graph) else v) for k, v in n.attrs.items()}
+            g.nx.add_node(nid, node=Node(n.id, n.op, attrs, n.type, n.span, n.path, n.label),
+                          order=data["order"])
+        g.nx.add_edges_from(self.nx.edges(data=True))
+        return g
+
     def __len__(self) -> int:
         return self.nx.number_of_nodes()

@@ -135,6 +135,14 @@ class Flatten(OpDef):
         return 0
 
 
+def _names_batch(d, batch) -> bool:
+    """Whether a reshape's first entry is the input's batch axis written out: the same symbol,
+    or, once sizes are bound, a named size (the builder's NamedInt, `batch` = 64) equal to it."""
+    if isinstance(d, str):
+        return d == batch
+    return bool(getattr(d, "dim_name", "")) and d == batch
+
+
 @register
 class Reshape(OpDef):
     """Keras-style: the shape excludes the batch axis, unless it starts with that axis' own
@@ -145,7 +153,7 @@ class Reshape(OpDef):
 
     def infer(self, x, shape):
         shape = list(shape)
-        full = bool(shape) and x.rank > 0 and isinstance(shape[0], str) and shape[0] == x.shape[0]
+        full = bool(shape) and x.rank > 0 and _names_batch(shape[0], x.shape[0])
         target = shape if full else [x.shape[0], *shape] if x.rank > 0 else shape
         if target.count(-1) > 1:
             raise OpError("reshape allows at most one -1")

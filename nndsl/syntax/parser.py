@@ -88,8 +88,14 @@ def expected_text(terms) -> str:
     return ", ".join(names[:-1]) + " or " + names[-1]
 
 
+def _shown(text: str) -> str:
+    """Source text safe to print inside a message: short, control characters escaped."""
+    text = text if len(text) <= 24 else text[:20] + "..."
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def _token_text(tok: Token) -> str:
-    return "end of file" if tok.type == "$END" else f"`{tok}`"
+    return "end of file" if tok.type == "$END" else f"`{_shown(str(tok))}`"
 
 
 # ---------------------------------------------------------------------- looking around in the text
@@ -227,12 +233,12 @@ def _token_error(e: UnexpectedToken, source: Source, accepts) -> ParseError:
                           help=f"pick another name, such as `{tok}_`")
     if prev and prev[0] < tok.line and _first_on_line(text, pos) and exp:
         where = Span(source, prev[0], prev[2], prev[0], prev[2] + 1)
-        return ParseError(f"expected {exp} after `{prev[3]}`", where, code="E102",
+        return ParseError(f"expected {exp} after `{_shown(prev[3])}`", where, code="E102",
                           notes=[(span, f"found {_token_text(tok)} on line {tok.line}")])
     msg = f"unexpected {_token_text(tok)}" + (f"; expected {exp}" if exp else "")
     hint = None
     if "COMMA" in accepts and ({"RPAR", "RSQB"} & set(accepts)) and tok.type in ("NAME", "NUMBER", "STRING"):
-        hint = f"is a `,` missing before `{tok}`?"
+        hint = f"is a `,` missing before {_token_text(tok)}?"
     return ParseError(msg, span, code="E102", help=hint)
 
 
@@ -285,9 +291,8 @@ class _Recovery:
                 self.report(10**9, lambda: _token_error(e, self.source, accepts))
             return False
         line_start = _first_on_line(self.source.text, tok.start_pos)
-        accepts = self._accepts(e) if not (self.recovering and line_start) else set()
-        if not (self.recovering and line_start):
-            self.report(tok.line, lambda: _token_error(e, self.source, accepts))
+        if not (self.recovering and line_start):  # a line-start token ends recovery silently
+            self.report(tok.line, lambda: _token_error(e, self.source, self._accepts(e)))
         self.recovering = True
         if line_start and _resync(e):
             self.recovering = False

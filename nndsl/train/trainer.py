@@ -194,68 +194,81 @@ class Trainer:
         return {k: v / n for k, v in sums.items()} if n else {}
 
     # ------------------------------------------------------------------ the loop
-    def fit(self, *, progress: bool = True, on_nan: str = "stop", callback=None) -> FitResult:
+    def fit(self, *, progress: bool = True, on_nan: str = "stop", callback=None,
+            checkpoint_dir: str | Path | None = None, checkpoint_every: int | None = None,
+            keep: int = 3, resume: str | Path | None = None) -> FitResult:
+        """Runs the block. With `checkpoint_dir` and `checkpoint_every`, saves the whole training
+        state every N iterations; `resume` continues from the newest good checkpoint exactly as if
+        the run had never stopped (same batches, same random draws)."""
+        from . import checkpoint as ckpt
         t0 = time.perf_counter()
         key = jax.random.key(self.seed)
         ts = self.init(key)
-        src = self.spec.data
-        train, test = src.arrays(self.seed) if src is not None else ({}, {})
-        held_out = src is not None and src.split < 1 and len(next(iter(test.values()))) > 0
-        n = len(next(iter(train.values()))) if train else 0
-        bs = min(self.batch_size, n) if n else self.batch_size
-        per_epoch = max(1, n // bs) if n else 1
-        epochs = self.settings.get("epochs")
-        iters = self.settings.get("iterations")
-        if epochs is None and iters is None:
-            epochs = 10
-        total = iters if iters is not None else epochs * per_epoch
-        log_every = self.settings.get("eval_every") or (per_epoch if iters is None else max(1, total // 100))
-        step = self._compiled_step(bs)
-        history: dict = {}
+        loop = _DataLoop(self, self.seed)
+        total, log_every = loop.total, loop.log_every
+        start, history = 0, {}
+        if resume is not None:
+            ckpt.sweep(Path(resume))
+            found = ckpt.load_latest(Path(resume), ts)
+            if found is None:
+                raise TrainingError(f"no usable checkpoint in {resume}", code="E703")
+            start, ts, data_state = found
+            loop.restore(data_state["loop"])
+            history = data_state.get("history", {})
+        if checkpoint_dir is not None:
+            ckpt.sweep(Path(checkpoint_dir))
+        step = self._compiled_step(loop.bs)
         acc: dict = {}
-        rng = np.random.default_rng(self.seed)
-        order = rng.permutation(n) if n else None
-        pos, interrupted = 0, False
+        interrupted, bad_run, last_flag = False, 0, None
         bar = _Bar(total, progress, self.spec.name)
+        bar.advance(start)
+        it = start
         try:
-            for it in range(total):
-                if n:
-                    if pos + bs > n:
-                        order, pos = rng.permutation(n), 0
-                    idx = order[pos:pos + bs]
-                    pos += bs
-                    batch = {f: a[idx] for f, a in train.items()}
-                else:
-                    batch = {}
-                ts, metrics = step(ts, batch, key)
+            for it in range(start, total):
+                ts, metrics = step(ts, loop.next(), key)
+                if last_flag is not None:  # read one step late: no sync on the step just launched
+                    bad_run = 0 if bool(last_flag) else bad_run + 1
+                    if bad_run:
+                        self._nonfinite(on_nan, it - 1, bad_run, {k: float(v[-1]) for k, v in acc.items()
+                                                                   if k != "finite"})
+                last_flag = metrics["finite"]
                 for k, v in metrics.items():
                     acc.setdefault(k, []).append(v)
                 if (it + 1) % log_every == 0 or it + 1 == total:
-                    vals = {k: float(jnp.mean(jnp.stack(v))) for k, v in acc.items()}
-                    finite = vals.pop("finite", 1.0)
+                    vals = {k: float(jnp.mean(jnp.stack(v))) for k, v in acc.items() if k != "finite"}
                     acc = {}
-                    if finite < 1.0:
-                        self._nonfinite(on_nan, it, vals)
-                    if held_out:
-                        vals.update({f"val_{k}": v for k, v in self.evaluate(ts, test).items()})
+                    if loop.held_out:
+                        vals.update({f"val_{k}": v for k, v in self.evaluate(ts, loop.test).items()})
                     for k, v in vals.items():
                         history.setdefault(k, []).append(v)
                     bar.show(vals)
                     if callback is not None:
                         callback(it + 1, ts, vals)
+                if checkpoint_dir is not None and checkpoint_every and (it + 1) % checkpoint_every == 0:
+                    if not bool(metrics["finite"]):
+                        self._nonfinite(on_nan, it, 1, {})
+                    ckpt.save(Path(checkpoint_dir), it + 1, ts,
+                              {"loop": loop.state(), "history": history}, keep)
                 bar.advance()
+            if last_flag is not None and not bool(last_flag):
+                self._nonfinite(on_nan, it, bad_run + 1, {})
         except KeyboardInterrupt:
             interrupted = True
         finally:
             bar.close()
         return FitResult(history, self.variables(ts), ts, interrupted, time.perf_counter() - t0)
 
-    def _nonfinite(self, on_nan, it, vals):
-        if on_nan == "stop":
-            raise TrainingError(f"a loss or gradient became non-finite by iteration {it + 1} "
-                                f"(losses: {', '.join(f'{k}={v:.4g}' for k, v in vals.items())}); the "
-                                "offending update was not applied", self.spec.span, code="E701",
-                                help="lower the learning rate or set `clip_norm`")
+    MAX_SKIPPED = 10
+
+    def _nonfinite(self, on_nan, it, run, vals):
+        """A step whose loss or gradient was not finite was not applied; stop, or skip it."""
+        if on_nan == "skip" and run < self.MAX_SKIPPED:
+            return
+        what = f" (losses: {', '.join(f'{k}={v:.4g}' for k, v in vals.items())})" if vals else ""
+        raise TrainingError(f"a loss or gradient became non-finite at iteration {it + 1}{what}"
+                            + (f", {run} times in a row" if run > 1 else "")
+                            + "; the update was not applied and no checkpoint holds it",
+                            self.spec.span, code="E701", help="lower the learning rate or set `clip_norm`")
 
     def variables(self, ts: dict) -> dict:
         return {m: {"params": ts["params"].get(m, {}), "state": ts["state"].get(m, {})}
@@ -265,6 +278,46 @@ class Trainer:
 def _global_norm(tree):
     tree_mod = getattr(optax, "tree", None)
     return tree_mod.norm(tree) if tree_mod is not None and hasattr(tree_mod, "norm") else optax.global_norm(tree)
+
+
+class _DataLoop:
+    """Seeded batches: a fresh permutation each epoch, the last partial batch dropped so the step
+    compiles once. Its state (position, order, generator) is saved in checkpoints."""
+
+    def __init__(self, trainer: Trainer, seed: int):
+        src = trainer.spec.data
+        self.train, self.test = src.arrays(seed) if src is not None else ({}, {})
+        self.held_out = (src is not None and src.split < 1 and len(next(iter(self.test.values()))) > 0)
+        self.n = len(next(iter(self.train.values()))) if self.train else 0
+        self.bs = min(trainer.batch_size, self.n) if self.n else trainer.batch_size
+        per_epoch = max(1, self.n // self.bs) if self.n else 1
+        s = trainer.settings
+        epochs, iters = s.get("epochs"), s.get("iterations")
+        if epochs is None and iters is None:
+            epochs = 10
+        self.total = iters if iters is not None else epochs * per_epoch
+        self.log_every = s.get("eval_every") or (per_epoch if iters is None else max(1, self.total // 100))
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(self.n) if self.n else None
+        self.pos = 0
+
+    def next(self) -> dict:
+        if not self.n:
+            return {}
+        if self.pos + self.bs > self.n:
+            self.order, self.pos = self.rng.permutation(self.n), 0
+        idx = self.order[self.pos:self.pos + self.bs]
+        self.pos += self.bs
+        return {f: a[idx] for f, a in self.train.items()}
+
+    def state(self) -> dict:
+        return {"pos": self.pos, "order": self.order.tolist() if self.order is not None else None,
+                "rng": self.rng.bit_generator.state}
+
+    def restore(self, st: dict) -> None:
+        self.pos = st["pos"]
+        self.order = np.array(st["order"]) if st["order"] is not None else None
+        self.rng.bit_generator.state = st["rng"]
 
 
 class _Bar:
@@ -284,9 +337,9 @@ class _Bar:
         if self.p:
             self.p.update(self.task, info="  ".join(f"{k} {v:.4f}" for k, v in vals.items()))
 
-    def advance(self):
-        if self.p:
-            self.p.advance(self.task)
+    def advance(self, n: int = 1):
+        if self.p and n:
+            self.p.advance(self.task, n)
 
     def close(self):
         if self.p:

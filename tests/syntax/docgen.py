@@ -34,6 +34,8 @@ SHORT = {
     "conv_transpose3d": "Transposed 3-D convolution (upsampling by `stride`), as Keras and PyTorch define it.",
     "perceptron": "Rosenblatt's criterion mean((step(s) - t) * s) on scores s and 0/1 targets t; "
                   "its gradient is the perceptron learning rule.",
+    "reshape": "The shape of each example, without the batch axis unless it starts with the batch "
+               "symbol (`reshape([batch, 7, 7, 64])`); one entry may be -1.",
     "batchnorm": "Normalizes over all but the last axis: batch statistics when training, running "
                  "statistics (state `mean`, `var`) otherwise; params `scale`, `bias`.",
 }

@@ -1,0 +1,85 @@
+"""Checkpoints lose nothing: a resumed run is bit-identical to one that never stopped, and a
+corrupted checkpoint is detected and skipped for the one before it."""
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+import nndsl
+
+SRC = """
+model MLP { input x: [batch, 2]
+  output y = x -> dense(16) -> tanh -> dense(1) }
+train ring {
+  data ring_gaussians(modes=4, batch=32, n=2000)
+  model net = MLP()
+  z ~ normal([batch, 1])
+  loss err = mse(data.x -> net, z)
+  step net minimize err with adam(lr=1e-2)
+  iterations 40
+  eval_every 10
+}
+"""
+
+
+def leaves(tree):
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
+
+
+def test_resume_is_bit_exact(tmp_path):
+    prog = nndsl.loads(SRC)
+    straight = prog.trainer("ring").fit(progress=False)
+    first = prog.trainer("ring", iterations=20).fit(progress=False, checkpoint_dir=tmp_path, checkpoint_every=10)
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["ckpt-00000010.json", "ckpt-00000020.json"]
+    resumed = prog.trainer("ring").fit(progress=False, resume=tmp_path)
+    for a, b in zip(leaves(straight.train_state), leaves(resumed.train_state)):
+        np.testing.assert_array_equal(a, b)
+    assert resumed.history["err"] == straight.history["err"]
+    assert first.history["err"] == straight.history["err"][:2]
+
+
+def test_corrupted_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    prog = nndsl.loads(SRC)
+    prog.trainer("ring", iterations=20).fit(progress=False, checkpoint_dir=tmp_path, checkpoint_every=10)
+    newest = tmp_path / "ckpt-00000020.safetensors"
+    data = bytearray(newest.read_bytes())
+    data[-3] ^= 0xFF  # one flipped bit in the tensor data: safetensors alone would not notice
+    newest.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="ckpt-00000020"):
+        r = prog.trainer("ring", iterations=30).fit(progress=False, resume=tmp_path)
+    assert int(r.train_state["iteration"]) == 30
+
+
+def test_keep_last_k_and_temp_files_are_swept(tmp_path):
+    prog = nndsl.loads(SRC)
+    (tmp_path / ".ckpt-00000099.safetensors.abc.tmp").write_bytes(b"half written")
+    prog.trainer("ring").fit(progress=False, checkpoint_dir=tmp_path, checkpoint_every=5, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["ckpt-00000035.json", "ckpt-00000040.json"]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+NAN = """
+model M { input x: [batch, 2]
+  output y = x -> dense(1) }
+train blowup {
+  data ring_gaussians(modes=4, batch=8, n=64)
+  model net = M()
+  loss l = mean(log((data.x -> net) - 1000))
+  step net minimize l with sgd(lr=0.1)
+  iterations 5
+}
+"""
+
+
+def test_non_finite_loss_stops_with_a_located_error_and_keeps_parameters():
+    tr = nndsl.loads(NAN, "nan.nn").trainer("blowup")
+    with pytest.raises(nndsl.NndslError, match="non-finite at iteration 1") as e:
+        tr.fit(progress=False)
+    assert "nan.nn:" in str(e.value)
+
+
+def test_on_nan_skip_keeps_the_parameters_finite():
+    tr = nndsl.loads(NAN).trainer("blowup", iterations=3)
+    r = tr.fit(progress=False, on_nan="skip")
+    assert all(np.isfinite(x).all() for x in leaves(r.variables))
