@@ -68,6 +68,8 @@ class Model:
     def init(self, key, *inputs) -> dict:
         """Fresh variables {"params", "state"}; each layer's key derives from its stable name."""
         g = self._graph_for(inputs)
+        from .limits import check_graph
+        check_graph(g, self.program.max_memory, f"model `{self.name}`")
         kp, ks = jax.random.split(key)
         return {"params": interpret.init_tree(g.params, kp), "state": interpret.init_tree(g.state, ks)}
 
@@ -99,6 +101,7 @@ class Program:
         self.defs = defs
         self.opt_level = opt_level
         self.passes = passes
+        self.max_memory: int | None = None  # bytes; None = this machine's memory
 
     def model(self, name: str, **args) -> Model:
         return Model(self, name, args)
@@ -142,7 +145,8 @@ def check_program(program: Program) -> list:
             if isinstance(d, ast.TrainDef):
                 build_train(program.defs, name, None, _entry_dir(program))
             elif all(p.default is not None for p in d.params):
-                _build.build_model(program.defs, name, {})
+                from .limits import check_graph
+                check_graph(_build.build_model(program.defs, name, {}), program.max_memory, f"model `{name}`")
         except NeedsConcrete:
             continue
         except ErrorGroup as e:

@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="parse and check a file; report every error")
     c.add_argument("file")
+    c.add_argument("--max-memory", type=_size, metavar="SIZE", help="refuse models whose parameters exceed SIZE (e.g. 8GiB; default: this machine's memory)")
     c.add_argument("--format", choices=["text", "json"], default="text", help="diagnostics as text or JSON")
 
     c = sub.add_parser("compile", help="print a compilation stage: ast, graph, jaxpr or hlo")
@@ -43,12 +44,14 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("summary", help="layers, output shapes, parameters, FLOPs and memory")
     c.add_argument("file")
+    c.add_argument("--max-memory", type=_size, metavar="SIZE", help="refuse models whose parameters exceed SIZE (e.g. 8GiB; default: this machine's memory)")
     c.add_argument("model", nargs="?")
     c.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
     c.add_argument("--batch", type=int, default=1, help="batch size for FLOPs and activation memory")
 
     c = sub.add_parser("train", help="run a train block; save weights (safetensors) and history (JSON)")
     c.add_argument("file")
+    c.add_argument("--max-memory", type=_size, metavar="SIZE", help="refuse models whose parameters exceed SIZE (e.g. 8GiB; default: this machine's memory)")
     c.add_argument("train", nargs="?", help="train block (default: the only one)")
     c.add_argument("--epochs", type=int)
     c.add_argument("--iterations", type=int)
@@ -82,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("run", help="apply a model to an input array (.npy) with saved weights")
     c.add_argument("file")
+    c.add_argument("--max-memory", type=_size, metavar="SIZE", help="refuse models whose parameters exceed SIZE (e.g. 8GiB; default: this machine's memory)")
     c.add_argument("model")
     c.add_argument("--weights", help=".safetensors or .npz written by `nndsl train` (none for a "
                    "model without parameters)")
@@ -121,9 +125,24 @@ def _usage(msg: str) -> int:
     return 2
 
 
+def _size(text: str) -> int:
+    import re
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([KMGTP]?)(i?B)?\s*", text, re.I)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 8GiB or 500MB)")
+    scale = {"": 1, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5}[m.group(2).upper()]
+    base = 1024 if (m.group(3) or "").lower() == "ib" or not m.group(3) else 1000
+    return int(float(m.group(1)) * base ** scale)
+
+
+_MAX_MEMORY = [None]
+
+
 def _load(path: str):
     from .api import load
-    return load(path)
+    prog = load(path)
+    prog.max_memory = _MAX_MEMORY[0]
+    return prog
 
 
 def _pick_model(prog, name):
@@ -332,6 +351,7 @@ COMMANDS = {"check": cmd_check, "compile": cmd_compile, "summary": cmd_summary, 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    _MAX_MEMORY[0] = getattr(args, "max_memory", None)
     try:
         return COMMANDS[args.command](args)
     except NndslError as e:

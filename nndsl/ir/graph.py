@@ -146,7 +146,7 @@ class Graph:
         import copy
         if id(self) in memo:
             return memo[id(self)]
-        counter = memo.setdefault(id(self.counter), self.counter)
+        counter = memo.setdefault(id(self.counter), [self.counter[0]])  # shared with its sub-graphs
         g = Graph(params=self.params, state=self.state, outputs=dict(self.outputs), inputs=list(self.inputs),
                   counter=counter, memo=dict(self.memo))
         memo[id(self)] = g

@@ -67,7 +67,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def init(self, key) -> dict:
+        from ..limits import check_graph
         spec = self.spec_for(self.batch_size)
+        check_graph(spec.graph, self.program.max_memory, f"train block `{self.name}`")
         kp, ks = jax.random.split(key)
         params = interpret.init_tree(spec.graph.params, kp)
         state = interpret.init_tree(spec.graph.state, ks)
