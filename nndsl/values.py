@@ -70,6 +70,17 @@ class TensorVal:
     fields: dict | None = None  # a cell's final states: `enc.h` after `enc = src -> LSTM(64)`
 
 
+class Poisoned(Exception):
+    """A statement read a value whose own definition already failed: no second error for it."""
+
+
+@dataclass
+class Poison:
+    """The value of a name whose definition had an error (so later errors are still reported)."""
+
+    name: str
+
+
 @dataclass
 class Captured:
     """A tensor argument seen from inside a cell step, where only a state may read it."""

@@ -28,6 +28,7 @@ def build_model(program, name: str, args: dict, input_types=None) -> Graph:
     b = Builder(program)
     bound = b.bind_model_args(defn, [], dict(args), defn.name_span)
     outs = _apply.elaborate_model(b, defn, bound, None, (), defn.name_span, input_types)
+    b.raise_errors()
     for oname, v in outs.items():
         if not isinstance(v, TensorVal):
             raise TypeCheckError(f"output `{oname}` of the applied model must be one tensor", defn.name_span)
@@ -53,7 +54,13 @@ def build_cell(program, defn, args, input_types=None) -> Graph:
     b.g = b.root = Graph()
     node = b.g.add("input", [], {"name": decls[0].name}, seq_t, decls[0].span, label=decls[0].name)
     b.g.inputs.append(node.id)
-    out = apply_cell(b, ModelLayer(defn, bound), [TensorVal(node.id, seq_t, decls[0].span)],
-                     defn.name_span, ())
+    from ..values import Poisoned
+    try:
+        out = apply_cell(b, ModelLayer(defn, bound), [TensorVal(node.id, seq_t, decls[0].span)],
+                         defn.name_span, ())
+    except Poisoned:
+        b.raise_errors()
+        raise
+    b.raise_errors()
     b.g.outputs["out"] = out.node
     return b.g

@@ -8,6 +8,7 @@ from ..ops import OPS
 from ..ops import init as I
 from ..syntax import ast
 from ..values import (BidirectionalLayer, BoundLayer, Captured, ChainLayer, Layer, ModelLayer, NamedInt, NeedsConcrete,
+                      Poison, Poisoned,
                       OpLayer, Record, StackLayer, Sym, TensorVal, TupleVal, UnrollLayer, describe)
 from . import order as ordering
 from .builder import MAX_DEPTH, SPECIAL, Builder, Env, Scope
@@ -101,6 +102,10 @@ def elaborate_model(b: Builder, defn, args: dict, inputs: list | None, path: tup
     if not outputs:
         raise NameResolutionError(f"model `{defn.name}` has no output", defn.name_span, code="E206",
                                   help="add `output NAME = ...`")
+    if any(isinstance(v, Poison) for v in outputs.values()):
+        if inputs is None:
+            b.raise_errors()
+        raise Poisoned(defn.name)
     if inputs is None:
         return outputs
     if len(outputs) == 1:
@@ -113,42 +118,47 @@ def run_body(b: Builder, defn, env: Env, inputs, top_types, states: dict | None 
     decls = [s for s in defn.body if isinstance(s, ast.Input)]
     outputs: dict = {}
     for stmt in ordering.order(defn.body):
-        if isinstance(stmt, ast.Input):
-            i = decls.index(stmt)
-            actual = inputs[i] if inputs is not None else None
-            ttype = top_types[i] if top_types is not None and i < len(top_types) else None
-            _define(env, stmt.name, bind_input(b, stmt, env, actual, ttype, call_span, defn.name), stmt.span)
-        elif isinstance(stmt, ast.Param):
-            _define(env, stmt.name, make_param(b, stmt, env), stmt.span)
-        elif isinstance(stmt, ast.State):
-            if states is None:
-                raise TypeCheckError(f"`state` belongs in a `cell`; `{defn.name}` is a model", stmt.span,
-                                     code="E329", help=f"write `cell {defn.name}` to make it recurrent")
-            _define(env, stmt.name, states[stmt.name], stmt.span)
-        elif isinstance(stmt, ast.Assign):
-            value = b.eval(stmt.value, env)
-            if len(stmt.targets) > 1:
-                items = value.items if isinstance(value, TupleVal) else None
-                if items is None or len(items) != len(stmt.targets):
-                    raise TypeCheckError(f"cannot unpack {describe(value)} into {len(stmt.targets)} names",
-                                         stmt.span, code="E330")
-                for t, v in zip(stmt.targets, items):
-                    _define(env, t, v, stmt.span)
+        def one(stmt=stmt):
+            if isinstance(stmt, ast.Input):
+                i = decls.index(stmt)
+                actual = inputs[i] if inputs is not None else None
+                ttype = top_types[i] if top_types is not None and i < len(top_types) else None
+                _define(env, stmt.name, bind_input(b, stmt, env, actual, ttype, call_span, defn.name), stmt.span)
+            elif isinstance(stmt, ast.Param):
+                _define(env, stmt.name, make_param(b, stmt, env), stmt.span)
+            elif isinstance(stmt, ast.State):
+                if states is None:
+                    raise TypeCheckError(f"`state` belongs in a `cell`; `{defn.name}` is a model", stmt.span,
+                                         code="E329", help=f"write `cell {defn.name}` to make it recurrent")
+                _define(env, stmt.name, states[stmt.name], stmt.span)
+            elif isinstance(stmt, ast.Assign):
+                value = b.eval(stmt.value, env)
+                if len(stmt.targets) > 1:
+                    items = value.items if isinstance(value, TupleVal) else None
+                    if items is None or len(items) != len(stmt.targets):
+                        raise TypeCheckError(f"cannot unpack {describe(value)} into {len(stmt.targets)} names",
+                                             stmt.span, code="E330")
+                    for t, v in zip(stmt.targets, items):
+                        _define(env, t, v, stmt.span)
+                else:
+                    _define(env, stmt.targets[0], bind_value(b, stmt.targets[0], value), stmt.span)
+            elif isinstance(stmt, ast.Output):
+                value = b.eval(stmt.value, env) if stmt.value is not None else _lookup(b, env, stmt)
+                if not isinstance(value, (TensorVal, TupleVal, Record)):
+                    raise TypeCheckError(f"output `{stmt.name}` must be a tensor, found {describe(value)}",
+                                         stmt.span, code="E331", help="apply the layer to an input with `->`")
+                if stmt.name in outputs:
+                    raise NameResolutionError(f"output `{stmt.name}` is defined twice", stmt.span, code="E201")
+                if stmt.value is not None and not (isinstance(stmt.value, ast.Name) and stmt.value.id == stmt.name):
+                    _define(env, stmt.name, value, stmt.span)
+                outputs[stmt.name] = value
             else:
-                _define(env, stmt.targets[0], bind_value(b, stmt.targets[0], value), stmt.span)
-        elif isinstance(stmt, ast.Output):
-            value = b.eval(stmt.value, env) if stmt.value is not None else _lookup(b, env, stmt)
-            if not isinstance(value, (TensorVal, TupleVal, Record)):
-                raise TypeCheckError(f"output `{stmt.name}` must be a tensor, found {describe(value)}",
-                                     stmt.span, code="E331", help="apply the layer to an input with `->`")
-            if stmt.name in outputs:
-                raise NameResolutionError(f"output `{stmt.name}` is defined twice", stmt.span, code="E201")
-            if stmt.value is not None and not (isinstance(stmt.value, ast.Name) and stmt.value.id == stmt.name):
-                _define(env, stmt.name, value, stmt.span)
-            outputs[stmt.name] = value
-        else:
-            raise TypeCheckError(f"`{type(stmt).__name__.lower()}` statements belong in a `train` block",
-                                 stmt.span, code="E332")
+                raise TypeCheckError(f"`{type(stmt).__name__.lower()}` statements belong in a `train` block",
+                                     stmt.span, code="E332")
+
+        b.guarded(stmt, ordering.provides(stmt), env, one)
+        if isinstance(stmt, ast.Output) and stmt.name not in outputs:
+            outputs[stmt.name] = Poison(stmt.name)
     return outputs
 
 
@@ -350,6 +360,8 @@ def apply_cell(b: Builder, layer, inputs: list, span, path: tuple, reverse=False
             inits[st.name] = st
         env_body = Env({k: Captured(k) if isinstance(v, TensorVal) else v for k, v in layer.args.items()})
         outputs = run_body(b, defn, env_body, [TensorVal(x_node.id, x_t, span)], None, states)
+        if any(isinstance(v, Poison) for v in list(outputs.values()) + list(env_body.values.values())):
+            raise Poisoned(defn.name)
         rename_in_source_order(b, b.scope)
         nexts = _check_states(defn, env_body, states)
         if len(outputs) != 1:

@@ -16,7 +16,7 @@ from ..ops import OPS, OpError
 from ..ops import init as I
 from ..source import Span
 from ..syntax import ast
-from ..values import (BidirectionalLayer, BoundLayer, Captured, ChainLayer, DefRef, Layer, ModelLayer,
+from ..values import (BidirectionalLayer, BoundLayer, Captured, ChainLayer, Poison, Poisoned, DefRef, Layer, ModelLayer,
                       NeedsConcrete, OpLayer, OpRef, Record, StackLayer, Sym, TensorVal, TupleVal,
                       UnrollLayer, describe)
 from . import order as ordering
@@ -92,6 +92,7 @@ class Builder:
         self.g = self.root
         self.scope = Scope(())
         self.stack: list[tuple] = []  # models being elaborated: recursion and depth limit
+        self.errors: list = []  # every error of the program, reported together
 
     # ------------------------------------------------------------------ graph helpers
     def add_node(self, op: str, inputs: list[TensorVal], attrs: dict, span, path=None, label=None):
@@ -176,6 +177,8 @@ class Builder:
         except KeyError:
             pass
         else:
+            if isinstance(v, Poison):
+                raise Poisoned(e.id)
             if isinstance(v, Captured):
                 raise TypeCheckError(f"tensor argument `{e.id}` can only give a state its initial value "
                                      "inside a cell", e.span, code="E350",
@@ -456,6 +459,31 @@ class Builder:
                 out[p.name] = self.eval(p.default, Env(dict(out)))
             check_arg_type(defn.name, p.name, p.type, out[p.name], span, p.span)
         return out
+
+    def guarded(self, stmt, names, env, body) -> None:
+        """Runs one statement; on a user error, records it and poisons the names it defines, so
+        the rest of the body is still checked and every independent mistake is reported."""
+        try:
+            body()
+        except NeedsConcrete:
+            raise
+        except Poisoned:
+            self._poison(names, env, stmt)
+        except NndslError as e:
+            self.errors.extend(getattr(e, "errors", [e]))
+            self._poison(names, env, stmt)
+
+    def _poison(self, names, env, stmt):
+        for n in names:
+            if n not in env.values:
+                env.values[n] = Poison(n)
+                env.spans[n] = stmt.span
+
+    def raise_errors(self) -> None:
+        if self.errors:
+            from ..errors import ErrorGroup
+            errs, self.errors = self.errors, []
+            raise errs[0] if len(errs) == 1 else ErrorGroup(errs)
 
     # ------------------------------------------------------------------ layers
     def apply(self, layer: Layer, inputs: list, span) -> object:

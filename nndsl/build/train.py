@@ -13,7 +13,7 @@ from ..ir.graph import Graph
 from ..ir.types import TensorType
 from ..ops.registry import OpError
 from ..syntax import ast
-from ..values import BoundLayer, DefRef, ModelLayer, Record, Sym, TensorVal, describe
+from ..values import BoundLayer, DefRef, ModelLayer, Poison, Poisoned, Record, Sym, TensorVal, describe
 from . import apply as A
 from . import order as ordering
 from .builder import Builder, Env, bind_args
@@ -74,63 +74,66 @@ def build_train(program, name: str | None, batch: int | None = None, base: Path 
     if len(data_stmts) > 1:
         raise TypeCheckError("a train block has one `data` statement", data_stmts[1].span, code="E341")
     for stmt in ordering.order(list(defn.body)):
-        if isinstance(stmt, ast.Data):
-            spec.data = _data(b, stmt, env, spec, batch, base)
-        elif isinstance(stmt, ast.Instance):
-            layer = b.eval(stmt.value, env)
-            if not b.is_layer(layer):
-                raise TypeCheckError(f"`model {stmt.name} = ...` needs a model, found {describe(layer)}",
-                                     stmt.value.span, code="E342")
-            inner = b.as_layer(layer, stmt.value.span)
-            A._define(env, stmt.name, BoundLayer(stmt.name, inner, ()), stmt.span)
-            spec.instances[stmt.name] = stmt.span
-            if isinstance(inner, ModelLayer):
-                spec.models[stmt.name] = (inner.defn.name, inner.args)
-        elif isinstance(stmt, (ast.Loss, ast.Metric)):
-            v = b.eval(stmt.value, env)
-            what = "loss" if isinstance(stmt, ast.Loss) else "metric"
-            if not isinstance(v, TensorVal):
-                raise TypeCheckError(f"{what} `{stmt.name}` must be a tensor, found {describe(v)}",
-                                     stmt.value.span, code="E343")
-            if v.type.rank != 0:
-                raise ShapeError(f"{what} `{stmt.name}` must be a scalar, found {v.type}", stmt.value.span,
-                                 code="E307", help="reduce it with mean(...) or sum(...)")
-            A._define(env, stmt.name, v, stmt.span)
-            (spec.losses if what == "loss" else spec.metrics)[stmt.name] = v.node
-        elif isinstance(stmt, ast.Draw):
-            v = b.eval(stmt.dist, env)
-            node = b.g.node(v.node) if isinstance(v, TensorVal) else None
-            if node is None or node.op not in ("normal", "uniform", "bernoulli", "categorical"):
-                raise TypeCheckError(f"`{stmt.name} ~ ...` draws from a distribution (normal, uniform, "
-                                     f"bernoulli, categorical), found {describe(v)}", stmt.dist.span, code="E344")
-            node.path = ("~" + stmt.name,)
-            A._define(env, stmt.name, v, stmt.span)
-        elif isinstance(stmt, ast.Assign):
-            v = b.eval(stmt.value, env)
-            if len(stmt.targets) == 1:
-                A._define(env, stmt.targets[0], A.bind_value(b, stmt.targets[0], v), stmt.span)
+        def one(stmt=stmt):
+            if isinstance(stmt, ast.Data):
+                spec.data = _data(b, stmt, env, spec, batch, base)
+            elif isinstance(stmt, ast.Instance):
+                layer = b.eval(stmt.value, env)
+                if not b.is_layer(layer):
+                    raise TypeCheckError(f"`model {stmt.name} = ...` needs a model, found {describe(layer)}",
+                                         stmt.value.span, code="E342")
+                inner = b.as_layer(layer, stmt.value.span)
+                A._define(env, stmt.name, BoundLayer(stmt.name, inner, ()), stmt.span)
+                spec.instances[stmt.name] = stmt.span
+                if isinstance(inner, ModelLayer):
+                    spec.models[stmt.name] = (inner.defn.name, inner.args)
+            elif isinstance(stmt, (ast.Loss, ast.Metric)):
+                v = b.eval(stmt.value, env)
+                what = "loss" if isinstance(stmt, ast.Loss) else "metric"
+                if not isinstance(v, TensorVal):
+                    raise TypeCheckError(f"{what} `{stmt.name}` must be a tensor, found {describe(v)}",
+                                         stmt.value.span, code="E343")
+                if v.type.rank != 0:
+                    raise ShapeError(f"{what} `{stmt.name}` must be a scalar, found {v.type}", stmt.value.span,
+                                     code="E307", help="reduce it with mean(...) or sum(...)")
+                A._define(env, stmt.name, v, stmt.span)
+                (spec.losses if what == "loss" else spec.metrics)[stmt.name] = v.node
+            elif isinstance(stmt, ast.Draw):
+                v = b.eval(stmt.dist, env)
+                node = b.g.node(v.node) if isinstance(v, TensorVal) else None
+                if node is None or node.op not in ("normal", "uniform", "bernoulli", "categorical"):
+                    raise TypeCheckError(f"`{stmt.name} ~ ...` draws from a distribution (normal, uniform, "
+                                         f"bernoulli, categorical), found {describe(v)}", stmt.dist.span, code="E344")
+                node.path = ("~" + stmt.name,)
+                A._define(env, stmt.name, v, stmt.span)
+            elif isinstance(stmt, ast.Assign):
+                v = b.eval(stmt.value, env)
+                if len(stmt.targets) == 1:
+                    A._define(env, stmt.targets[0], A.bind_value(b, stmt.targets[0], v), stmt.span)
+                else:
+                    items = getattr(v, "items", None)
+                    if items is None or len(items) != len(stmt.targets):
+                        raise TypeCheckError(f"cannot unpack {describe(v)} into {len(stmt.targets)} names",
+                                             stmt.span, code="E330")
+                    for t, x in zip(stmt.targets, items):
+                        A._define(env, t, x, stmt.span)
+            elif isinstance(stmt, ast.Step):
+                spec.steps.append(_step(b, stmt, env, spec, eval_optimizer))
+            elif isinstance(stmt, ast.Setting):
+                spec.settings[stmt.key] = _setting(b, stmt, env)
+            elif isinstance(stmt, ast.Sample):
+                v = b.eval(stmt.value, env)
+                every = b.eval(stmt.every, env)
+                if not isinstance(v, TensorVal):
+                    raise TypeCheckError(f"`sample` needs a tensor, found {describe(v)}", stmt.value.span)
+                if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+                    raise TypeCheckError("`every` needs a positive integer", stmt.every.span)
+                spec.samples.append((v.node, every, stmt.span))
             else:
-                items = getattr(v, "items", None)
-                if items is None or len(items) != len(stmt.targets):
-                    raise TypeCheckError(f"cannot unpack {describe(v)} into {len(stmt.targets)} names",
-                                         stmt.span, code="E330")
-                for t, x in zip(stmt.targets, items):
-                    A._define(env, t, x, stmt.span)
-        elif isinstance(stmt, ast.Step):
-            spec.steps.append(_step(b, stmt, env, spec, eval_optimizer))
-        elif isinstance(stmt, ast.Setting):
-            spec.settings[stmt.key] = _setting(b, stmt, env)
-        elif isinstance(stmt, ast.Sample):
-            v = b.eval(stmt.value, env)
-            every = b.eval(stmt.every, env)
-            if not isinstance(v, TensorVal):
-                raise TypeCheckError(f"`sample` needs a tensor, found {describe(v)}", stmt.value.span)
-            if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-                raise TypeCheckError("`every` needs a positive integer", stmt.every.span)
-            spec.samples.append((v.node, every, stmt.span))
-        else:
-            raise TypeCheckError(f"`{type(stmt).__name__.lower()}` does not belong in a train block",
-                                 stmt.span, code="E332")
+                raise TypeCheckError(f"`{type(stmt).__name__.lower()}` does not belong in a train block",
+                                     stmt.span, code="E332")
+        b.guarded(stmt, ordering.provides(stmt), env, one)
+    b.raise_errors()
     # Outputs are the graph's roots: passes keep them (and keep their names when they rewrite).
     b.g.outputs.update(spec.losses)
     b.g.outputs.update(spec.metrics)
@@ -181,6 +184,8 @@ def _data(b, stmt, env, spec, batch, base):
 
 def _step(b, stmt, env, spec, eval_optimizer) -> StepSpec:
     for m in stmt.models:
+        if isinstance(env.values.get(m), Poison):
+            raise Poisoned(m)  # its own definition already reported the error
         if m not in spec.instances:
             guess = closest(m, spec.instances)
             raise NameResolutionError(f"`step` over unknown model `{m}`", stmt.span, code="E214",

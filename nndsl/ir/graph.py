@@ -120,6 +120,9 @@ class Graph:
         ins = self.input_ids(nid)
         return ins[0] if len(ins) == 1 else None
 
+    def is_acyclic(self) -> bool:
+        return nx.is_directed_acyclic_graph(self.nx)
+
     def uses(self, nid: str) -> int:
         """How many input slots (and graph outputs) read `nid`: `x + x` uses x twice."""
         return self.nx.out_degree(nid) + sum(1 for v in self.outputs.values() if v == nid)

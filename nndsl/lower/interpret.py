@@ -77,16 +77,21 @@ def run(g: Graph, params: dict, state: dict, inputs: list, *, train: bool = Fals
 
 
 def _scan(node, args, params, state, train, rng, new_state):
+    """Inputs are [seq, *initial states, *extra sequences, *constants] (the last two groups come
+    from passes that hoist work out of the body); the body sees [x, *states, *steps, *constants]."""
     body: Graph = node.attrs["body"]
     names = node.attrs["states"]
+    n_seqs = node.attrs.get("n_seqs", 0)
     out_id = body.outputs["out"]
     state_ids = [body.outputs[n] for n in names]
+    seq, inits = args[0], tuple(args[1:1 + len(names)])
+    seqs = tuple(args[1 + len(names):1 + len(names) + n_seqs])
+    consts = list(args[1 + len(names) + n_seqs:])
 
-    def cell(x_t, carry):
-        env = run(body, params, state, [x_t, *carry], train=train, rng=rng)
+    def cell(x_t, carry, steps=()):
+        env = run(body, params, state, [x_t, *carry, *steps, *consts], train=train, rng=rng)
         return env[out_id], tuple(env[i] for i in state_ids)
 
-    seq, inits = args[0], tuple(args[1:])
     if node.attrs["unroll"] is not None:
         def fb(carry, _):
             x_prev, st = carry
@@ -94,10 +99,11 @@ def _scan(node, args, params, state, train, rng, new_state):
             return (y, st2), y
         (_, final), ys = jax.lax.scan(fb, (seq, inits), None, length=node.attrs["unroll"])
     else:
-        def f(carry, x_t):
-            y, st2 = cell(x_t, carry)
+        def f(carry, xs):
+            y, st2 = cell(xs[0], carry, xs[1:])
             return st2, y
-        final, ys = jax.lax.scan(f, inits, jnp.swapaxes(seq, 0, 1), reverse=node.attrs["reverse"])
+        time_major = tuple(jnp.swapaxes(s, 0, 1) for s in (seq, *seqs))
+        final, ys = jax.lax.scan(f, inits, time_major, reverse=node.attrs["reverse"])
     return (jnp.swapaxes(ys, 0, 1), *final)
 
 

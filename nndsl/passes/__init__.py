@@ -1,17 +1,13 @@
 """Graph optimization passes. `optimize` is the one entry point the rest of nndsl calls.
 
-(Placeholder: the pass manager and its passes are being written; for now the graph is returned
-as built.)
+Passes are graph-to-graph rewrites on a deep copy of the built graph, run between building and
+lowering; `PASSES` maps their CLI names to their classes and `LEVELS` says which run at -O0/1/2.
 """
 from __future__ import annotations
 
-from ..ir.graph import Graph
+from .manager import LEVELS, PASSES, PassManager, optimize, pipeline
+from .rewrite import Context, Pass, PassError, rewrite, rule
+from .verify import VerifyError, verify
 
-PASSES: dict = {}
-LEVELS: dict = {0: [], 1: [], 2: []}
-
-
-def optimize(g: Graph, level: int = 1, passes: list[str] | None = None, train: bool = False) -> Graph:
-    """Runs the passes of `level` (or exactly `passes`) on `g`; `train` says whether the graph will
-    run in training mode (inference-only rewrites such as conv+batchnorm folding are skipped)."""
-    return g
+__all__ = ["LEVELS", "PASSES", "Context", "Pass", "PassError", "PassManager", "VerifyError", "optimize",
+           "pipeline", "rewrite", "rule", "verify"]

@@ -145,7 +145,8 @@ def _first_on_line(text: str, pos: int) -> bool:
 
 def _brackets(text: str):
     """Bracket structure, skipping strings and comments: (unclosed openers as (offset, char),
-    unmatched closers as (offset, char), offset of the first bracket nested too deep or None)."""
+    unmatched closers as (offset, char, offset of the opener it met or None), offset of the first
+    bracket nested too deep or None)."""
     stack, stray, too_deep = [], [], None
     closes = {")": "(", "]": "[", "}": "{"}
     i, n = 0, len(text)
@@ -167,7 +168,7 @@ def _brackets(text: str):
             if stack and stack[-1][1] == closes[ch]:
                 stack.pop()
             else:
-                stray.append((i, ch))
+                stray.append((i, ch, stack[-1][0] if stack else None))
         i += 1
     return stack, stray, too_deep
 
@@ -218,8 +219,19 @@ def _token_error(e: UnexpectedToken, source: Source, accepts) -> ParseError:
                           _end_span(source), code="E102")
     span = Span.from_token(tok, source)
     pos = tok.start_pos
-    if str(tok) in ")]}" and any(p == pos for p, _ in _brackets(text)[1]):
-        return ParseError(f"unmatched `{tok}`", span, code="E106", help="it closes nothing")
+    if str(tok) in ")]}":
+        for p, ch, opener in _brackets(text)[1]:
+            if p != pos:
+                continue
+            if opener is None:
+                return ParseError(f"unmatched `{tok}`", span, code="E106", help="it closes nothing")
+            want = {"(": ")", "[": "]", "{": "}"}[text[opener]]
+            return ParseError(f"mismatched `{tok}`: the `{text[opener]}` before it is not closed", span,
+                              code="E105", notes=[(_span_at(source, opener), f"`{text[opener]}` opened here")],
+                              help=f"close it with `{want}`")
+    if str(tok) == ">" and pos > 0 and text[pos - 1] == "-":  # `->` where no chain can go on
+        return ParseError(f"unexpected `->`" + (f"; expected {exp}" if exp else ""),
+                          Span(source, tok.line, tok.column - 1, tok.line, tok.column + 1), code="E102")
     prev = _prev_token(text, pos)
     kw = keywords()
     if prev and prev[3] in kw and str(tok) in ("=", ",", "~") and _first_on_line(text, prev[4]):

@@ -62,6 +62,8 @@ CASES = {
     "unclosed brace": ("model M {\n  input x: [b, 3]\n", 1, 9, ["`{` is never closed"]),
     "unclosed paren at end": ("model M {\n  y = f(x\n", 2, 8, ["`(` is never closed"]),
     "unmatched brace": ("model M {}\n}\n", 2, 1, ["unmatched `}`"]),
+    "mismatched brace": (_model("  y = x -> dense(4 ->"), 3, 1, ["mismatched `}`", "`(` opened here", "f.nn:2:17"]),
+    "doubled arrow": (_model("  y = x -> -> relu"), 2, 12, ["unexpected `->`"]),
     "missing colon": (_model("  input x [b, 3]"), 2, 11, ["unexpected `[`", "`:`"]),
     "missing name": ("model {}\n", 1, 7, ["unexpected `{`", "a name"]),
     "garbage at top level": ("x = 3\n", 1, 1, ["unexpected `x`", "a definition"]),

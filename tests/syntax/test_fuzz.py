@@ -193,6 +193,10 @@ def test_corrupted_programs_fail_cleanly(name, data):
     "model M {\n  input x: [batch, 4]\n  output y = x -> dense(2) * 0\n}\n",
     "model M {\n  input x: [batch, 4]\n  output y = x -> (relu -> relu) * 3\n}\n",
     "model M {\n  input x: [batch, 4]\n  a, b = x\n  output y = a\n}\n",
+    # a cell that names itself inside its own body (found by the skeleton fuzzer)
+    "cell C {\n  input x: [batch, 4]\n  state h: [batch, 4] = zeros\n  h' = C\n  output h'\n}\n"
+    "model Seq {\n  input s: [batch, time, 4]\n  output y = s -> C\n}\n",
+    "model M {\n  input x: [batch, 4]\n  output y = x -> M\n}\n",
 ])
 def test_known_edge_programs_check_cleanly(src):
     check_only_nndsl_errors(src)

@@ -1,0 +1,94 @@
+"""Fusions that change how weights are applied while every parameter keeps its own name.
+
+- Parallel dense layers on one input (the four LSTM gates on [h, x], Q/K/V) become one matmul on
+  the concatenated kernels, then a split: one large matmul instead of several small ones.
+- For inference, batchnorm after a convolution or dense layer is folded into its kernel and bias:
+  w' = w * s, b' = (b - mean) * s + beta with s = scale / sqrt(var + eps).
+"""
+from __future__ import annotations
+
+from ..ir.graph import Graph, Node
+from .rewrite import Context, Pass, add, const, param, rule, users_of
+
+
+# ---------------------------------------------------------------------- parallel dense
+def _fusable_dense(g: Graph, n: Node) -> bool:
+    x = g.node(g.input_ids(n.id)[0])
+    return (n.op == "dense" and n.path is not None and x.type.dtype == "float32"
+            and n.path + ("kernel",) in g.params)
+
+
+def _concat_params(g: Graph, paths: list, leaf: str, like: Node) -> str:
+    parts = [param(g, p + (leaf,), like).id for p in paths]
+    return add(g, "concat", parts, {"axis": -1}, like).id if len(parts) > 1 else parts[0]
+
+
+@rule("dense")
+def fuse_parallel_dense(g: Graph, n: Node, ctx: Context):  # dense_i(x) for i in 1..k -> split(x @ [W_1 .. W_k] + [b_1 .. b_k])
+    if not _fusable_dense(g, n):
+        return None
+    x = g.input_ids(n.id)[0]
+    group = [u for u in users_of(g, x) if _fusable_dense(g, u) and u.attrs["bias"] == n.attrs["bias"]]
+    if len(group) < 2:
+        return None
+    paths = [u.path for u in group]
+    y = add(g, "matmul", [x, _concat_params(g, paths, "kernel", n)], {}, n).id
+    if n.attrs["bias"]:
+        y = add(g, "add", [y, _concat_params(g, paths, "bias", n)], {}, n).id
+    parts = add(g, "split", [y], {"sections": tuple(u.attrs["units"] for u in group), "axis": -1}, n)
+    mine = None
+    for i, u in enumerate(group):
+        item = g.add("get_item", [parts.id], {"index": i}, parts.type[i], u.span, None, u.label)
+        if u.id == n.id:
+            mine = item.id
+        else:
+            g.replace_all_uses(u.id, item.id)
+            g.erase(u.id)
+    return mine
+
+
+class FuseParallelDense(Pass):
+    """Dense layers reading the same value become one matmul and a split."""
+
+    name = "fuse-parallel-dense"
+    rules = (fuse_parallel_dense,)
+
+
+# ---------------------------------------------------------------------- batchnorm folding
+FOLDABLE = {"conv1d", "conv2d", "conv3d", "dense"}
+
+
+@rule("batchnorm")
+def fold_batchnorm(g: Graph, n: Node, ctx: Context):  # batchnorm(conv(x, w) + b) -> conv(x, w * s) + (b - mean) * s + beta
+    (c,) = g.input_ids(n.id)
+    src = g.node(c)
+    if src.op not in FOLDABLE or src.path is None or g.uses(c) != 1 or n.path is None:
+        return None
+    if src.type.dtype != "float32":
+        return None
+    state = lambda leaf: g.add("read_state", [], {"shape": (n.type.shape[-1],), "dtype": "float32"},
+                               src.type.with_shape((n.type.shape[-1],)), n.span, n.path + (leaf,), leaf).id
+    s = add(g, "div", [const(g, 1.0, like=n).id,
+                       add(g, "sqrt", [add(g, "add", [state("var"), const(g, n.attrs["eps"], like=n).id],
+                                           {}, n).id], {}, n).id], {}, n).id
+    if n.attrs["scale"]:
+        s = add(g, "mul", [s, param(g, n.path + ("scale",), n).id], {}, n).id
+    w = add(g, "mul", [param(g, src.path + ("kernel",), src).id, s], {}, src).id
+    shift = add(g, "neg", [state("mean")], {}, n).id
+    if src.attrs["bias"]:
+        shift = add(g, "add", [param(g, src.path + ("bias",), src).id, shift], {}, n).id
+    b = add(g, "mul", [shift, s], {}, n).id
+    if n.attrs["center"]:
+        b = add(g, "add", [b, param(g, n.path + ("bias",), n).id], {}, n).id
+    x = g.input_ids(c)[0]
+    if src.op == "dense":
+        return add(g, "add", [add(g, "matmul", [x, w], {}, src).id, b], {}, n).id
+    return add(g, f"{src.op}_k", [x, w, b], dict(src.attrs), src).id
+
+
+class FoldBatchnorm(Pass):
+    """For inference: batchnorm after a convolution or dense layer is folded into its weights."""
+
+    name = "fold-batchnorm"
+    rules = (fold_batchnorm,)
+    eval_only = True

@@ -1,0 +1,119 @@
+"""The pass manager: named passes, optimization levels, verification and printing between passes.
+
+    -O0   nothing: the graph as built
+    -O1   cheap rewrites that never change a value: simplify, fold-constants, cse, dce
+    -O2   -O1 plus fusions and loop rewrites, each chosen because it measured faster on XLA:CPU
+          (benchmarks/RESULTS.md); fold-batchnorm applies to inference graphs only
+
+`NNDSL_VERIFY=1` (or `verify=True`) checks the IR after every pass; the tests always do.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, Iterable
+
+from ..ir.graph import Graph
+from ..ir.printer import print_graph
+from . import ops  # noqa: F401  (registers the internal ops passes create)
+from .cleanup import CommonSubexpressionElimination, DeadCodeElimination
+from .fuse import FoldBatchnorm, FuseParallelDense
+from .rewrite import Context, Pass, PassError
+from .scan import HoistScanInputs, HoistScanInvariants
+from .simplify import FoldConstants, Simplify
+from .stack import ScanLayers
+from .verify import VerifyError, verify
+
+PASSES: dict[str, type[Pass]] = {p.name: p for p in (
+    DeadCodeElimination, CommonSubexpressionElimination, FoldConstants, Simplify, FuseParallelDense,
+    FoldBatchnorm, HoistScanInvariants, HoistScanInputs, ScanLayers)}
+
+_CLEAN = ["simplify", "fold-constants", "cse", "dce"]
+LEVELS: dict[int, list[str]] = {
+    0: [],
+    1: _CLEAN,
+    # hoist-scan-inputs is left out: on XLA:CPU it measured slower (benchmarks/RESULTS.md).
+    2: _CLEAN + ["fold-batchnorm", "fuse-parallel-dense", "hoist-scan-invariants", "scan-layers"] + _CLEAN,
+}
+
+
+def _env_verify() -> bool:
+    return os.environ.get("NNDSL_VERIFY", "") not in ("", "0")
+
+
+def pipeline(level: int = 1, passes: Iterable[str] | None = None) -> list[str]:
+    """The pass names `level` (or an explicit list) runs, checked against PASSES."""
+    if passes is None:
+        if level not in LEVELS:
+            raise PassError(f"no optimization level -O{level}; levels are {', '.join(f'-O{k}' for k in LEVELS)}",
+                            code="E902")
+        return list(LEVELS[level])
+    names = [p.strip() for p in passes if p.strip()]
+    for name in names:
+        if name not in PASSES:
+            from ..errors import closest
+            guess = closest(name, PASSES)
+            raise PassError(f"unknown pass `{name}`", code="E902",
+                            help=f"did you mean `{guess}`?" if guess else f"passes: {', '.join(PASSES)}")
+    return names
+
+
+class PassManager:
+    """Runs passes in order. With `verify`, checks the IR after each one and raises PassError
+    naming the pass that broke it and the passes before it (torch.fx's wording). `print_after`
+    names passes (or "all") whose result goes to `out` as text."""
+
+    def __init__(self, passes: list[str], *, verify: bool = False, print_after: Iterable[str] = (),
+                 out: Callable[[str], None] | None = None):
+        self.passes = pipeline(passes=passes)
+        self.verify = verify
+        self.print_after = set(print_after)
+        unknown = self.print_after - set(PASSES) - {"all"}
+        if unknown:
+            raise PassError(f"--after names unknown pass `{sorted(unknown)[0]}`", code="E902",
+                            help=f"passes: {', '.join(PASSES)}")
+        self.out = out or (lambda text: print(text, file=sys.stderr))
+        self.counts: list[tuple[str, int]] = []
+
+    def run(self, g: Graph, train: bool = False) -> Graph:
+        ctx = Context(train=train)
+        if self.verify:
+            self._check(g, "the graph as built", [])
+        done: list[str] = []
+        for name in self.passes:
+            try:
+                changed = PASSES[name]().run(g, ctx)
+            except PassError:
+                raise
+            except Exception as e:  # a pass crashing is a bug in nndsl: say which pass
+                raise PassError(f"pass `{name}` failed{_after(done)}: {type(e).__name__}: {e}") from e
+            done.append(name)
+            self.counts.append((name, changed))
+            if self.verify:
+                self._check(g, f"pass `{name}`", done[:-1])
+            if name in self.print_after or "all" in self.print_after:
+                self.out(f"// after {name} ({changed} rewrites)\n{print_graph(g)}")
+        return g
+
+    def _check(self, g: Graph, what: str, before: list[str]) -> None:
+        try:
+            verify(g)
+        except VerifyError as e:
+            raise PassError(f"{what} left an invalid graph{_after(before)}: {e}") from None
+
+
+def _after(done: list[str]) -> str:
+    return f" (after {', '.join(done)})" if done else ""
+
+
+def optimize(g: Graph, level: int = 1, passes: list[str] | None = None, train: bool = False, *,
+             verify: bool | None = None, print_after: Iterable[str] = (),
+             out: Callable[[str], None] | None = None) -> Graph:
+    """Runs the passes of `level` (or exactly `passes`) on `g` in place and returns it; `train`
+    says whether the graph will run in training mode (inference-only rewrites such as batchnorm
+    folding are skipped then)."""
+    names = pipeline(level, passes)
+    if not names and not print_after:
+        return g
+    pm = PassManager(names, verify=_env_verify() if verify is None else verify, print_after=print_after, out=out)
+    return pm.run(g, train)

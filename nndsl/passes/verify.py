@@ -1,0 +1,116 @@
+"""IR invariants, checked between passes (xdsl verifies after every pass by default).
+
+A graph is well formed when it is a DAG; every node has an op nndsl knows and a type; each node's
+inputs fill its ports 0..k-1 with the arity its OpDef wants; re-inferring a node's type from its
+inputs gives the type it carries; every parameter or state leaf a node reads is declared; inputs and
+outputs name existing nodes; and scan bodies are well formed in the same way. With `allow_dead=False`,
+every node must also feed an output (what dead-code elimination guarantees).
+"""
+from __future__ import annotations
+
+from ..ir.graph import Graph
+from ..ir.types import TensorType
+from ..ops import OPS
+
+
+class VerifyError(Exception):
+    pass
+
+
+def _is_type(t) -> bool:
+    if isinstance(t, tuple):
+        return all(isinstance(x, TensorType) for x in t)
+    return isinstance(t, TensorType)
+
+
+def verify(g: Graph, *, allow_dead: bool = True, where: str = "graph") -> None:
+    """Raises VerifyError naming the first broken invariant."""
+    def fail(msg):
+        raise VerifyError(f"{where}: {msg}")
+
+    if not g.is_acyclic():
+        fail("the graph has a cycle")
+    for i in g.inputs:
+        if i not in g.nx:
+            fail(f"input {i} is not a node")
+        if g.node(i).op != "input" or g.nx.in_degree(i):
+            fail(f"input {i} is a {g.node(i).op} with inputs")
+    for name, nid in g.outputs.items():
+        if nid not in g.nx:
+            fail(f"output `{name}` names {nid}, which is not a node")
+    for nid in g.nx.nodes:
+        _verify_node(g, nid, fail, where)
+    if not allow_dead:
+        live = g.ancestors([v for v in g.outputs.values()]) | set(g.inputs)
+        extra = sorted(set(g.nx.nodes) - live, key=g._order)
+        if extra:
+            fail(f"dead nodes {', '.join(extra[:5])} (nothing reads them)")
+
+
+def _verify_node(g: Graph, nid: str, fail, where: str) -> None:
+    data = g.nx.nodes[nid]
+    if "node" not in data:
+        fail(f"{nid} has no node record (an edge to a node that was never added?)")
+    n = data["node"]
+    if n.id != nid:
+        fail(f"node record {n.id} is stored under {nid}")
+    if not _is_type(n.type):
+        fail(f"{nid} ({n.op}) has no type")
+    ports = sorted(d["port"] for _, _, d in g.nx.in_edges(nid, data=True))
+    if ports != list(range(len(ports))):
+        fail(f"{nid} ({n.op}) has input ports {ports}, not 0..{len(ports) - 1}")
+    if n.op == "input":
+        if ports:
+            fail(f"input {nid} has inputs")
+        if nid not in g.inputs and not n.attrs.get("hoisted"):
+            fail(f"input node {nid} is not one of the graph's inputs")
+        return
+    opdef = OPS.get(n.op)
+    if opdef is None:
+        fail(f"{nid} has unknown op `{n.op}`")
+    ins = g.input_ids(nid)
+    if opdef.variadic and not ins:
+        fail(f"{nid} ({n.op}) has no inputs")
+    if not opdef.variadic and len(ins) != len(opdef.inputs):
+        fail(f"{nid} ({n.op}) has {len(ins)} inputs, it takes {len(opdef.inputs)}")
+    types = [g.node(i).type for i in ins]
+    if n.op == "scan":
+        _verify_scan(g, n, types, fail, where)
+        return
+    try:
+        want = opdef.infer(*types, **n.attrs)
+    except Exception as e:  # noqa: BLE001  (any failure to re-infer is the finding)
+        fail(f"{nid} ({n.op}) no longer type-checks: {e}")
+    if want != n.type:
+        fail(f"{nid} ({n.op}) has type {_fmt(n.type)} but its inputs give {_fmt(want)}")
+    if n.path is not None and opdef.has_params:
+        for leaf in list(opdef.params(*types, **n.attrs)):
+            key = n.path + (leaf,) if leaf else n.path
+            if key not in g.params:
+                fail(f"{nid} ({n.op}) reads parameter {'/'.join(key)}, which is not declared")
+        for leaf in list(opdef.state(*types, **n.attrs)):
+            key = n.path + (leaf,) if leaf else n.path
+            if key not in g.state:
+                fail(f"{nid} ({n.op}) reads state {'/'.join(key)}, which is not declared")
+
+
+def _verify_scan(g: Graph, n, types, fail, where: str) -> None:
+    body = n.attrs.get("body")
+    if not isinstance(body, Graph):
+        fail(f"scan {n.id} has no body graph")
+    n_states = len(n.attrs["states"])
+    want = 1 + n_states + n.attrs.get("n_seqs", 0) + n.attrs.get("n_consts", 0)
+    if len(types) != want or len(body.inputs) != want:
+        fail(f"scan {n.id} has {len(types)} inputs and its body {len(body.inputs)}; expected {want}")
+    for key in ("out", *n.attrs["states"]):
+        if key not in body.outputs:
+            fail(f"scan {n.id}'s body has no output `{key}`")
+    if tuple(n.attrs["out_types"]) != tuple(n.type):
+        fail(f"scan {n.id} has type {_fmt(n.type)} but out_types {_fmt(n.attrs['out_types'])}")
+    verify(body, where=f"{where} > scan {n.id}")
+
+
+def _fmt(t) -> str:
+    if isinstance(t, tuple):
+        return "(" + ", ".join(map(str, t)) + ")"
+    return str(t)
