@@ -262,15 +262,28 @@ def cmd_train(a) -> int:
         raise NndslError(f"--out {out} is a file, not a folder", code="E610")
     ckpt_dir = out / "checkpoints" if a.checkpoint_every else None
     result = trainer.fit(progress=not a.no_progress, on_nan=a.on_nan, checkpoint_dir=ckpt_dir,
-                         checkpoint_every=a.checkpoint_every, keep=a.keep, resume=a.resume)
+                         checkpoint_every=a.checkpoint_every, keep=a.keep, resume=a.resume,
+                         sample_dir=out / "samples" if trainer.spec.samples else None)
     for name, v in result.variables.items():
         save_variables(out / f"{name}.safetensors", v)
     save_json(out / "history.json", result.history)
+    _loss_curves(out, result.history)
     last = {k: round(v[-1], 4) for k, v in result.history.items() if v}
     status = "interrupted; saved what was trained" if result.interrupted else "done"
     print(f"{trainer.name}: {status} in {result.seconds:.1f}s  " + "  ".join(f"{k}={v}" for k, v in last.items()))
     print(f"saved {', '.join(f'{n}.safetensors' for n in result.variables)} and history.json to {out}")
     return 130 if result.interrupted else 0
+
+
+def _loss_curves(out: Path, history: dict) -> None:
+    """curves.png beside history.json when matplotlib is there; training never fails for a plot."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return
+    from .plots import plot_histories
+    if history:
+        plot_histories({"": history}, None, out / "curves.png", title=str(out.name))
 
 
 def cmd_run(a) -> int:

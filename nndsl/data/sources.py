@@ -30,6 +30,7 @@ class DataSource:
     infinite: bool = False  # sampled afresh each epoch (ring_gaussians)
     vocab: str | None = None  # characters of a text source, id = position
     statics: dict = field(default_factory=dict)  # static facts a program may read: data.vocab, data.classes
+    args: dict = field(default_factory=dict)  # the arguments it was made with
 
     def arrays(self, seed: int = 0) -> tuple[dict, dict]:
         """(train, held-out) arrays, split with a seeded shuffle."""
@@ -278,6 +279,6 @@ def make_source(name: str, attrs: dict, base: Path | None) -> DataSource:
         raise OpError(f"batch must be at least 1, got {attrs['batch']}")
     if "split" in attrs and not 0 < attrs["split"] <= 1:
         raise OpError(f"split must be in (0, 1], got {attrs['split']}")
-    if name in FILE_SOURCES:
-        return factory(**attrs, base=base)
-    return factory(**attrs)
+    src = factory(**attrs, base=base) if name in FILE_SOURCES else factory(**attrs)
+    src.args = dict(attrs)
+    return src

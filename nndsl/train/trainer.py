@@ -51,6 +51,7 @@ class Trainer:
         self._specs: dict = {}
         self._steps: dict = {}
         self._evals: dict = {}
+        self._samplers: dict = {}
 
     @property
     def name(self) -> str:
@@ -112,7 +113,7 @@ class Trainer:
                 return env[loss_node], ({n: env[n] for n in reported if n in env}, ns)
 
             def update(r, carry):
-                params, state, opt, _, _, ok = carry
+                params, state, opt, _, _, ok, _ = carry
                 sub = {m: params.get(m, {}) for m in st.models}
                 k = jax.random.fold_in(key, r)
                 (loss, (aux, ns)), grads = jax.value_and_grad(loss_fn, has_aux=True)(sub, params, state, k)
@@ -122,13 +123,15 @@ class Trainer:
                 keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)
                 params2 = {**params, **keep(sub2, sub)}
                 state2 = keep(interpret.merge(state, ns), state)
-                return params2, state2, keep(opt2, opt), loss, aux, ok & finite
+                norms = {m: _global_norm(grads[m]) for m in st.models}
+                return params2, state2, keep(opt2, opt), loss, aux, ok & finite, norms
 
             params, state, opt = ts["params"], ts["state"], ts["opt"][i]
             init_aux = jax.eval_shape(lambda: loss_fn({m: params.get(m, {}) for m in st.models},
                                                       params, state, key)[1][0])
             zero_aux = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), init_aux)
-            carry = (params, state, opt, jnp.zeros(()), zero_aux, jnp.array(True))
+            carry = (params, state, opt, jnp.zeros(()), zero_aux, jnp.array(True),
+                     {m: jnp.zeros(()) for m in st.models})
             if st.repeat == 1:
                 carry = update(0, carry)
             else:
@@ -143,10 +146,14 @@ class Trainer:
             key = jax.random.fold_in(key, ts["iteration"])
             for i, (st, tx) in enumerate(zip(spec.steps, self.txs)):
                 last = i == len(spec.steps) - 1
-                params, state, opt, loss, aux, fine = one_step(i, st, tx, {**ts, "opt": opts}, inputs, key, last)
+                params, state, opt, loss, aux, fine, norms = one_step(i, st, tx, {**ts, "opt": opts}, inputs,
+                                                                      key, last)
                 ts["params"], ts["state"] = params, state
                 opts[i] = opt
                 metrics[st.loss] = loss
+                if len(spec.steps) > 1:  # adversarial blocks: watch each model's gradient norm
+                    for m, v in norms.items():
+                        metrics[f"grad_norm_{m}"] = v
                 ok = ok & fine
                 if last:
                     for nid, val in aux.items():
@@ -198,7 +205,8 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def fit(self, *, progress: bool = True, on_nan: str = "stop", callback=None,
             checkpoint_dir: str | Path | None = None, checkpoint_every: int | None = None,
-            keep: int = 3, resume: str | Path | None = None) -> FitResult:
+            keep: int = 3, resume: str | Path | None = None,
+            sample_dir: str | Path | None = None) -> FitResult:
         """Runs the block. With `checkpoint_dir` and `checkpoint_every`, saves the whole training
         state every N iterations; `resume` continues from the newest good checkpoint exactly as if
         the run had never stopped (same batches, same random draws)."""
@@ -246,6 +254,10 @@ class Trainer:
                     bar.show(vals)
                     if callback is not None:
                         callback(it + 1, ts, vals)
+                if sample_dir is not None:
+                    for i, (_, every, _) in enumerate(self.spec.samples):
+                        if (it + 1) % every == 0 or it + 1 == total:
+                            self._write_sample(Path(sample_dir), i, it + 1, ts, loop)
                 if checkpoint_dir is not None and checkpoint_every and (it + 1) % checkpoint_every == 0:
                     if not bool(metrics["finite"]):
                         self._nonfinite(on_nan, it, 1, {})
@@ -259,6 +271,28 @@ class Trainer:
         finally:
             bar.close()
         return FitResult(history, self.variables(ts), ts, interrupted, time.perf_counter() - t0)
+
+    def _write_sample(self, out: Path, i: int, it: int, ts: dict, loop) -> Path:
+        """Evaluates sample i (evaluation mode, a fixed key: the same noise every time, so the
+        pictures show the model changing, not the noise)."""
+        from . import samples
+        spec = self.spec_for(loop.bs)
+        name = f"sample_{i}"
+        if name not in self._samplers:
+            g = self._graph(spec, False)
+            nid = g.outputs[name]
+
+            def f(params, state, batch, key):
+                return interpret.run(g, params, state, self._inputs(spec, batch), train=False, rng=key,
+                                     targets=[nid])[nid]
+            self._samplers[name] = jax.jit(f)
+        batch = {k: v[:loop.bs] for k, v in loop.train.items()} if loop.n else {}
+        vals = self._samplers[name](ts["params"], ts["state"], batch, jax.random.key(12345))
+        real = loop.train.get("x") if loop.n else None
+        label = self.spec.samples[i][2].source.line(self.spec.samples[i][2].line).split()[1] \
+            if self.spec.samples[i][2] is not None else name
+        return samples.write(out, "".join(c if c.isalnum() else "_" for c in label), it, np.asarray(vals),
+                             None if real is None else real[:2000])
 
     MAX_SKIPPED = 10
 

@@ -43,10 +43,9 @@ def assert_same(base, opt, xs, *, train=False, grads=True, key=jax.random.key(0)
     rng = jax.random.key(3)
 
     def run(m, v, *xs):
-        out = m.apply(v, *xs, train=train, rngs=rng) if train else m.apply(v, *xs)
-        return out
+        return m.apply(v, *xs, train=train, rngs=rng) if train else m.apply(v, *xs)
 
-    a, b = run(base, v, *xs), run(opt, v, *xs)
+    a, b = jax.jit(lambda v, *xs: run(base, v, *xs))(v, *xs), jax.jit(lambda v, *xs: run(opt, v, *xs))(v, *xs)
     jax.tree_util.tree_map(lambda p, q: np.testing.assert_allclose(p, q, rtol=rtol, atol=atol), a, b)
     if not grads:
         return
@@ -63,6 +62,6 @@ def assert_same(base, opt, xs, *, train=False, grads=True, key=jax.random.key(0)
 
     floats = [i for i, x in enumerate(xs) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)]
     argnums = (0, *[i + 1 for i in floats])
-    ga = jax.grad(loss(base), argnums=argnums)(v["params"], *xs)
-    gb = jax.grad(loss(opt), argnums=argnums)(v["params"], *xs)
+    ga = jax.jit(jax.grad(loss(base), argnums=argnums))(v["params"], *xs)
+    gb = jax.jit(jax.grad(loss(opt), argnums=argnums))(v["params"], *xs)
     jax.tree_util.tree_map(lambda p, q: np.testing.assert_allclose(p, q, rtol=10 * rtol, atol=10 * atol), ga, gb)

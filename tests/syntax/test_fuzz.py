@@ -13,6 +13,7 @@ And a mutation fuzzer: corrupting a real program anywhere gives a clean ParseErr
 """
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -34,7 +35,10 @@ from . import strategies as S
 from .test_errors import assert_clean
 from .util import corpus
 
-FUZZ = settings(max_examples=200, deadline=None, database=None,
+# CI runs the same 200 examples every time (derandomized: no flaky reds). To hunt for new bugs:
+#   NNDSL_FUZZ_EXAMPLES=5000 NNDSL_FUZZ_RANDOM=1 pytest tests/syntax/test_fuzz.py
+FUZZ = settings(max_examples=int(os.environ.get("NNDSL_FUZZ_EXAMPLES", "200")), deadline=None,
+                database=None, derandomize=os.environ.get("NNDSL_FUZZ_RANDOM") != "1",
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                        HealthCheck.data_too_large])
 STARTS = ["start", "model_def", "train_def"]
@@ -134,10 +138,12 @@ def skeleton_programs(draw) -> str:
     if kind == "cell":
         state = ast.State("h", ast.TypeExpr(None, (ast.Name("batch"), ast.Number(4))), ast.Name("zeros"))
         nxt = ast.Assign(("h'",), draw(SEM_EXPRS))
-        cell = ast.ModelDef("cell", "C", (), (X, state, *draw(st.lists(ASSIGNS, max_size=2)), nxt,
-                                              ast.Output("h'", None)))
+        # `n` has no default, so the cell is checked where Seq applies it (see the xfail below)
+        cell = ast.ModelDef("cell", "C", (ast.ArgDecl("n", "int", None),),
+                            (X, state, *draw(st.lists(ASSIGNS, max_size=2)), nxt, ast.Output("h'", None)))
         seq = ast.Input("s", ast.TypeExpr(None, (ast.Name("batch"), ast.Name("time"), ast.Number(4))))
-        use = ast.ModelDef("model", "Seq", (), (seq, ast.Output("y", ast.Chain((ast.Name("s"), draw(SEM_EXPRS))))))
+        applied = ast.Chain((ast.Name("s"), ast.Call(ast.Name("C"), (ast.Number(4),)), draw(SEM_EXPRS)))
+        use = ast.ModelDef("model", "Seq", (), (seq, ast.Output("y", applied)))
         return unparse(ast.Module((cell, use)))
     m = _model((), ast.Chain((ast.Name("x"), ast.Call(ast.Name("dense"), (ast.Number(2),)))))
     stmts = st.one_of(ASSIGNS, st.builds(ast.Loss, SEM_NAMES, SEM_EXPRS), st.builds(ast.Metric, SEM_NAMES, SEM_EXPRS),
@@ -197,6 +203,13 @@ def test_corrupted_programs_fail_cleanly(name, data):
     "cell C {\n  input x: [batch, 4]\n  state h: [batch, 4] = zeros\n  h' = C\n  output h'\n}\n"
     "model Seq {\n  input s: [batch, time, 4]\n  output y = s -> C\n}\n",
     "model M {\n  input x: [batch, 4]\n  output y = x -> M\n}\n",
+    pytest.param("cell C {\n  input x: [batch, 4]\n  state h: [batch, 4] = zeros\n  h' = x + h\n  output h'\n}\n",
+                 marks=pytest.mark.xfail(strict=True, reason="nndsl/build/__init__.py build_cell: a cell checked "
+                                         "on its own (no arguments without defaults) gets an empty path, and "
+                                         "apply_cell's path[-1] raises IndexError")),
+    pytest.param("model M {\n  input x: [batch, 4]\n  n = -batch\n  output y = x\n}\n",
+                 marks=pytest.mark.xfail(strict=True, reason="nndsl/build/builder.py eval_Unary: `-` on a "
+                                         "symbolic dimension raises TypeError (Sym has no __neg__)")),
 ])
 def test_known_edge_programs_check_cleanly(src):
     check_only_nndsl_errors(src)

@@ -1,0 +1,58 @@
+"""`sample EXPR every N`: pictures of what a model makes while it trains.
+
+Images ([n, h, w, c]) become a grid PNG, 2-D points ([n, 2]) a scatter plot over the real data;
+anything else is saved as .npy. Without matplotlib, arrays are saved as .npy and a note says why.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+
+def image_grid(x: np.ndarray, cols: int = 8) -> np.ndarray:
+    """[n, h, w, c] in any range -> one [rows*h, cols*w, c] image in [0, 1]."""
+    x = np.asarray(x, np.float32)
+    lo, hi = float(x.min()), float(x.max())
+    x = (x - lo) / (hi - lo + 1e-8)
+    n, h, w, c = x.shape
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    grid = np.ones((rows * (h + 1) - 1, cols * (w + 1) - 1, c), np.float32)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        grid[r * (h + 1):r * (h + 1) + h, q * (w + 1):q * (w + 1) + w] = x[i]
+    return grid
+
+
+def write(out: Path, name: str, it: int, values: np.ndarray, real: np.ndarray | None = None) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    values = np.asarray(values)
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        warnings.warn("matplotlib is not installed: samples are saved as .npy (pip install 'nndsl[plot]')",
+                      stacklevel=2)
+        plt = None
+    path = out / f"{name}_{it:06d}"
+    if plt is not None and values.ndim == 4 and values.shape[-1] in (1, 3):
+        grid = image_grid(values[:64])
+        plt.imsave(path.with_suffix(".png"), grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray")
+        return path.with_suffix(".png")
+    if plt is not None and values.ndim == 2 and values.shape[1] == 2:
+        fig, ax = plt.subplots(figsize=(4, 4))
+        if real is not None and real.ndim == 2 and real.shape[1] == 2:
+            ax.scatter(real[:, 0], real[:, 1], s=3, c="#bbbbbb", label="data")
+        ax.scatter(values[:, 0], values[:, 1], s=3, c="#d62728", label="samples")
+        ax.set_title(f"{name}, iteration {it}")
+        ax.set_aspect("equal")
+        ax.legend(loc="upper right")
+        fig.tight_layout()
+        fig.savefig(path.with_suffix(".png"), dpi=100)
+        plt.close(fig)
+        return path.with_suffix(".png")
+    np.save(path.with_suffix(".npy"), values)
+    return path.with_suffix(".npy")
