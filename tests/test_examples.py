@@ -100,3 +100,27 @@ def test_lstm_solves_the_adding_problem_and_rnn_does_not():
     rnn = fit("adding_problem.nn", "rnn").history["val_err"][-1]
     assert lstm < 0.01
     assert rnn > 0.05
+
+
+def _ring_coverage(file, block, tmp_path):
+    import importlib.util
+    from nndsl.io import save_variables
+    r = fit(file, block)
+    for name, v in r.variables.items():
+        save_variables(tmp_path / f"{name}.safetensors", v)
+    spec = importlib.util.spec_from_file_location("gq", EXAMPLES.parent / "benchmarks" / "gan_quality.py")
+    gq = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gq)
+    pts, trainer = gq.sample_generator(str(EXAMPLES / file), str(tmp_path), block)
+    a = trainer.spec.data.args
+    return gq.ring_coverage(pts, a["modes"], a["radius"], a["std"])[0]
+
+
+@pytest.mark.slow
+def test_gan_ring_covers_at_least_7_of_8_modes(tmp_path):
+    assert _ring_coverage("gan_ring.nn", None, tmp_path) >= 7
+
+
+@pytest.mark.slow
+def test_wgan_gp_ring_covers_at_least_7_of_8_modes(tmp_path):
+    assert _ring_coverage("wgan_gp_ring.nn", None, tmp_path) >= 7

@@ -305,7 +305,8 @@ class Builder:
         if layer_a or layer_b:
             bad = ea if layer_a else eb
             raise TypeCheckError(f"`{op}` needs tensors or numbers, found a layer", bad.span, code="E316",
-                                 help="apply the layer first: `x -> layer`")
+                                 help=f"`->` binds loosest, so `x -> f {op} y` means `x -> (f {op} y)`; "
+                                      f"write `(x -> f) {op} y`")
         if isinstance(a, TensorVal) or isinstance(b, TensorVal):
             name = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "**": "pow"}[op]
             ta, tb = self.as_tensor(a, ea.span), self.as_tensor(b, eb.span)
