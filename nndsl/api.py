@@ -107,6 +107,8 @@ class Program:
         return Model(self, name, args)
 
     def trainer(self, name: str | None = None, **overrides):
+        """The train block `name` (or the only one); overrides: epochs, iterations, seed,
+        clip_norm, devices."""
         from .train.trainer import Trainer
         return Trainer(self, name, **overrides)
 

@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="save the whole training state every N iterations to OUT/checkpoints")
     c.add_argument("--keep", type=int, default=3, help="checkpoints to keep (default 3)")
     c.add_argument("--resume", metavar="DIR", help="continue exactly from the newest good checkpoint in DIR")
+    c.add_argument("--devices", type=int, help="data-parallel over N devices (batch split on a mesh axis `data`)")
+    c.add_argument("--platform", choices=["cpu", "gpu", "tpu"], help="run on this platform (error if missing)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     c = sub.add_parser("sample", help="generate text with a trained character model (one-to-many)")
@@ -255,8 +257,9 @@ def cmd_train(a) -> int:
         if v is not None and v < 1:
             return _usage(f"--{flag.replace('_', '-')} must be at least 1")
     prog = _load(a.file)
+    _platform(a.platform)
     trainer = prog.trainer(a.train, epochs=a.epochs, iterations=a.iterations, seed=a.seed,
-                           clip_norm=a.clip_norm)
+                           clip_norm=a.clip_norm, devices=a.devices)
     out = Path(a.out or Path("runs") / trainer.name)
     if out.exists() and not out.is_dir():
         raise NndslError(f"--out {out} is a file, not a folder", code="E610")
@@ -273,6 +276,18 @@ def cmd_train(a) -> int:
     print(f"{trainer.name}: {status} in {result.seconds:.1f}s  " + "  ".join(f"{k}={v}" for k, v in last.items()))
     print(f"saved {', '.join(f'{n}.safetensors' for n in result.variables)} and history.json to {out}")
     return 130 if result.interrupted else 0
+
+
+def _platform(name: str | None) -> None:
+    if not name:
+        return
+    import jax
+    try:
+        jax.config.update("jax_platforms", name)
+        jax.devices(name)
+    except RuntimeError as e:
+        raise NndslError(f"platform `{name}` is not available here ({str(e).splitlines()[0]})", code="E706",
+                         help="for NVIDIA GPUs: pip install 'jax[cuda12]'") from None
 
 
 def _loss_curves(out: Path, history: dict) -> None:

@@ -83,7 +83,7 @@ def fold_batchnorm(g: Graph, n: Node, ctx: Context):  # batchnorm(conv(x, w) + b
     x = g.input_ids(c)[0]
     if src.op == "dense":
         return add(g, "add", [add(g, "matmul", [x, w], {}, src).id, b], {}, n).id
-    return add(g, f"{src.op}_k", [x, w, b], dict(src.attrs), src).id
+    return add(g, f"{src.op}_k", [x, w, b], {**src.attrs, "bias": True}, src).id
 
 
 class FoldBatchnorm(Pass):

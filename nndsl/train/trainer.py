@@ -33,7 +33,7 @@ class FitResult:
 class Trainer:
     def __init__(self, program, name: str | None = None, *, epochs: int | None = None,
                  iterations: int | None = None, seed: int | None = None, clip_norm: float | None = None,
-                 base: str | Path | None = None):
+                 base: str | Path | None = None, devices: int | None = None):
         self.program = program
         self.base = Path(base) if base else _base_of(program)
         self.spec: TrainSpec = build_train(program.defs, name, None, self.base)
@@ -48,6 +48,7 @@ class Trainer:
         self.seed = seed if seed is not None else s.get("seed", 0)
         self.clip_norm = clip_norm if clip_norm is not None else s.get("clip_norm")
         self.txs = [make_optax(st.optimizer, self.clip_norm) for st in self.spec.steps]
+        self.mesh = _data_mesh(devices, self.batch_size)
         self._specs: dict = {}
         self._steps: dict = {}
         self._evals: dict = {}
@@ -188,6 +189,14 @@ class Trainer:
             self._evals[n] = jax.jit(ev)
         return self._evals[n]
 
+    def place(self, tree, sharded: bool):
+        """On a data-parallel mesh: batches split along axis `data`, everything else replicated."""
+        if self.mesh is None:
+            return tree
+        from jax.sharding import NamedSharding, PartitionSpec
+        spec = PartitionSpec("data") if sharded else PartitionSpec()
+        return jax.device_put(tree, NamedSharding(self.mesh, spec))
+
     def evaluate(self, ts: dict, arrays: dict, key=None) -> dict:
         """Mean losses and metrics over `arrays` in evaluation mode (batchnorm uses running stats)."""
         n = len(next(iter(arrays.values())))
@@ -197,7 +206,7 @@ class Trainer:
         for start in range(0, n, bs):
             chunk = {f: a[start:start + bs] for f, a in arrays.items()}
             m = len(next(iter(chunk.values())))
-            out = self._eval_fn(m)(ts["params"], ts["state"], chunk, key)
+            out = self._eval_fn(m)(ts["params"], ts["state"], self.place(chunk, False), key)
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * m
         return {k: v / n for k, v in sums.items()} if n else {}
@@ -228,6 +237,7 @@ class Trainer:
         if checkpoint_dir is not None:
             ckpt.sweep(Path(checkpoint_dir))
         step = self._compiled_step(loop.bs)
+        ts = self.place(ts, False)
         acc: dict = {}
         interrupted, bad_run, last_flag = False, 0, None
         bar = _Bar(total, progress, self.spec.name)
@@ -235,7 +245,7 @@ class Trainer:
         it = start
         try:
             for it in range(start, total):
-                ts, metrics = step(ts, loop.next(), key)
+                ts, metrics = step(ts, self.place(loop.next(), True), key)
                 if last_flag is not None:  # read one step late: no sync on the step just launched
                     bad_run = 0 if bool(last_flag) else bad_run + 1
                     if bad_run:
@@ -314,6 +324,22 @@ class Trainer:
 def _global_norm(tree):
     tree_mod = getattr(optax, "tree", None)
     return tree_mod.norm(tree) if tree_mod is not None and hasattr(tree_mod, "norm") else optax.global_norm(tree)
+
+
+def _data_mesh(devices: int | None, batch: int):
+    """A one-axis mesh named `data` over the first N devices (JAX's own SPMD partitioner does the
+    rest: the jitted step sees a sharded batch and replicated parameters)."""
+    if not devices or devices == 1:
+        return None
+    have = jax.devices()
+    if devices > len(have):
+        raise TrainingError(f"{devices} devices asked for, {len(have)} available ({have[0].platform})",
+                            code="E704", help="on CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N "
+                                              "makes N devices")
+    if batch % devices:
+        raise TrainingError(f"the batch of {batch} does not split evenly over {devices} devices", code="E705")
+    from jax.sharding import Mesh
+    return Mesh(np.array(have[:devices]), ("data",))
 
 
 class _DataLoop:

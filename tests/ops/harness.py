@@ -163,10 +163,5 @@ def cotangents(outputs, seed: int):
     return jax.tree.map(lambda y: jnp.asarray(rng.normal(size=y.shape), jnp.float32), outputs)
 
 
-def weighted_sum(outputs, weights):
-    leaves = jax.tree.leaves(jax.tree.map(lambda y, r: jnp.sum(y * r), outputs, weights))
-    return sum(leaves)
-
-
 def is_float(x) -> bool:
     return np.issubdtype(np.asarray(x).dtype, np.floating)

@@ -10,19 +10,19 @@ from nndsl.api import _type_of
 from nndsl.ir.printer import print_graph
 
 
-def randomize(tree, key, scale=0.5):
-    """Every leaf redrawn (biases and batchnorm statistics included), so no weight is trivially zero
-    or one; variances stay positive."""
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
+def random_variables(model, xs, seed: int = 0) -> dict:
+    """Variables of `model` with every leaf drawn at random with numpy (biases and batchnorm
+    statistics included, so no weight is trivially zero or one; variances stay positive)."""
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), *xs))
+    rng = np.random.default_rng(seed)
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes)
     out = []
-    for i, (path, leaf) in enumerate(leaves):
-        k = jax.random.fold_in(key, i)
-        name = str(path[-1])
-        if "var" in name:
-            out.append(jax.random.uniform(k, leaf.shape, minval=0.5, maxval=1.5))
+    for path, leaf in leaves:
+        if "var" in str(path[-1]):
+            out.append(rng.uniform(0.5, 1.5, leaf.shape).astype(leaf.dtype))
         else:
-            out.append(scale * jax.random.normal(k, leaf.shape, leaf.dtype))
-    return jax.tree_util.tree_unflatten(treedef, [v for v in out])
+            out.append((0.5 * rng.standard_normal(leaf.shape)).astype(leaf.dtype))
+    return jax.tree_util.tree_unflatten(treedef, out)
 
 
 def models(src: str, name: str, passes=None, level: int = 2, **args):
@@ -36,10 +36,9 @@ def optimized_text(model, *xs, train=False) -> str:
     return print_graph(model.optimized_graph(tuple(_type_of(x) for x in xs), train))
 
 
-def assert_same(base, opt, xs, *, train=False, grads=True, key=jax.random.key(0), rtol=2e-5, atol=2e-5):
+def assert_same(base, opt, xs, *, train=False, grads=True, rtol=2e-5, atol=2e-5):
     """Outputs (and new state), and gradients with respect to parameters and inputs, agree."""
-    v = base.init(jax.random.key(1), *xs)
-    v = {"params": randomize(v["params"], key), "state": randomize(v["state"], jax.random.fold_in(key, 9))}
+    v = random_variables(base, xs)
     rng = jax.random.key(3)
 
     def run(m, v, *xs):
@@ -50,7 +49,8 @@ def assert_same(base, opt, xs, *, train=False, grads=True, key=jax.random.key(0)
     if not grads:
         return
     outs = a[0] if train else a
-    weights = jax.tree_util.tree_map(lambda o: jax.random.normal(jax.random.key(4), jnp.shape(o)), outs)
+    rs = np.random.default_rng(4)
+    weights = jax.tree_util.tree_map(lambda o: rs.standard_normal(jnp.shape(o)).astype(np.float32), outs)
 
     def loss(m):
         def f(params, *xs):
