@@ -43,7 +43,9 @@ class Span:
 
     def excerpt(self) -> str:
         """The source line with a caret run under the span (first line only)."""
-        text = self.source.line(self.line).rstrip("\r").replace("\t", " ").replace("\x00", "?")
+        raw = self.source.line(self.line).rstrip("\r").replace("\t", " ")
+        # control characters (an escape sequence in a comment) must not reach the terminal
+        text = "".join(c if c.isprintable() or c == " " else "?" for c in raw)
         start = self.col - 1
         end = self.end_col - 1 if self.end_line == self.line else len(text)
         width = max(1, min(end, len(text)) - start)

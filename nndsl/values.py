@@ -46,6 +46,9 @@ class Sym:
     def __truediv__(self, o): return self._op("//", o)
     def __rtruediv__(self, o): return self._op("//", o, True)
 
+    def __neg__(self):
+        return self._op("-", 0, True)
+
     def __str__(self):
         return self.expr
 

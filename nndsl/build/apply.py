@@ -380,7 +380,7 @@ def apply_cell(b: Builder, layer, inputs: list, span, path: tuple, reverse=False
     out_seq = out.type.with_shape(out.type.shape[:1] + (time,) + out.type.shape[1:])
     attrs = {"body": body, "states": tuple(states), "reverse": reverse, "unroll": unroll,
              "out_types": (out_seq,) + tuple(states[n].type for n in states)}
-    res = b.add_node("scan", [seq] + init_vals, attrs, span, path=path, label=path[-1])
+    res = b.add_node("scan", [seq] + init_vals, attrs, span, path=path, label=path[-1] if path else defn.name)
     out_val = res.items[0]
     out_val.fields = dict(zip(states, res.items[1:]))
     return out_val

@@ -186,8 +186,6 @@ def test_excerpt_is_the_reported_line_after_a_form_feed():
     assert "   3 |   y = dense(3 act: relu)" in str(err), str(err)
 
 
-@pytest.mark.xfail(strict=True, reason="nndsl/source.py: Span.excerpt prints control characters of the "
-                   "source line as they are (an ESC sequence in a comment reaches the terminal)")
 def test_excerpt_never_prints_control_characters():
     src = "model M {  # \x1b[2J\x1b[31m\r\x07\n  y = ) # \x1b]0;title\x07\n}\n"
     err = parse_error(src)

@@ -203,13 +203,8 @@ def test_corrupted_programs_fail_cleanly(name, data):
     "cell C {\n  input x: [batch, 4]\n  state h: [batch, 4] = zeros\n  h' = C\n  output h'\n}\n"
     "model Seq {\n  input s: [batch, time, 4]\n  output y = s -> C\n}\n",
     "model M {\n  input x: [batch, 4]\n  output y = x -> M\n}\n",
-    pytest.param("cell C {\n  input x: [batch, 4]\n  state h: [batch, 4] = zeros\n  h' = x + h\n  output h'\n}\n",
-                 marks=pytest.mark.xfail(strict=True, reason="nndsl/build/__init__.py build_cell: a cell checked "
-                                         "on its own (no arguments without defaults) gets an empty path, and "
-                                         "apply_cell's path[-1] raises IndexError")),
-    pytest.param("model M {\n  input x: [batch, 4]\n  n = -batch\n  output y = x\n}\n",
-                 marks=pytest.mark.xfail(strict=True, reason="nndsl/build/builder.py eval_Unary: `-` on a "
-                                         "symbolic dimension raises TypeError (Sym has no __neg__)")),
+    "cell C {\n  input x: [batch, 4]\n  state h: [batch, 4] = zeros\n  h' = x + h\n  output h'\n}\n",
+    "model M {\n  input x: [batch, 4]\n  n = -batch\n  output y = x\n}\n",
 ])
 def test_known_edge_programs_check_cleanly(src):
     check_only_nndsl_errors(src)

@@ -1,0 +1,464 @@
+"""The benchmark suite: nndsl training steps at -O0 and -O2 against the same networks written by
+hand in JAX + optax, in one process, on the same data; flax and PyTorch where installed. Writes a
+Markdown table of ratios to benchmarks/RESULTS.md.
+
+Timing: every variant of a model is compiled first, then timed in interleaved rounds (each round
+the median of `--steps` steps); the figure is the median over rounds, which keeps a noisy shared
+machine from favouring whichever variant ran in a quiet moment. "speed vs JAX" is hand-written
+step time / nndsl step time: above 1 means nndsl is faster.
+
+    python benchmarks/suite.py [--rounds 5 --steps 10 --out benchmarks/RESULTS.md]
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import nndsl
+from nndsl.bench import peak_matmul_flops, xla_flops
+from nndsl.passes import pipeline
+
+HERE = Path(__file__).resolve().parent
+
+# ---------------------------------------------------------------------- the programs
+TRAIN = """
+train bench {{
+  data npz("bench.npz", batch={batch}, split=1.0)
+  model net = {model}
+  logits = data.x -> net
+  loss ce = cross_entropy(logits, data.y)
+  step net minimize ce with adam(lr=1e-3)
+}}
+"""
+
+MLP = """
+model MLP {
+  input x: [batch, 64]
+  output logits = x -> dense(256) -> relu -> dense(256) -> relu -> dense(10)
+}
+""" + TRAIN.format(batch=128, model="MLP()")
+
+LENET = "import lenet\n" + TRAIN.format(batch=64, model="LeNet5()")
+
+LSTM = """
+import cells
+model Tagger {
+  input seq: [batch, time, 32]
+  output logits = seq -> LSTM(128) -> last -> dense(10)
+}
+""" + TRAIN.format(batch=32, model="Tagger()")
+
+RESNET = """
+import resnet
+# ResNet-18's stages and widths for 32x32 inputs (CIFAR): a 3x3 stem and no max pool.
+model ResNet18Cifar(classes: int = 10) {
+  input image: [batch, 32, 32, 3]
+  output logits = image
+    -> conv2d(64, 3, padding="same", bias=false) -> batchnorm -> relu
+    -> BasicBlock(64) * 2
+    -> BasicBlock(128, stride=2) -> BasicBlock(128)
+    -> BasicBlock(256, stride=2) -> BasicBlock(256)
+    -> BasicBlock(512, stride=2) -> BasicBlock(512)
+    -> global_avg_pool -> dense(classes)
+}
+""" + TRAIN.format(batch=8, model="ResNet18Cifar()")
+
+DCGAN = """
+# A small DCGAN on 16x16 images: transposed convolutions up, strided convolutions down.
+model Generator(latent: int = 32) {
+  input z: [batch, latent]
+  output image = z -> dense(4 * 4 * 64) -> relu -> reshape([4, 4, 64])
+    -> conv_transpose2d(32, 4, stride=2) -> batchnorm -> relu
+    -> conv_transpose2d(1, 4, stride=2) -> tanh
+}
+model Discriminator {
+  input image: [batch, 16, 16, 1]
+  output logit = image
+    -> conv2d(32, 4, stride=2, padding="same") -> leaky_relu(0.2)
+    -> conv2d(64, 4, stride=2, padding="same") -> leaky_relu(0.2)
+    -> flatten -> dense(1)
+}
+train bench {
+  data npz("bench.npz", batch=64, split=1.0)
+  model G = Generator()
+  model D = Discriminator()
+  z ~ normal([batch, 32])
+  fake = z -> G
+  loss d_loss = bce_logits(data.x -> D, 1) + bce_logits(fake -> D, 0)
+  loss g_loss = bce_logits(fake -> D, 1)
+  step D minimize d_loss with adam(lr=2e-4, b1=0.5)
+  step G minimize g_loss with adam(lr=2e-4, b1=0.5)
+}
+"""
+
+
+# ---------------------------------------------------------------------- hand-written JAX
+def dense(p, x):
+    return x @ p["kernel"] + p["bias"]
+
+
+def conv(x, k, stride=1, padding="VALID", bias=None):
+    y = jax.lax.conv_general_dilated(x, k, (stride, stride), padding,
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y if bias is None else y + bias
+
+
+def hand_mlp(p, s, x, train):
+    h = jax.nn.relu(dense(p["dense_0"], x))
+    h = jax.nn.relu(dense(p["dense_1"], h))
+    return dense(p["dense_2"], h), s
+
+
+def hand_lenet(p, s, x, train):
+    def pool(x):
+        return jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, 2, 2, 1), (1, 2, 2, 1), "VALID") / 4.0
+    h = pool(jnp.tanh(conv(x, p["conv2d_0"]["kernel"], bias=p["conv2d_0"]["bias"])))
+    h = pool(jnp.tanh(conv(h, p["conv2d_1"]["kernel"], bias=p["conv2d_1"]["bias"])))
+    h = h.reshape(h.shape[0], -1)
+    h = jnp.tanh(dense(p["dense_0"], h))
+    h = jnp.tanh(dense(p["dense_1"], h))
+    return dense(p["dense_2"], h), s
+
+
+def _lstm(p, seq, fused):
+    hidden = p["dense_0"]["kernel"].shape[1]
+    if fused:
+        w = jnp.concatenate([p[f"dense_{i}"]["kernel"] for i in range(4)], 1)
+        b = jnp.concatenate([p[f"dense_{i}"]["bias"] for i in range(4)])
+
+    def step(carry, x):
+        h, c = carry
+        hx = jnp.concatenate([h, x], -1)
+        if fused:
+            f, i, g, o = jnp.split(hx @ w + b, 4, -1)
+        else:
+            f, i, g, o = (dense(p[f"dense_{k}"], hx) for k in range(4))
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h, c), None
+    z = jnp.zeros((seq.shape[0], hidden))
+    (h, _), _ = jax.lax.scan(step, (z, z), jnp.swapaxes(seq, 0, 1))
+    return h
+
+
+def hand_lstm(fused):
+    def net(p, s, x, train):
+        return dense(p["dense_0"], _lstm(p["LSTM_0"], x, fused)), s
+    return net
+
+
+def batchnorm(p, s, x, train, momentum=0.9, eps=1e-5):
+    if train:
+        axes = tuple(range(x.ndim - 1))
+        mean = jnp.mean(x, axes)
+        var = jnp.mean(jnp.square(x - mean), axes)
+        s = {"mean": momentum * s["mean"] + (1 - momentum) * mean,
+             "var": momentum * s["var"] + (1 - momentum) * var}
+    else:
+        mean, var = s["mean"], s["var"]
+    return (x - mean) * jax.lax.rsqrt(var + eps) * p["scale"] + p["bias"], s
+
+
+def basic_block(p, s, x, ch, stride, train):
+    s = dict(s)
+    y = conv(x, p["conv2d_0"]["kernel"], stride, "SAME")
+    y, s["batchnorm_0"] = batchnorm(p["batchnorm_0"], s["batchnorm_0"], y, train)
+    y = conv(jax.nn.relu(y), p["conv2d_1"]["kernel"], 1, "SAME")
+    y, s["batchnorm_1"] = batchnorm(p["batchnorm_1"], s["batchnorm_1"], y, train)
+    if stride != 1 or x.shape[-1] != ch:
+        x = conv(x, p["conv2d_2"]["kernel"], stride, "VALID")
+        x, s["batchnorm_2"] = batchnorm(p["batchnorm_2"], s["batchnorm_2"], x, train)
+    return jax.nn.relu(y + x), s
+
+
+def hand_resnet(p, s, x, train):
+    s = dict(s)
+    h = conv(x, p["conv2d_0"]["kernel"], 1, "SAME")
+    h, s["batchnorm_0"] = batchnorm(p["batchnorm_0"], s["batchnorm_0"], h, train)
+    h = jax.nn.relu(h)
+    plan = [(64, 1), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1)]
+    for i, (ch, stride) in enumerate(plan):
+        name = f"BasicBlock_{i}"
+        h, s[name] = basic_block(p[name], s[name], h, ch, stride, train)
+    return dense(p["dense_0"], jnp.mean(h, (1, 2))), s
+
+
+def conv_t(x, k, stride, bias):
+    """A "same" transposed convolution (output = input * stride), as Keras and nndsl define it."""
+    kh = k.shape[0]
+    start = max(kh - stride, 0) // 2
+    pads = [(kh - 1 - start, stride - 1 + start)] * 2
+    y = jax.lax.conv_general_dilated(x, jnp.flip(k, (0, 1)), (1, 1), pads, lhs_dilation=(stride, stride),
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y + bias
+
+
+def hand_generator(p, s, z, train):
+    h = jax.nn.relu(dense(p["dense_0"], z)).reshape(z.shape[0], 4, 4, 64)
+    h = conv_t(h, p["conv_transpose2d_0"]["kernel"], 2, p["conv_transpose2d_0"]["bias"])
+    h, bn = batchnorm(p["batchnorm_0"], s["batchnorm_0"], h, train)
+    h = jax.nn.relu(h)
+    h = conv_t(h, p["conv_transpose2d_1"]["kernel"], 2, p["conv_transpose2d_1"]["bias"])
+    return jnp.tanh(h), {"batchnorm_0": bn}
+
+
+def hand_discriminator(p, x):
+    h = jax.nn.leaky_relu(conv(x, p["conv2d_0"]["kernel"], 2, "SAME", p["conv2d_0"]["bias"]), 0.2)
+    h = jax.nn.leaky_relu(conv(h, p["conv2d_1"]["kernel"], 2, "SAME", p["conv2d_1"]["bias"]), 0.2)
+    return dense(p["dense_0"], h.reshape(h.shape[0], -1))
+
+
+def bce_logits(logits, target):
+    return jnp.mean(optax.sigmoid_binary_cross_entropy(logits[:, 0], jnp.full(logits.shape[:1], target)))
+
+
+def hand_classifier_step(net):
+    tx = optax.adam(1e-3)
+
+    def step(ts, batch):
+        p, s, o = ts
+
+        def loss(p):
+            logits, s2 = net(p, s, batch["x"], True)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean(), s2
+        (_, s2), g = jax.value_and_grad(loss, has_aux=True)(p)
+        u, o = tx.update(g, o, p)
+        return optax.apply_updates(p, u), s2, o
+    return step, tx
+
+
+def hand_gan_step():
+    tx = optax.adam(2e-4, b1=0.5)
+
+    def step(ts, batch, key):
+        p, s, (od, og) = ts
+        z = jax.random.normal(key, (batch["x"].shape[0], 32))
+
+        def d_loss(pd):
+            fake, s2 = hand_generator(p["G"], s["G"], z, True)
+            real = hand_discriminator(pd, batch["x"])
+            return bce_logits(real, 1.0) + bce_logits(hand_discriminator(pd, fake), 0.0), s2
+        (_, _), gd = jax.value_and_grad(d_loss, has_aux=True)(p["D"])
+        u, od = tx.update(gd, od, p["D"])
+        pd = optax.apply_updates(p["D"], u)
+
+        def g_loss(pg):
+            fake, s2 = hand_generator(pg, s["G"], z, True)
+            return bce_logits(hand_discriminator(pd, fake), 1.0), s2
+        (_, sg), gg = jax.value_and_grad(g_loss, has_aux=True)(p["G"])
+        u, og = tx.update(gg, og, p["G"])
+        return {"D": pd, "G": optax.apply_updates(p["G"], u)}, {"G": sg}, (od, og)
+    return step, tx
+
+
+# ---------------------------------------------------------------------- timing
+def interleaved(fns: dict, rounds: int, steps: int) -> dict:
+    """name -> median over rounds of (median step time within a round)."""
+    per: dict = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, f in fns.items():
+            ts = []
+            for _ in range(steps):
+                t = time.perf_counter()
+                jax.block_until_ready(f())
+                ts.append(time.perf_counter() - t)
+            per[k].append(statistics.median(ts))
+    return {k: statistics.median(v) for k, v in per.items()}
+
+
+def compiled(fn, *args):
+    """(compiled function, seconds to lower and compile, XLA FLOPs)."""
+    t = time.perf_counter()
+    c = jax.jit(fn).lower(*args).compile()
+    return c, time.perf_counter() - t, xla_flops(c)
+
+
+def nndsl_step(src: str, level: int, tmp: Path, batch: dict):
+    prog = nndsl.loads(src, base=tmp, opt_level=level)
+    trainer = prog.trainer("bench")
+    ts = trainer.init(jax.random.key(0))
+    key = jax.random.key(1)
+    fn = trainer.step_fn(trainer.batch_size)
+    c, secs, flops = compiled(lambda ts, b: fn(ts, b, key)[0], ts, batch)
+    return (lambda: c(ts, batch)), secs, flops, ts
+
+
+def bench_model(name: str, src: str, batch_size: int, x: np.ndarray, y: np.ndarray | None, hands: dict,
+                tmp: Path, a) -> dict:
+    np.savez(tmp / "bench.npz", **({"x": x, "y": y} if y is not None else {"x": x}))
+    batch = {"x": jnp.asarray(x[:batch_size])}
+    if y is not None:
+        batch["y"] = jnp.asarray(y[:batch_size])
+    fns, compile_s, flops = {}, {}, {}
+    ts = None
+    for level in (0, 2):
+        f, secs, fl, ts = nndsl_step(src, level, tmp, batch)
+        fns[f"nndsl -O{level}"], compile_s[f"nndsl -O{level}"], flops[f"nndsl -O{level}"] = f, secs, fl
+    params, state = ts["params"], ts["state"]
+    for label, make in hands.items():
+        step, tx = make()
+        if name.startswith("DCGAN"):
+            key = jax.random.key(1)
+            hs = (params, state, (tx.init(params["D"]), tx.init(params["G"])))
+            c, secs, fl = compiled(lambda ts, b: step(ts, b, key), hs, batch)
+        else:
+            hs = (params["net"], state.get("net", {}), tx.init(params["net"]))
+            c, secs, fl = compiled(step, hs, batch)
+        fns[label], compile_s[label], flops[label] = (lambda c=c, hs=hs: c(hs, batch)), secs, fl
+    times = interleaved(fns, a.rounds, a.steps)
+    return {"name": name, "times": times, "compile": compile_s, "flops": flops}
+
+
+def inference_rows(tmp: Path, a) -> list:
+    """ResNet-18 (32x32) inference: batchnorm folded (-O2) against unfolded (-O1) and by hand."""
+    prog1 = nndsl.loads(RESNET, base=tmp, opt_level=1)
+    prog2 = nndsl.loads(RESNET, base=tmp, opt_level=2)
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((32, 32, 32, 3)), jnp.float32)
+    m1, m2 = prog1.model("ResNet18Cifar"), prog2.model("ResNet18Cifar")
+    v = m1.init(jax.random.key(0), x)
+    c1 = jax.jit(lambda v, x: m1.apply(v, x)).lower(v, x).compile()
+    c2 = jax.jit(lambda v, x: m2.apply(v, x)).lower(v, x).compile()
+    ch = jax.jit(lambda v, x: hand_resnet(v["params"], v["state"], x, False)[0]).lower(v, x).compile()
+    t = interleaved({"-O1": lambda: c1(v, x), "-O2": lambda: c2(v, x), "hand": lambda: ch(v, x)},
+                    a.rounds, a.steps)
+    return [t]
+
+
+def compile_rows() -> dict:
+    """Front-end time (parse + check + passes + lowering, XLA excluded) of ResNet-18..152 at
+    224x224, and total compile time of deep MLPs with and without scan over layers."""
+    out = {"resnet": {}, "deep": {}}
+    for depth in (18, 50, 101, 152):
+        x = jax.ShapeDtypeStruct((1, 224, 224, 3), jnp.float32)
+        t = time.perf_counter()
+        m = nndsl.loads("import resnet", opt_level=2).model(f"ResNet{depth}")
+        v = jax.eval_shape(lambda: m.init(jax.random.key(0), x))
+        jax.jit(lambda v, x: m.apply(v, x)).lower(v, x)
+        out["resnet"][depth] = time.perf_counter() - t
+    for n in (6, 48):
+        src = f"model Deep {{\n  input x: [batch, 512]\n  output y = x -> (dense(512) -> relu) * {n}\n}}\n"
+        x = jnp.ones((8, 512))
+        for level in (1, 2):
+            t = time.perf_counter()
+            m = nndsl.loads(src, opt_level=level).model("Deep")
+            v = jax.eval_shape(lambda: m.init(jax.random.key(0), x))
+            jax.jit(lambda v, x: m.apply(v, x)).lower(v, x).compile()
+            out["deep"][(n, level)] = time.perf_counter() - t
+    return out
+
+
+# ---------------------------------------------------------------------- the report
+def optional(name: str) -> str:
+    try:
+        __import__(name)
+        return "installed (not yet compared)"
+    except ImportError:
+        return "not installed"
+
+
+def markdown(rows: list, inference: list, comp: dict, peak: float, a, seconds: float) -> str:
+    dev = jax.devices()[0]
+    lines = [
+        "# Benchmark results", "",
+        f"Written by `benchmarks/suite.py` on {platform.machine()} ({dev.platform}, "
+        f"{jax.device_count()} device, {_cores()} cores), jax {jax.__version__}, optax {optax.__version__}, "
+        f"python {platform.python_version()}; matmul peak here {peak / 1e9:.0f} GFLOP/s. "
+        f"Training steps, median over {a.rounds} interleaved rounds of {a.steps} steps; the whole run took "
+        f"{seconds:.0f} s.", "",
+        f"-O2 runs: {', '.join(pipeline(2))}.", "",
+        "## Training step: nndsl against hand-written JAX + optax", "",
+        "speed vs JAX = hand-written ms / nndsl ms (above 1: nndsl faster). For the LSTM the reference "
+        "is the faster of the two hand-written versions.", "",
+        "| model | nndsl -O0 ms | nndsl -O2 ms | hand JAX ms | -O0 speed vs JAX | -O2 speed vs JAX | "
+        "-O2 GFLOP/s | -O2 compile s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        t = r["times"]
+        hands = {k: v for k, v in t.items() if not k.startswith("nndsl")}
+        best = min(hands, key=hands.get)
+        h = hands[best]
+        gf = r["flops"]["nndsl -O2"] / t["nndsl -O2"] / 1e9
+        label = r["name"] + (f" (vs {best})" if len(hands) > 1 else "")
+        lines.append(f"| {label} | {1e3 * t['nndsl -O0']:.2f} | {1e3 * t['nndsl -O2']:.2f} | {1e3 * h:.2f} | "
+                     f"{h / t['nndsl -O0']:.2f} | {h / t['nndsl -O2']:.2f} | {gf:.1f} | "
+                     f"{r['compile']['nndsl -O2']:.1f} |")
+        for k in hands:
+            if k != best:
+                lines.append(f"| ↳ {r['name']}: {k} | | | {1e3 * hands[k]:.2f} | | {hands[k] / t['nndsl -O2']:.2f} | | |")
+    lines += ["", f"flax: {optional('flax')}; PyTorch: {optional('torch')}.", "",
+              "## ResNet-18 (32x32, batch 32) inference: batchnorm folding", ""]
+    for t in inference:
+        lines.append(f"-O1 (batchnorm as is) {1e3 * t['-O1']:.2f} ms, -O2 (folded) {1e3 * t['-O2']:.2f} ms, "
+                     f"hand-written {1e3 * t['hand']:.2f} ms: folding speed-up {t['-O1'] / t['-O2']:.2f}x, "
+                     f"-O2 speed vs JAX {t['hand'] / t['-O2']:.2f}.")
+    lines += ["", "## Compile time", "",
+              "| ResNet (224x224, batch 1) | parse + check + passes + lowering, XLA excluded |", "|---|---|"]
+    for d, s in comp["resnet"].items():
+        lines.append(f"| ResNet-{d} | {1e3 * s:.0f} ms |")
+    lines += ["", "| `(dense(512) -> relu) * n`, total compile (XLA included) | -O1 | -O2 |", "|---|---|---|"]
+    for n in (6, 48):
+        lines.append(f"| n = {n} | {comp['deep'][(n, 1)]:.2f} s | {comp['deep'][(n, 2)]:.2f} s |")
+    lines.append(f"| ratio 48 / 6 | {comp['deep'][(48, 1)] / comp['deep'][(6, 1)]:.2f} | "
+                 f"{comp['deep'][(48, 2)] / comp['deep'][(6, 2)]:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cores() -> int:
+    import os
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--only", help="comma-separated model names (MLP, LeNet-5, LSTM, DCGAN, ResNet-18)")
+    ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    a = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp())
+    rng = np.random.default_rng(0)
+    peak = peak_matmul_flops()
+    suite = [
+        ("MLP", MLP, rng.standard_normal((512, 64)), rng.integers(0, 10, 512),
+         {"hand JAX": lambda: hand_classifier_step(hand_mlp)}),
+        ("LeNet-5", LENET, rng.standard_normal((256, 32, 32, 1)), rng.integers(0, 10, 256),
+         {"hand JAX": lambda: hand_classifier_step(hand_lenet)}),
+        ("LSTM (gate equations, T=50)", LSTM, rng.standard_normal((128, 50, 32)), rng.integers(0, 10, 128),
+         {"hand JAX, 4 matmuls": lambda: hand_classifier_step(hand_lstm(False)),
+          "hand JAX, fused matmul": lambda: hand_classifier_step(hand_lstm(True))}),
+        ("DCGAN iteration (16x16)", DCGAN, np.tanh(rng.standard_normal((256, 16, 16, 1))), None,
+         {"hand JAX": hand_gan_step}),
+        ("ResNet-18 (32x32, batch 8)", RESNET, rng.standard_normal((64, 32, 32, 3)), rng.integers(0, 10, 64),
+         {"hand JAX": lambda: hand_classifier_step(hand_resnet)}),
+    ]
+    only = set(a.only.split(",")) if a.only else None
+    rows = []
+    for name, src, x, y, hands in suite:
+        if only and not any(name.startswith(o) for o in only):
+            continue
+        batch = int(src.split("batch=")[1].split(",")[0])
+        r = bench_model(name, src, batch, x.astype(np.float32), None if y is None else y.astype(np.int32), hands, tmp, a)
+        rows.append(r)
+        t = r["times"]
+        print(name, {k: f"{1e3 * v:.2f} ms" for k, v in t.items()}, file=sys.stderr, flush=True)
+    inference = inference_rows(tmp, a) if not only or "ResNet-18" in only else []
+    comp = compile_rows() if not only else {"resnet": {}, "deep": {(n, l): float("nan") for n in (6, 48) for l in (1, 2)}}
+    text = markdown(rows, inference, comp, peak, a, time.perf_counter() - t0)
+    Path(a.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
