@@ -249,10 +249,14 @@ class Builder:
 
     def eval_Compare(self, e: ast.Compare, env):
         a, b = self.eval(e.left, env), self.eval(e.right, env)
+        if isinstance(a, TensorVal) or isinstance(b, TensorVal):
+            name = {"==": "equal", "!=": "not_equal", "<": "less", "<=": "less_equal", ">": "greater",
+                    ">=": "greater_equal"}[e.op]
+            return self.add_node(name, [self.as_tensor(a, e.left.span), self.as_tensor(b, e.right.span)], {},
+                                 e.span, label=f"`{e.op}`")
         for v, x in ((a, e.left), (b, e.right)):
-            if isinstance(v, (TensorVal, Layer)):
-                raise TypeCheckError(f"comparisons are static: `{e.op}` cannot compare {describe(v)}",
-                                     x.span, code="E313")
+            if self.is_layer(v):
+                raise TypeCheckError(f"`{e.op}` cannot compare {describe(v)}", x.span, code="E313")
         if isinstance(a, Sym) or isinstance(b, Sym):
             if e.op in ("==", "!=") and isinstance(a, Sym) and isinstance(b, Sym) and a == b:
                 return e.op == "=="

@@ -198,3 +198,57 @@ class Const(OpDef):
 
     def apply(self, ctx, value, dtype):
         return jnp.asarray(value, dtype)
+
+
+class Comparison(Binary):
+    """Elementwise comparison with broadcasting, giving float32 1.0 or 0.0 so that `mean` of it is
+    a rate (`mean(argmax(logits) == labels)`). Piecewise constant: its gradient is zero."""
+
+    def infer(self, a, b):
+        t = super().infer(a, b)
+        return TensorType(t.shape, "float32")
+
+    def apply(self, ctx, a, b):
+        return type(self).fn(a, b).astype(jnp.float32)
+
+
+@register
+class Equal(Comparison):
+    """`a == b` on tensors."""
+
+    name, verb, fn = "equal", "compare", staticmethod(jnp.equal)
+
+
+@register
+class NotEqual(Comparison):
+    """`a != b` on tensors."""
+
+    name, verb, fn = "not_equal", "compare", staticmethod(jnp.not_equal)
+
+
+@register
+class Less(Comparison):
+    """`a < b` on tensors."""
+
+    name, verb, fn = "less", "compare", staticmethod(jnp.less)
+
+
+@register
+class LessEqual(Comparison):
+    """`a <= b` on tensors."""
+
+    name, verb, fn = "less_equal", "compare", staticmethod(jnp.less_equal)
+
+
+@register
+class Greater(Comparison):
+    """`a > b` on tensors."""
+
+    name, verb, fn = "greater", "compare", staticmethod(jnp.greater)
+
+
+@register
+class GreaterEqual(Comparison):
+    """`a >= b` on tensors."""
+
+    name, verb, fn = "greater_equal", "compare", staticmethod(jnp.greater_equal)

@@ -224,6 +224,12 @@ CASES = [
     case("matmul-vectors", "matmul", "input a: [batch, 4]\ninput v: [4]\ninput m: [4, 2]\n"
          "output u = a @ v\noutput w = v @ m\noutput s = v @ v", [F(3, 4), F(4), F(4, 2)],
          lambda xp, p, a, v, m: {"u": (a * v).sum(-1), "w": (v[:, None] * m).sum(0), "s": (v * v).sum()}),
+    case("comparisons", "equal not_equal less less_equal greater greater_equal",
+         "input a: i32[batch, 3]\ninput b: i32[3]\n"
+         "output y = (a == b) + 2 * (a != b) + 4 * (a < b) + 8 * (a <= b) + 16 * (a > b) + 32 * (a >= 0.5)",
+         [Int(4, 3, high=3), Int(3, high=3)],
+         lambda xp, p, a, b: ((a == b) + 2.0 * (a != b) + 4.0 * (a < b) + 8.0 * (a <= b) + 16.0 * (a > b)
+                              + 32.0 * (a >= 0.5)).astype(xp.float32), grad=False),
     case("maximum-minimum", "maximum minimum", "input a: [batch, 3]\ninput b: [3]\n"
          "output y = maximum(a, b) + 2 * minimum(a, b)", [F(2, 3), F(3)],
          lambda xp, p, a, b: xp.where(a > b, a, b) + 2 * xp.where(a < b, a, b)),
