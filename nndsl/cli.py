@@ -160,14 +160,20 @@ def _pick_model(prog, name):
 
 def cmd_check(a) -> int:
     from .api import check_program
+    from .lint import lint
+    warnings = []
     try:
         prog = _load(a.file)
         errors = check_program(prog)
+        warnings = lint(prog.defs)
     except ErrorGroup as e:
         errors = e.errors
     except NndslError as e:
         errors = [e]
     diags = [d for e in errors for d in e.diagnostics]
+    n_errors = len(diags)
+    if not n_errors:  # with errors, a warning is mostly their echo (`x` unused because of a typo)
+        diags += warnings
     diags.sort(key=lambda d: (d.span.source.name if d.span else "", d.span.line if d.span else 0,
                               d.span.col if d.span else 0))
     if a.format == "json":
@@ -175,11 +181,20 @@ def cmd_check(a) -> int:
     else:
         for d in diags:
             print(d.render(), file=sys.stderr)
-        if diags:
-            print(f"error: {len(diags)} error{'s' if len(diags) != 1 else ''}", file=sys.stderr)
+        nw = len(diags) - n_errors
+        summary = ", ".join(x for x in (_count(n_errors, "error"), _count(nw, "warning")) if x)
+        if n_errors:
+            print(f"error: {summary}", file=sys.stderr)
         else:
-            print(f"{a.file}: ok ({len(prog.models)} models and cells, {len(prog.trains)} train blocks)")
-    return 1 if diags else 0
+            parts = [_count(len(prog.models), "model or cell", "models and cells"),
+                     _count(len(prog.trains), "train block")]
+            print(f"{a.file}: ok ({', '.join(p for p in parts if p) or 'nothing defined'})"
+                  f"{', ' + summary if nw else ''}")
+    return 1 if n_errors else 0
+
+
+def _count(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else plural or word + 's'}" if n else ""
 
 
 def _concrete_types(model, dims: dict):

@@ -16,6 +16,7 @@ from typing import Callable, Iterable
 from ..ir.graph import Graph
 from ..ir.printer import print_graph
 from . import ops  # noqa: F401  (registers the internal ops passes create)
+from .convs import ConvAsMatmul
 from .cleanup import CommonSubexpressionElimination, DeadCodeElimination
 from .fuse import FoldBatchnorm, FuseParallelDense
 from .rewrite import Context, Pass, PassError
@@ -26,7 +27,7 @@ from .verify import VerifyError, verify
 
 PASSES: dict[str, type[Pass]] = {p.name: p for p in (
     DeadCodeElimination, CommonSubexpressionElimination, FoldConstants, Simplify, FuseParallelDense,
-    FoldBatchnorm, HoistScanInvariants, HoistScanInputs, ScanLayers)}
+    FoldBatchnorm, HoistScanInvariants, HoistScanInputs, ScanLayers, ConvAsMatmul)}
 
 _CLEAN = ["simplify", "fold-constants", "cse", "dce"]
 LEVELS: dict[int, list[str]] = {
@@ -64,8 +65,9 @@ class PassManager:
     names passes (or "all") whose result goes to `out` as text."""
 
     def __init__(self, passes: list[str], *, verify: bool = False, print_after: Iterable[str] = (),
-                 out: Callable[[str], None] | None = None):
+                 out: Callable[[str], None] | None = None, options: dict | None = None):
         self.passes = pipeline(passes=passes)
+        self.options = dict(options or {})
         self.verify = verify
         self.print_after = set(print_after)
         unknown = self.print_after - set(PASSES) - {"all"}
@@ -76,7 +78,7 @@ class PassManager:
         self.counts: list[tuple[str, int]] = []
 
     def run(self, g: Graph, train: bool = False) -> Graph:
-        ctx = Context(train=train)
+        ctx = Context(train=train, options=self.options)
         if self.verify:
             self._check(g, "the graph as built", [])
         done: list[str] = []
@@ -108,12 +110,13 @@ def _after(done: list[str]) -> str:
 
 def optimize(g: Graph, level: int = 1, passes: list[str] | None = None, train: bool = False, *,
              verify: bool | None = None, print_after: Iterable[str] = (),
-             out: Callable[[str], None] | None = None) -> Graph:
+             out: Callable[[str], None] | None = None, options: dict | None = None) -> Graph:
     """Runs the passes of `level` (or exactly `passes`) on `g` in place and returns it; `train`
     says whether the graph will run in training mode (inference-only rewrites such as batchnorm
-    folding are skipped then)."""
+    folding are skipped then). `options` override passes' platform defaults (`max_patch`)."""
     names = pipeline(level, passes)
     if not names and not print_after:
         return g
-    pm = PassManager(names, verify=_env_verify() if verify is None else verify, print_after=print_after, out=out)
+    pm = PassManager(names, verify=_env_verify() if verify is None else verify, print_after=print_after, out=out,
+                     options=options)
     return pm.run(g, train)

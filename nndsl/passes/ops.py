@@ -6,6 +6,8 @@ statistics) while every leaf keeps the name the builder gave it.
 """
 from __future__ import annotations
 
+import itertools
+
 from ..ir.graph import ParamSpec
 from ..ir.types import TensorType
 from ..ops import OPS, OpDef, register
@@ -61,3 +63,61 @@ class ConvWithKernel(OpDef):
 for _n in (1, 2, 3):
     register(type(f"Conv{_n}DWithKernel", (ConvWithKernel,),
                   {"name": f"conv{_n}d_k", "base": f"conv{_n}d", "__doc__": ConvWithKernel.__doc__}))
+
+
+class ConvPatches(OpDef):
+    """A convolution computed as one matmul over patches gathered with shifted strided slices
+    (im2col): the same parameters, attributes and result as the convolution it replaces.
+    Where the window times the input channels is small, XLA:CPU runs this faster than its
+    convolution (benchmarks/RESULTS.md)."""
+
+    kind = "internal"
+    base = ""
+
+    @property
+    def attrs(self):
+        return OPS[self.base].attrs
+
+    def infer(self, x, **attrs):
+        return OPS[self.base].infer(x, **attrs)
+
+    def params(self, x, **attrs):
+        return OPS[self.base].params(x, **attrs)
+
+    def flops(self, out, x, **attrs):
+        return OPS[self.base].flops(out, x, **attrs)
+
+    def apply(self, ctx, x, filters, kernel, stride, padding, dilation, groups, bias):
+        import jax.numpy as jnp
+
+        from ..ops.conv import out_dim
+        base = OPS[self.base]
+        k, s, d, pad = base._geom(x, kernel, stride, padding, dilation)
+        n = len(k)
+        if isinstance(pad, str):  # XLA's SAME: the odd element of padding goes at the end
+            pad = [_same_pads(x.shape[1 + i], k[i], s[i], d[i]) if pad == "SAME" else (0, 0) for i in range(n)]
+        x = jnp.pad(x, [(0, 0), *pad, (0, 0)])
+        outs = [out_dim(x.shape[1 + i], k[i], s[i], d[i], (0, 0)) for i in range(n)]
+        cols = []
+        for offset in _offsets(k):
+            idx = tuple(slice(o * d[i], o * d[i] + (outs[i] - 1) * s[i] + 1, s[i]) for i, o in enumerate(offset))
+            cols.append(x[(slice(None), *idx, slice(None))])
+        w = ctx.params["kernel"]
+        y = jnp.concatenate(cols, -1) @ w.reshape(-1, w.shape[-1])
+        return y + ctx.params["bias"] if bias else y
+
+
+def _same_pads(size, k, s, d):
+    eff = d * (k - 1) + 1
+    out = -(-size // s)
+    total = max((out - 1) * s + eff - size, 0)
+    return (total // 2, total - total // 2)
+
+
+def _offsets(k):
+    return itertools.product(*(range(ki) for ki in k))
+
+
+for _n in (1, 2, 3):
+    register(type(f"Conv{_n}DPatches", (ConvPatches,),
+                  {"name": f"conv{_n}d_patches", "base": f"conv{_n}d", "__doc__": ConvPatches.__doc__}))

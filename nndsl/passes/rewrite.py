@@ -7,7 +7,7 @@ pattern dictionary). It returns None for "no match", or the id of the value that
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import NndslError
@@ -26,9 +26,11 @@ class PassError(NndslError):
 
 @dataclass(frozen=True)
 class Context:
-    """What rules may know beyond the graph: whether it will run in training mode."""
+    """What rules may know beyond the graph: whether it will run in training mode, and options
+    that override a pass's platform defaults (for measuring them)."""
 
     train: bool = False
+    options: dict = field(default_factory=dict)
 
 
 Rule = Callable[[Graph, Node, Context], "str | None"]

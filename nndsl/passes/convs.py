@@ -1,0 +1,40 @@
+"""How convolutions are computed: XLA's convolution, or patches and one matmul.
+
+`conv-as-matmul` rewrites a convolution whose window times input channels is at most
+`MAX_PATCH` into `convNd_patches` (the same parameters and result, computed as im2col from
+shifted strided slices plus one matmul). The limit is per platform, measured with
+benchmarks/suite.py: on XLA:CPU the patches win for LeNet-5's small convolutions and lose once
+a patch is hundreds of values long (ResNet's 3x3x64).
+"""
+from __future__ import annotations
+
+import math
+
+from ..ir.graph import Graph, Node
+from ..ops.conv import tup
+from .rewrite import Context, Pass, rule
+
+MAX_PATCH = {"cpu": 160}  # platform -> largest window * input channels computed as patches
+
+
+def max_patch() -> int:
+    import jax
+    return MAX_PATCH.get(jax.default_backend(), 0)
+
+
+@rule("conv1d", "conv2d", "conv3d")
+def conv_as_matmul(g: Graph, n: Node, ctx: Context):  # conv(x) -> concat(shifted slices of x) @ kernel
+    x = g.node(g.input_ids(n.id)[0]).type
+    c = x.shape[-1]
+    if n.attrs["groups"] != 1 or not isinstance(c, int) or x.dtype != "float32":
+        return None
+    if math.prod(tup(n.attrs["kernel"], x.rank - 2, "kernel")) * c > ctx.options.get("max_patch", max_patch()):
+        return None
+    return g.add(f"{n.op}_patches", g.input_ids(n.id), dict(n.attrs), n.type, n.span, n.path, n.label).id
+
+
+class ConvAsMatmul(Pass):
+    """Small convolutions become patches and one matmul (where measured faster)."""
+
+    name = "conv-as-matmul"
+    rules = (conv_as_matmul,)
