@@ -167,10 +167,7 @@ def test_there_are_files_to_check():
 
 
 # Files of examples/ and stdlib/ that `nndsl check` rejects today (bugs reported, not fixed here).
-KNOWN_BAD = {
-    "examples/seq2seq.nn": "`==` on tensors is rejected as a static comparison (E313), so the example's "
-                           "`argmax(logits) == data.y` metric does not check",
-}
+KNOWN_BAD: dict = {}  # file -> reason, for a good file that a known bug stops from checking
 
 
 @pytest.mark.parametrize("path", [pytest.param(f, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BAD[f]))

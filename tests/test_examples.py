@@ -124,3 +124,8 @@ def test_gan_ring_covers_at_least_7_of_8_modes(tmp_path):
 @pytest.mark.slow
 def test_wgan_gp_ring_covers_at_least_7_of_8_modes(tmp_path):
     assert _ring_coverage("wgan_gp_ring.nn", None, tmp_path) >= 7
+
+
+def test_seq2seq_reverses_at_least_95_percent_exactly():
+    # `exact`: every token of the reversed sequence right (decoder fed the target, teacher forcing)
+    assert fit("seq2seq.nn").history["val_exact"][-1] >= 0.95

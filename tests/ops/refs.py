@@ -186,3 +186,64 @@ def hinge(xp, y, t, margin=1.0):
 def perceptron(xp, s, t):
     step = stop_gradient(xp, (s > 0).astype(s.dtype))
     return xp.mean((step - t) * s)
+
+
+# ---------------------------------------------------------------- GAN layers and losses
+def instance_norm(xp, x, scale, bias, eps=1e-5):
+    """Per example and channel over the spatial axes 1..-2."""
+    axes = tuple(range(1, x.ndim - 1))
+    mean = xp.mean(x, axis=axes, keepdims=True)
+    var = xp.mean((x - mean) ** 2, axis=axes, keepdims=True)
+    return normalize(xp, x, mean, var, scale, bias, eps)
+
+
+def sn_kernel(xp, w, u, eps=1e-12):
+    """w / |M u^|, M = w as [fan_in, out], u^ = u / |u|: the spectral norm estimate from a stored u."""
+    m = w.reshape(-1, w.shape[-1])
+    u = u / (xp.sqrt(xp.sum(u * u)) + eps)
+    mu = m @ u
+    return w / (xp.sqrt(xp.sum(mu * mu)) + eps)
+
+
+def power_iteration(w, u, steps, eps=1e-12):
+    """numpy: u after `steps` of u <- normalize(M^T normalize(M u)), from u normalized."""
+    m = w.reshape(-1, w.shape[-1])
+    u = u / (np.linalg.norm(u) + eps)
+    for _ in range(steps):
+        v = m @ u
+        v = v / (np.linalg.norm(v) + eps)
+        u = m.T @ v
+        u = u / (np.linalg.norm(u) + eps)
+    return u
+
+
+def self_attention(xp, x, p):
+    """x + gamma * softmax_j(q_i . k_j) v_j over the h*w positions of each example."""
+    b, h, w, c = x.shape
+    f = x.reshape(b, h * w, c)
+    q = f @ p["query_kernel"] + p["query_bias"]
+    k = f @ p["key_kernel"] + p["key_bias"]
+    v = f @ p["value_kernel"] + p["value_bias"]
+    scores = xp.einsum("bid,bjd->bij", q, k)
+    out = xp.einsum("bij,bjc->bic", softmax(xp, scores, -1), v)
+    return x + p["gamma"] * out.reshape(b, h, w, c)
+
+
+def adain(xp, x, style, p, eps=1e-5):
+    scale = style @ p["scale_kernel"] + p["scale_bias"]
+    shift = style @ p["shift_kernel"] + p["shift_bias"]
+    mid = (1,) * (x.ndim - 2)
+    ones, zeros = xp.ones(x.shape[-1]), xp.zeros(x.shape[-1])
+    return (instance_norm(xp, x, ones, zeros, eps) * scale.reshape(x.shape[0], *mid, -1)
+            + shift.reshape(x.shape[0], *mid, -1))
+
+
+def conditional_batchnorm(xp, x, labels, p, mean, var, eps=1e-5):
+    mid = (1,) * (x.ndim - 2)
+    scale = p["scale"][labels].reshape(x.shape[0], *mid, -1)
+    bias = p["bias"][labels].reshape(x.shape[0], *mid, -1)
+    return normalize(xp, x, mean, var, scale, bias, eps)
+
+
+def softplus(xp, z):
+    return xp.log(1 + xp.exp(z))

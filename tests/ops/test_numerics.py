@@ -309,6 +309,35 @@ CASES = [
          "output b = accuracy(z, t, threshold=0.0)", [F(16, 1), Bits(16)],
          lambda xp, p, z, t: {"a": ((z[:, 0] > 0.5) == (t > 0.5)).mean(),
                               "b": ((z[:, 0] > 0.0) == (t > 0.5)).mean()}, grad=False),
+
+    # ---------------------------------------------------------------- GAN layers (stateful ones below)
+    case("instance_norm", "instance_norm", "input x: [batch, 3, 4, 2]\noutput y = x -> instance_norm",
+         [F(3, 3, 4, 2)], lambda xp, p, x: R.instance_norm(xp, x, W(p, "instance_norm_0", "scale"),
+                                                           W(p, "instance_norm_0", "bias"))),
+    case("instance_norm-1d-eps", "instance_norm", "input x: [batch, 5, 3]\noutput y = x -> instance_norm(eps=0.1)",
+         [F(2, 5, 3)], lambda xp, p, x: R.instance_norm(xp, x, W(p, "instance_norm_0", "scale"),
+                                                        W(p, "instance_norm_0", "bias"), 0.1)),
+    case("self_attention", "self_attention", "input x: [batch, 3, 2, 4]\noutput y = x -> self_attention(reduction=2)",
+         [F(2, 3, 2, 4)], lambda xp, p, x: R.self_attention(xp, x, p["self_attention_0"])),
+    case("self_attention-narrow", "self_attention", "input x: [batch, 2, 2, 3]\noutput y = x -> self_attention",
+         [F(2, 2, 2, 3)], lambda xp, p, x: R.self_attention(xp, x, p["self_attention_0"])),
+    case("adain", "adain", "input x: [batch, 3, 3, 2]\ninput s: [batch, 4]\noutput a = adain(x, s)\n"
+         "output b = x -> adain(s, eps=0.01)", [F(2, 3, 3, 2), F(2, 4)],
+         lambda xp, p, x, s: {"a": R.adain(xp, x, s, p["adain_0"]), "b": R.adain(xp, x, s, p["adain_1"], 0.01)}),
+
+    # ---------------------------------------------------------------- GAN losses
+    case("hinge_d-hinge_g", "hinge_d hinge_g", "input r: [batch, 1]\ninput f: [batch, 1]\n"
+         "output d = hinge_d(r, f)\noutput g = hinge_g(f)", [F(8, 1), F(8, 1)],
+         lambda xp, p, r, f: {"d": xp.maximum(1 - r, 0).mean() + xp.maximum(1 + f, 0).mean(), "g": -f.mean()}),
+    case("wasserstein", "wasserstein_d wasserstein_g", "input r: [batch]\ninput f: [batch]\n"
+         "output d = wasserstein_d(r, f)\noutput g = wasserstein_g(f)", [F(8), F(8)],
+         lambda xp, p, r, f: {"d": f.mean() - r.mean(), "g": -f.mean()}),
+    case("minimax_g", "minimax_g", "input f: [batch, 1]\noutput g = minimax_g(f)", [Wide(8, 1)],
+         lambda xp, p, f: xp.log(1 - R.sigmoid(xp, f)).mean()),
+    case("lsgan", "lsgan_d lsgan_g", "input r: [batch, 1]\ninput f: [batch, 1]\n"
+         "output d = lsgan_d(r, f)\noutput g = lsgan_g(f)", [F(8, 1), F(8, 1)],
+         lambda xp, p, r, f: {"d": 0.5 * ((r - 1) ** 2).mean() + 0.5 * (f ** 2).mean(),
+                              "g": 0.5 * ((f - 1) ** 2).mean()}),
 ]
 
 COVERED: set[str] = {op for c in CASES for op in c.ops}
@@ -550,3 +579,154 @@ def test_draws_need_rngs():
     x = np.zeros((2, 1), np.float32)
     with pytest.raises(Exception, match="rngs"):
         net.apply(net.init(jax.random.key(0), x), x)
+
+
+# -------------------------------------------------------------------- spectral normalization
+SN_BODIES = {
+    "dense_sn": ("input x: [batch, 5]\noutput y = x -> dense_sn(4, iterations=ITERS)", (3, 5)),
+    "conv2d_sn": ('input x: [batch, 5, 4, 2]\noutput y = x -> conv2d_sn(3, 3, stride=2, padding="same", '
+                  'iterations=ITERS)', (2, 5, 4, 2)),
+}
+
+
+def _sn_setup(op, iterations=1):
+    body, shape = SN_BODIES[op]
+    net = model_of(body.replace("ITERS", str(iterations)))
+    x = np.random.default_rng(seed_of(op)).normal(size=shape).astype(np.float32)
+    variables = randomize(net.init(jax.random.key(0), x), seed_of(op) + 1)
+    return net, x, variables
+
+
+def _sn_ref(xp, op, params, u, x):
+    p = params[f"{op}_0"]
+    w = R.sn_kernel(xp, p["kernel"], u)
+    if op == "dense_sn":
+        return x @ w + p["bias"]
+    return R.conv(xp, x, w, p["bias"], 2, "same")
+
+
+@covers("dense_sn", "conv2d_sn")
+@pytest.mark.parametrize("op", SN_BODIES)
+@pytest.mark.parametrize("train", [False, True])
+def test_spectral_norm_layers(op, train):
+    """Evaluation divides by |M u| with the stored u; training first takes one power-iteration
+    step and stores the new u. Forward in float64 numpy, gradients against jax.numpy with u held
+    constant (the power iteration is not differentiated)."""
+    net, x, variables = _sn_setup(op)
+    p64, u = f64(variables["params"]), np.float64(variables["state"][f"{op}_0"]["u"])
+    u_used = R.power_iteration(p64[f"{op}_0"]["kernel"], u, 1) if train else u
+    if train:
+        y, new_state = net.apply(variables, x, train=True)
+        np.testing.assert_allclose(new_state[f"{op}_0"]["u"], u_used, rtol=1e-4, atol=1e-5)
+    else:
+        y = net.apply(variables, x)
+    assert_close(y, _sn_ref(np, op, p64, u_used, np.float64(x)), 1e-4, 1e-5, f"{op} train={train}")
+
+    r = jnp.asarray(np.random.default_rng(4).normal(size=np.shape(y)), jnp.float32)
+    u32 = jnp.asarray(u_used, jnp.float32)
+
+    def ours(params, x):
+        out = net.apply({**variables, "params": params}, x, train=train)
+        return jnp.sum((out[0] if train else out) * r)
+
+    def theirs(params, x):
+        return jnp.sum(_sn_ref(jnp, op, params, u32, x) * r)
+
+    args = (variables["params"], jnp.asarray(x))
+    got, want = jax.jit(lambda *a: (jax.grad(ours, (0, 1))(*a), jax.grad(theirs, (0, 1))(*a)))(*args)
+    assert_close(got, want, 1e-3, 1e-4, f"{op} gradients train={train}")
+
+
+def test_dense_sn_power_iteration_finds_the_spectral_norm():
+    """Applied to the identity, dense_sn returns its normalized kernel (plus bias): after enough
+    power-iteration steps its largest singular value, by numpy's SVD, is 1."""
+    net = model_of("input x: [batch, 6]\noutput y = x -> dense_sn(4, iterations=60, bias=false)")
+    eye = np.eye(6, dtype=np.float32)
+    variables = randomize(net.init(jax.random.key(0), eye), 7)
+    y, state = net.apply(variables, eye, train=True)
+    w = np.asarray(variables["params"]["dense_sn_0"]["kernel"], np.float64)
+    np.testing.assert_allclose(np.linalg.svd(np.asarray(y, np.float64), compute_uv=False)[0], 1.0, rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(y), w / np.linalg.svd(w, compute_uv=False)[0], rtol=1e-4, atol=1e-5)
+    # evaluation with the converged u gives the same normalization, and leaves u alone
+    y_eval = net.apply({**variables, "state": state}, eye)
+    np.testing.assert_allclose(np.asarray(y_eval), np.asarray(y), rtol=1e-4, atol=1e-6)
+
+
+# -------------------------------------------------------------------- conditional batchnorm
+CBN = "input x: [batch, 3, 2, 4]\ninput l: i32[batch]\noutput y = conditional_batchnorm(x, l, classes=5, momentum=0.8)"
+
+
+def _cbn_ref(xp, params, state, x, labels, train):
+    p, s = params["conditional_batchnorm_0"], state["conditional_batchnorm_0"]
+    if not train:
+        return R.conditional_batchnorm(xp, x, labels, p, s["mean"], s["var"]), state
+    axes = tuple(range(x.ndim - 1))
+    mean = x.mean(axis=axes)
+    var = ((x - mean) ** 2).mean(axis=axes)
+    new = {"mean": 0.8 * s["mean"] + 0.2 * mean, "var": 0.8 * s["var"] + 0.2 * var}
+    return R.conditional_batchnorm(xp, x, labels, p, mean, var), {"conditional_batchnorm_0": new}
+
+
+@covers("conditional_batchnorm")
+@pytest.mark.parametrize("train", [True, False])
+def test_conditional_batchnorm(train):
+    net = model_of(CBN)
+    rng = np.random.default_rng(seed_of(CBN))
+    x = rng.normal(1.0, 2.0, (6, 3, 2, 4)).astype(np.float32)
+    labels = rng.integers(0, 5, 6).astype(np.int32)
+    variables = randomize(net.init(jax.random.key(0), x, labels), 11)
+    assert variables["params"]["conditional_batchnorm_0"]["scale"].shape == (5, 4)
+    got = net.apply(variables, x, labels, train=True) if train else (net.apply(variables, x, labels),
+                                                                      variables["state"])
+    want = _cbn_ref(np, f64(variables["params"]), f64(variables["state"]), np.float64(x), labels, train)
+    assert_close(got, want, 1e-4, 1e-5, f"conditional_batchnorm train={train}")
+
+    r = jnp.asarray(rng.normal(size=x.shape), jnp.float32)
+
+    def ours(params, x):
+        y = net.apply({**variables, "params": params}, x, labels, train=train)
+        return jnp.sum((y[0] if train else y) * r)
+
+    def theirs(params, x):
+        return jnp.sum(_cbn_ref(jnp, params, variables["state"], x, labels, train)[0] * r)
+
+    args = (variables["params"], jnp.asarray(x))
+    got, want = jax.jit(lambda *a: (jax.grad(ours, (0, 1))(*a), jax.grad(theirs, (0, 1))(*a)))(*args)
+    assert_close(got, want, 1e-3, 1e-4, f"conditional_batchnorm gradients train={train}")
+
+
+# -------------------------------------------------------------------- noise injection
+NOISE = "input x: [batch, 16, 16, 3]\noutput y = x -> noise_injection"
+
+
+@covers("noise_injection")
+def test_noise_injection():
+    """y = x + scale[c] * n with one N(0, 1) value n per example and pixel, shared by the channels;
+    fresh per key when training; zero without a key outside training."""
+    net = model_of(NOISE)
+    x = np.random.default_rng(0).normal(size=(8, 16, 16, 3)).astype(np.float32)
+    variables = randomize(net.init(jax.random.key(0), x), 3)
+    scale = np.asarray(variables["params"]["noise_injection_0"]["scale"])
+    np.testing.assert_array_equal(net.apply(variables, x), x)
+    y, _ = net.apply(variables, x, train=True, rngs=jax.random.key(1))
+    d = np.asarray(y, np.float64) - x
+    n = d[..., 0] / scale[0]
+    np.testing.assert_allclose(d, n[..., None] * scale, rtol=1e-3, atol=1e-5)  # shared across channels
+    assert abs(n.mean()) < 5 / np.sqrt(n.size) and abs(n.std() - 1) < 0.05
+    again, _ = net.apply(variables, x, train=True, rngs=jax.random.key(1))
+    np.testing.assert_array_equal(np.asarray(again), np.asarray(y))
+    other, _ = net.apply(variables, x, train=True, rngs=jax.random.key(2))
+    assert not np.allclose(np.asarray(other), np.asarray(y))
+    fixed = net.apply(variables, x, rngs=jax.random.key(1))  # evaluation with a key: that key's noise
+    np.testing.assert_allclose(np.asarray(fixed), np.asarray(y), rtol=1e-6)
+    # d y / d scale[c] = sum over examples and pixels of n
+    g = jax.grad(lambda p: jnp.sum(net.apply({**variables, "params": p}, x, train=True,
+                                             rngs=jax.random.key(1))[0]))(variables["params"])
+    np.testing.assert_allclose(g["noise_injection_0"]["scale"], np.full(3, n.sum()), rtol=1e-3)
+
+
+def test_noise_injection_needs_a_key_to_train():
+    net = model_of(NOISE)
+    x = np.zeros((1, 16, 16, 3), np.float32)
+    with pytest.raises(Exception, match="rngs"):
+        net.apply(net.init(jax.random.key(0), x), x, train=True)
