@@ -45,11 +45,22 @@ def read_source(path: Path) -> str:
         raise LimitError(f"{path.name} is {len(data):,} bytes; the limit is {MAX_FILE_BYTES:,}",
                          code="E402")
     if b"\x00" in data:
-        raise ImportFailure(f"{path.name} is a binary file, not nndsl source", code="E502")
+        raise ImportFailure(f"{path.name} is a binary file, not nndsl source (a NUL byte)",
+                            _byte_span(data, data.index(b"\x00"), path), code="E502")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ImportFailure(f"{path.name} is not UTF-8 (byte {e.start})", code="E502") from None
+        raise ImportFailure(f"{path.name} is not UTF-8 (byte {e.start})", _byte_span(data, e.start, path),
+                            code="E502") from None
+
+
+def _byte_span(data: bytes, pos: int, path: Path) -> Span:
+    """The line and column of byte `pos`, for a file that cannot be decoded as a whole."""
+    before = data[:pos]
+    line = before.count(b"\n") + 1
+    col = pos - (before.rfind(b"\n") + 1) + 1
+    text = data.decode("utf-8", errors="replace").replace("\x00", "?")
+    return Span(Source(text, str(path)), line, col, line, col + 1)
 
 
 class Loader:
@@ -121,6 +132,7 @@ class Loader:
         try:
             text = read_source(path)
         except NndslError as e:
+            e.diagnostics[0].notes.insert(0, (e.diagnostics[0].span, "the offending byte"))
             e.diagnostics[0].span = item.span
             raise
         self.load_text(text, str(path.name) if path.parent == stdlib_dir().resolve() else _display(path), path)

@@ -35,8 +35,11 @@ def check_graph(g, max_memory: int | None = None, what: str = "the model") -> No
             spans.setdefault(n.path, n.span)
         t = n.type
         for tt in (t if isinstance(t, tuple) else (t,)):
-            size = tt.size() if hasattr(tt, "size") else None
-            if size is not None and size > MAX_EXTENT:
+            # symbolic dims count as 1: if even that is too big, every batch size is
+            size = 1
+            for d in getattr(tt, "shape", ()):
+                size *= d if isinstance(d, int) else 1
+            if size > MAX_EXTENT:
                 raise LimitError(f"{n.label or n.op} would produce {size:,} elements, more than one array "
                                  f"can hold ({MAX_EXTENT:,})", n.span, code="E401")
     for registry in (g.params, g.state):
