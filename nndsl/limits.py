@@ -33,15 +33,6 @@ def check_graph(g, max_memory: int | None = None, what: str = "the model") -> No
     for n in g.nodes():
         if n.path is not None:
             spans.setdefault(n.path, n.span)
-        t = n.type
-        for tt in (t if isinstance(t, tuple) else (t,)):
-            # symbolic dims count as 1: if even that is too big, every batch size is
-            size = 1
-            for d in getattr(tt, "shape", ()):
-                size *= d if isinstance(d, int) else 1
-            if size > MAX_EXTENT:
-                raise LimitError(f"{n.label or n.op} would produce {size:,} elements, more than one array "
-                                 f"can hold ({MAX_EXTENT:,})", n.span, code="E401")
     for registry in (g.params, g.state):
         for path, spec in registry.items():
             size = spec.size() or 0
@@ -55,3 +46,13 @@ def check_graph(g, max_memory: int | None = None, what: str = "the model") -> No
                          f"the memory limit of {human(limit)}; the largest is `{'.'.join(where)}` "
                          f"({human(biggest)})", span, code="E401",
                          help="use smaller layers, or raise the limit with --max-memory")
+    for n in g.nodes():
+        t = n.type
+        for tt in (t if isinstance(t, tuple) else (t,)):
+            # symbolic dims count as 1: if even that is too big, every batch size is
+            size = 1
+            for d in getattr(tt, "shape", ()):
+                size *= d if isinstance(d, int) else 1
+            if size > MAX_EXTENT:
+                raise LimitError(f"{n.label or n.op} would produce {size:,} elements, more than one array "
+                                 f"can hold ({MAX_EXTENT:,})", n.span, code="E401")
