@@ -143,6 +143,8 @@ def check_program(program: Program) -> list:
 
     errors: list = []
     for name, d in program.defs.definitions.items():
+        if _imported(d, program):
+            continue  # an imported definition is checked where this file uses it
         try:
             if isinstance(d, ast.TrainDef):
                 build_train(program.defs, name, None, _entry_dir(program))
@@ -163,6 +165,11 @@ def check_program(program: Program) -> list:
             seen.add(key)
             unique.append(e)
     return unique
+
+
+def _imported(d, program: Program) -> bool:
+    name = d.span.source.name if d.span is not None else None
+    return name is not None and name != program.defs.entry
 
 
 def _entry_dir(program: Program):

@@ -5,6 +5,7 @@ Each file in tests/bad/ is one mistake. Its first comment lines say what must be
     # expect: FRAGMENT        (one or more; each must appear in the rendered report)
     # at: LINE:COL            (where, in this file; or FILE:LINE:COL for a file it imports)
     # under: TEXT             (the caret run must start under this text)
+    # code: E301              (the error code it must carry, documented in docs/errors.md)
     # xfail: REASON           (a known diagnostics bug; the case must fail until it is fixed)
 
 Files under tests/bad/lib/ are helpers that cases import, not cases themselves.
@@ -25,7 +26,7 @@ import nndsl
 from nndsl.api import check_program
 
 BAD = Path(__file__).resolve().parent / "bad"
-HEADER = re.compile(r"^#\s*(expect|at|under|xfail):\s?(.*)$")
+HEADER = re.compile(r"^#\s*(expect|at|under|xfail|code):\s?(.*)$")
 LOCATED = re.compile(r"^(?P<file>\S+?):(?P<line>\d+):(?P<col>\d+): error(\[\w+\])?: ")
 
 
@@ -38,6 +39,7 @@ class Case:
     col: int
     under: str | None
     xfail: str | None
+    code: str | None = None
 
 
 def read_case(path: Path) -> Case:
@@ -54,7 +56,7 @@ def read_case(path: Path) -> Case:
     where = fields["at"].rsplit(":", 2)
     file = where[0] if len(where) == 3 else path.name
     return Case(path, fields["expect"], file, int(where[-2]), int(where[-1]), fields.get("under"),
-                fields.get("xfail"))
+                fields.get("xfail"), fields.get("code"))
 
 
 CASES = [read_case(p) for p in sorted(BAD.glob("*.nn"))]
@@ -122,7 +124,8 @@ def _points_at(m, case: Case) -> bool:
 
 # ---------------------------------------------------------------------------- the catalogue itself
 def test_catalogue_covers_many_distinct_mistakes():
-    assert len([c for c in CASES if not c.xfail]) >= 12
+    assert len([c for c in CASES if not c.xfail]) >= 40
+    assert all(c.code for c in CASES), [c.path.name for c in CASES if not c.code]
     for c in CASES:
         assert c.expect, f"{c.path.name}: no `# expect:` line"
         assert (BAD / c.file).is_file(), c.file
@@ -189,6 +192,9 @@ def test_check_command_json(case, capsys):
     assert diags and all(d["severity"] == "error" for d in diags)
     assert any((d["line"], d["col"]) == (case.line, case.col) and d["file"].endswith(case.file.split("/")[-1])
                for d in diags), diags
+    if case.code:
+        assert any(d["code"] == case.code and (d["line"], d["col"]) == (case.line, case.col) for d in diags), \
+            (case.code, diags)
     text = "\n".join(f"{d['message']}\n{d.get('help') or ''}\n" + "\n".join(n["message"] for n in d["notes"])
                      for d in diags)
     for fragment in case.expect:

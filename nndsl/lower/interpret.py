@@ -61,6 +61,9 @@ def run(g: Graph, params: dict, state: dict, inputs: list, *, train: bool = Fals
         if node.op == "grad":
             env[nid] = _grad(g, nid, env, params, state, inputs, train, rng)
             continue
+        if node.op == "scan_layers":
+            env[nid] = _scan_layers(node, args, params, state, train, rng)
+            continue
         opdef = OPS[node.op]
         ctx = ApplyCtx(train=train, out_shape=node.type.shape if hasattr(node.type, "shape") else ())
         if node.path is not None:
@@ -105,6 +108,44 @@ def _scan(node, args, params, state, train, rng, new_state):
         time_major = tuple(jnp.swapaxes(s, 0, 1) for s in (seq, *seqs))
         final, ys = jax.lax.scan(f, inits, time_major, reverse=node.attrs["reverse"])
     return (jnp.swapaxes(ys, 0, 1), *final)
+
+
+def _scan_layers(node, args, params, state, train, rng):
+    """`Block * n` as one lax.scan: each copy's parameters (and read-only state) are stacked along a
+    new leading axis, and the body (the first copy) reads its slice where the first copy's live."""
+    body: Graph = node.attrs["body"]
+    copies = node.attrs["paths"].paths  # per copy, the scope of each parameterized body node
+    slots = copies[0]
+
+    def stacked(tree):
+        out = []
+        for j in range(len(slots)):
+            leaves = [_leaves(tree, c[j]) for c in copies]
+            out.append({k: jnp.stack([lv[k] for lv in leaves]) for k in leaves[0]})
+        return out
+
+    def step(carry, sl):
+        p_sl, s_sl = sl
+        env = run(body, _overlay(params, slots, p_sl), _overlay(state, slots, s_sl), [carry, *args[1:]],
+                  train=train, rng=rng)
+        return env[body.outputs["out"]], None
+
+    out, _ = jax.lax.scan(step, args[0], (stacked(params), stacked(state)))
+    return out
+
+
+def _overlay(tree: dict, paths, values) -> dict:
+    """`tree` with the leaves at each path replaced (a copy along each path; `tree` is untouched)."""
+    out = dict(tree)
+    for path, val in zip(paths, values):
+        if not val:
+            continue
+        node = out
+        for k in path[:-1]:
+            node[k] = dict(node.get(k, {}))
+            node = node[k]
+        node[path[-1]] = val[""] if "" in val else {**node.get(path[-1], {}), **val}
+    return out
 
 
 def _grad(g: Graph, nid: str, env: dict, params, state, inputs, train, rng):

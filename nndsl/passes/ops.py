@@ -121,3 +121,22 @@ def _offsets(k):
 for _n in (1, 2, 3):
     register(type(f"Conv{_n}DPatches", (ConvPatches,),
                   {"name": f"conv{_n}d_patches", "base": f"conv{_n}d", "__doc__": ConvPatches.__doc__}))
+
+
+@register
+class ScanLayers(OpDef):
+    """`Block * n` as one loop: the body (the first copy) runs `copies` times, each time reading
+    the parameters of the next copy (named in `paths`); the interpreter stacks them for lax.scan.
+    Inputs: the value entering the first copy, then values every copy reads from outside."""
+
+    name = "scan_layers"
+    inputs = ("*xs",)
+    attrs = (Attr("body", "any"), Attr("copies", "int"), Attr("paths", "any"))
+    kind = "internal"
+
+    def infer(self, *xs, body, copies, paths):
+        return body.node(body.outputs["out"]).type
+
+    def flops(self, out, *xs, body, copies, paths):
+        from ..ir.cost import graph_flops
+        return graph_flops(body) * copies

@@ -64,9 +64,10 @@ class _Segments:
         sp = {n: i for i, n in enumerate(self.spine)}
         cuts, reach = [], -1
         for i, n in enumerate(self.spine):
-            if reach <= i and i > 0 and not isinstance(g.node(n).type, tuple):
+            if reach <= i and not isinstance(g.node(n).type, tuple):
                 cuts.append(i)
-            reach = max([reach] + [sp[u] for u in g.users(n) if u in sp])
+            if n not in g.inputs:  # an input read far ahead (labels, a skip from the image) is a constant
+                reach = max([reach] + [sp[u] for u in g.users(n) if u in sp])
         # segment k: spine nodes after cut k-1 up to and including cut k; its entry is cut k-1
         self.entries = [self.spine[c] for c in cuts[:-1]]
         self.members: list[list[str]] = [self.spine[a + 1:b + 1] for a, b in zip(cuts, cuts[1:])]
@@ -150,18 +151,39 @@ class ScanLayers(Pass):
                 units, entry = units[1:], units[0][-1][-1]  # the first copy changes the carry's shape
                 if len(units) < MIN_COPIES:
                     continue
-            self._stack(g, entry, [[n for seg in u for n in seg] for u in units])
-            done += 1
+            flat = [[n for seg in u for n in seg] for u in units]
+            if self._wired(g, entry, flat):
+                self._stack(g, entry, flat)
+                done += 1
         return done
+
+    def _wired(self, g: Graph, entry: str, units: list[list[str]]) -> bool:
+        """Each copy reads only its entry, itself, or values from outside the run that do not depend
+        on it; nothing outside reads into the run except its last value."""
+        run = {n for u in units for n in u}
+        after = g.descendants(entry)
+        entries = [entry] + [u[-1] for u in units[:-1]]
+        outputs = set(g.outputs.values())
+        for t, (e, u) in enumerate(zip(entries, units)):
+            mine = set(u)
+            for n in u:
+                if any(i != e and i not in mine and (i in run or i in after) for i in g.input_ids(n)):
+                    return False
+                if n == u[-1] and t == len(units) - 1:
+                    continue
+                readers = run if n == u[-1] else mine
+                if n in outputs or any(x not in readers for x in g.users(n)):
+                    return False
+        return True
 
     def _stack(self, g: Graph, entry: str, units: list[list[str]]) -> None:
         first = units[0]
-        exit_ = first[-1] if len(units) == 1 else units[-1][-1]
+        exit_ = units[-1][-1]
         body = Graph(params=g.params, state=g.state, counter=g.counter)
         carry = body.add("input", [], {"name": "carry"}, g.node(entry).type, g.node(entry).span)
         body.inputs.append(carry.id)
         mine, consts = set(first), []
-        memo = {_unit_entry(g, first, entry): carry.id}
+        memo = {entry: carry.id}
         for n in first:
             node = g.node(n)
             ins = []
@@ -182,6 +204,3 @@ class ScanLayers(Pass):
         g.replace_all_uses(exit_, new.id)
         erase_dead(g, exit_)
 
-
-def _unit_entry(g: Graph, unit: list, entry: str) -> str:
-    return entry

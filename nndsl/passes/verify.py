@@ -83,6 +83,12 @@ def _verify_node(g: Graph, nid: str, fail, where: str) -> None:
         fail(f"{nid} ({n.op}) no longer type-checks: {e}")
     if want != n.type:
         fail(f"{nid} ({n.op}) has type {_fmt(n.type)} but its inputs give {_fmt(want)}")
+    body = n.attrs.get("body")
+    if isinstance(body, Graph):  # a loop over layers: its body takes the node's inputs
+        if [g.node(i).type for i in ins] != [body.node(i).type for i in body.inputs]:
+            fail(f"{nid} ({n.op}) has inputs {_fmt(tuple(types))} but its body takes "
+                 f"{_fmt(tuple(body.node(i).type for i in body.inputs))}")
+        verify(body, where=f"{where} > {n.op} {nid}")
     if n.path is not None and opdef.has_params:
         for leaf in list(opdef.params(*types, **n.attrs)):
             key = n.path + (leaf,) if leaf else n.path
