@@ -159,7 +159,8 @@ def test_loads_names_the_string_source():
     text = (BAD / "unknown_layer.nn").read_text()
     with pytest.raises(nndsl.NndslError) as e:
         nndsl.loads(text, name="mine.nn").model("A")
-    assert str(e.value).startswith("mine.nn:7:31: error")
+    case = read_case(BAD / "unknown_layer.nn")
+    assert str(e.value).startswith(f"mine.nn:{case.line}:{case.col}: error")
 
 
 # ---------------------------------------------------------------------------- through `nndsl check`
