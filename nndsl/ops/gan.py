@@ -43,10 +43,12 @@ def _per_example(v, x):
 
 @register
 class InstanceNorm(OpDef):
-    """Instance normalization (Ulyanov et al., 2016): each example and channel is normalized over
-    its spatial axes, y = (x - mean) / sqrt(var + eps) * scale + bias, with mean and (biased) var
-    over axes 1..-2 of [batch, ..., channels]; scale [c] (ones) and bias [c] (zeros) are learned.
-    No running statistics: training and evaluation compute the same thing."""
+    """Normalizes each example and channel over its spatial axes; learned scale and bias.
+
+    Instance normalization (Ulyanov et al., 2016) of [batch, ..., channels]:
+    y = (x - mean) / sqrt(var + eps) * scale + bias, mean and (biased) var over axes 1..-2;
+    scale [c] starts at ones, bias [c] at zeros. No running statistics: training and evaluation
+    compute the same thing."""
 
     name = "instance_norm"
     attrs = (Attr("eps", "float", 1e-5),)
@@ -102,10 +104,11 @@ class SpectralNorm:
 
 @register
 class DenseSN(SpectralNorm, Dense):
-    """`spectral_norm(dense(units))`: y = x @ (kernel / sigma(kernel)) + bias, with sigma the
-    largest singular value of kernel [in, units] estimated by power iteration; u [units] lives in
-    state and advances `iterations` steps per application only when training (see
-    `spectral_normalize`). In evaluation the stored u gives sigma = |kernel @ u|."""
+    """`spectral_norm(dense(units))`: dense with its kernel divided by its largest singular value.
+
+    y = x @ (kernel / sigma) + bias, sigma estimated by power iteration on kernel [in, units]
+    with u [units] kept in state; u advances `iterations` steps per application only when
+    training (see `spectral_normalize`). In evaluation the stored u gives sigma = |kernel @ u|."""
 
     name = "dense_sn"
     attrs = Dense.attrs + SN_ATTRS
@@ -128,10 +131,11 @@ class DenseSN(SpectralNorm, Dense):
 
 @register
 class Conv2DSN(SpectralNorm, Conv2D):
-    """`spectral_norm(conv2d(...))`: a 2-D convolution (same arguments as conv2d) whose kernel
-    [kh, kw, in / groups, filters] is divided by the largest singular value of its
-    [kh * kw * in / groups, filters] matrix, estimated by power iteration with u [filters] in
-    state, advanced only when training (see `spectral_normalize`)."""
+    """`spectral_norm(conv2d(...))`: conv2d with its kernel divided by its largest singular value.
+
+    Same arguments as conv2d. The kernel [kh, kw, in / groups, filters], seen as a
+    [kh * kw * in / groups, filters] matrix, is divided by its spectral norm, estimated by power
+    iteration with u [filters] in state, advanced only when training (see `spectral_normalize`)."""
 
     name = "conv2d_sn"
     attrs = Conv2D.attrs + SN_ATTRS
@@ -157,8 +161,9 @@ class Conv2DSN(SpectralNorm, Conv2D):
 # ---------------------------------------------------------------------- attention, style, noise
 @register
 class SelfAttention(OpDef):
-    """SAGAN self-attention (Zhang et al., 2018) over the positions of [batch, h, w, c]:
-    q = x Wq + bq, k = x Wk + bk ([c, c // reduction], at least 1 wide), v = x Wv + bv ([c, c]),
+    """SAGAN self-attention over the h*w positions of [batch, h, w, c]: y = x + gamma * attn.
+
+    Zhang et al., 2018: q = x Wq + bq, k = x Wk + bk ([c, c // reduction], at least 1 wide), v = x Wv + bv ([c, c]),
     all 1x1 convolutions; a = softmax over key positions of q k^T, [batch, h*w, h*w];
     y = x + gamma * (a v). gamma is a learned scalar that starts at 0, so the layer starts as the
     identity and learns how much attention to mix in."""
@@ -205,7 +210,9 @@ class SelfAttention(OpDef):
 
 @register
 class AdaIN(OpDef):
-    """Adaptive instance normalization (Huang & Belongie, 2017; StyleGAN's style modulation):
+    """`adain(x, style)`: instance-normalized x, scaled and shifted per channel by the style.
+
+    Adaptive instance normalization (Huang & Belongie, 2017; StyleGAN's style modulation):
     adain(x, style) = instance_norm(x) * (style @ scale_kernel + scale_bias)
                       + (style @ shift_kernel + shift_bias),
     x: [batch, ..., c], style: [batch, s]; the per-example, per-channel scale and shift are dense
@@ -240,7 +247,9 @@ class AdaIN(OpDef):
 
 @register
 class NoiseInjection(OpDef):
-    """StyleGAN's noise inputs: y = x + scale * n, with n ~ N(0, 1) one value per example and
+    """StyleGAN's noise inputs: per-pixel Gaussian noise times a learned per-channel scale.
+
+    y = x + scale * n, with n ~ N(0, 1) one value per example and
     pixel ([batch, ..., 1], shared by the channels) and scale [c] learned per channel (starts at
     zeros). When training, n is drawn fresh from the rng (required). When not training, n is drawn
     from the rng if `rngs` is given (a fixed key gives fixed noise), and is zero otherwise, so
@@ -265,7 +274,9 @@ class NoiseInjection(OpDef):
 
 @register
 class ConditionalBatchNorm(OpDef):
-    """Class-conditional batchnorm (de Vries et al., 2017; BigGAN): batchnorm without its own
+    """Batchnorm whose scale and bias are looked up by class id: `conditional_batchnorm(x, labels)`.
+
+    Class-conditional batchnorm (de Vries et al., 2017; BigGAN): batchnorm without its own
     affine part, then scale[labels] and bias[labels] from per-class tables [classes, c] (ones and
     zeros): y = (x - mean) / sqrt(var + eps) * scale[label] + bias[label]. x: [batch, ..., c],
     labels: integer [batch]. Statistics as `batchnorm`: batch statistics when training (running
@@ -334,8 +345,9 @@ class OneSided(GameLoss):
 
 @register
 class HingeD(TwoSided):
-    """The discriminator's hinge loss (Lim & Ye, 2017; SAGAN, BigGAN):
-    mean(relu(1 - real)) + mean(relu(1 + fake))."""
+    """The discriminator's hinge loss, mean(relu(1 - real)) + mean(relu(1 + fake)).
+
+    Lim & Ye, 2017; used by SAGAN and BigGAN. real, fake: D's scores."""
 
     name = "hinge_d"
 
@@ -355,7 +367,7 @@ class HingeG(OneSided):
 
 @register
 class WassersteinD(TwoSided):
-    """The critic's Wasserstein loss (Arjovsky et al., 2017): mean(fake) - mean(real)."""
+    """The critic's Wasserstein loss, mean(fake) - mean(real) (Arjovsky et al., 2017)."""
 
     name = "wasserstein_d"
 
@@ -375,8 +387,9 @@ class WassersteinG(OneSided):
 
 @register
 class MinimaxG(OneSided):
-    """The generator's loss of the original minimax game (Goodfellow et al., 2014), from logits:
-    mean(log(1 - sigmoid(fake))) = -mean(softplus(fake)), computed stably. It saturates when D
+    """The generator's minimax loss from logits, mean(log(1 - sigmoid(fake))), computed stably.
+
+    The original game (Goodfellow et al., 2014): it equals -mean(softplus(fake)). It saturates when D
     rejects the samples; `bce_logits(fake, 1)` is the non-saturating alternative."""
 
     name = "minimax_g"
@@ -387,8 +400,9 @@ class MinimaxG(OneSided):
 
 @register
 class LSGanD(TwoSided):
-    """The least-squares discriminator loss (Mao et al., 2017):
-    0.5 * mean((real - 1)^2) + 0.5 * mean(fake^2)."""
+    """The least-squares discriminator loss, 0.5 * mean((real - 1)^2) + 0.5 * mean(fake^2).
+
+    LSGAN (Mao et al., 2017)."""
 
     name = "lsgan_d"
 

@@ -5,9 +5,9 @@ lowering; `PASSES` maps their CLI names to their classes and `LEVELS` says which
 """
 from __future__ import annotations
 
-from .manager import LEVELS, PASSES, PassManager, optimize, pipeline
+from .manager import LEVELS, O2_EXTRA, PASSES, PassManager, level_passes, optimize, pipeline
 from .rewrite import Context, Pass, PassError, rewrite, rule
 from .verify import VerifyError, verify
 
-__all__ = ["LEVELS", "PASSES", "Context", "Pass", "PassError", "PassManager", "VerifyError", "optimize",
+__all__ = ["LEVELS", "O2_EXTRA", "PASSES", "level_passes", "Context", "Pass", "PassError", "PassManager", "VerifyError", "optimize",
            "pipeline", "rewrite", "rule", "verify"]

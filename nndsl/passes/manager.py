@@ -2,8 +2,9 @@
 
     -O0   nothing: the graph as built
     -O1   cheap rewrites that never change a value: simplify, fold-constants, cse, dce
-    -O2   -O1 plus fusions and loop rewrites, each chosen because it measured faster on XLA:CPU
-          (benchmarks/RESULTS.md); fold-batchnorm applies to inference graphs only
+    -O2   -O1 plus the rewrites that measured faster on this platform (O2_EXTRA; on XLA:CPU:
+          fold-batchnorm for inference graphs, conv-as-matmul for small convolutions,
+          scan-layers for long runs of large blocks), then -O1 again
 
 `NNDSL_VERIFY=1` (or `verify=True`) checks the IR after every pass; the tests always do.
 """
@@ -30,12 +31,28 @@ PASSES: dict[str, type[Pass]] = {p.name: p for p in (
     FoldBatchnorm, HoistScanInvariants, HoistScanInputs, ScanLayers, ConvAsMatmul)}
 
 _CLEAN = ["simplify", "fold-constants", "cse", "dce"]
-LEVELS: dict[int, list[str]] = {
-    0: [],
-    1: _CLEAN,
-    # hoist-scan-inputs is left out: on XLA:CPU it measured slower (benchmarks/RESULTS.md).
-    2: _CLEAN + ["fold-batchnorm", "fuse-parallel-dense", "hoist-scan-invariants", "scan-layers"] + _CLEAN,
+# -O2 adds what measured faster on each platform (benchmarks/RESULTS.md). On XLA:CPU, fusing
+# parallel dense layers and hoisting work out of scan bodies measured slower (LSTM training step
+# 0.75-0.9x), so they are left out there; a platform not measured yet gets the rewrites that
+# remove work everywhere.
+O2_EXTRA: dict[str, list[str]] = {
+    "cpu": ["fold-batchnorm", "conv-as-matmul", "scan-layers"],
 }
+O2_UNMEASURED = ["fold-batchnorm", "scan-layers"]
+LEVELS: dict[int, list[str]] = {0: [], 1: _CLEAN, 2: _CLEAN + O2_EXTRA["cpu"] + _CLEAN}
+
+
+def level_passes(level: int, platform: str | None = None) -> list[str]:
+    """The passes -O`level` runs on `platform` (default: JAX's default backend)."""
+    if level not in LEVELS:
+        raise PassError(f"no optimization level -O{level}; levels are {', '.join(f'-O{k}' for k in LEVELS)}",
+                        code="E902")
+    if level < 2:
+        return list(LEVELS[level])
+    if platform is None:
+        import jax
+        platform = jax.default_backend()
+    return _CLEAN + O2_EXTRA.get(platform, O2_UNMEASURED) + _CLEAN
 
 
 def _env_verify() -> bool:
@@ -45,10 +62,7 @@ def _env_verify() -> bool:
 def pipeline(level: int = 1, passes: Iterable[str] | None = None) -> list[str]:
     """The pass names `level` (or an explicit list) runs, checked against PASSES."""
     if passes is None:
-        if level not in LEVELS:
-            raise PassError(f"no optimization level -O{level}; levels are {', '.join(f'-O{k}' for k in LEVELS)}",
-                            code="E902")
-        return list(LEVELS[level])
+        return level_passes(level)
     names = [p.strip() for p in passes if p.strip()]
     for name in names:
         if name not in PASSES:

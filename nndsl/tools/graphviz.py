@@ -15,6 +15,7 @@ Writing DOT needs only the `graphviz` Python package; SVG, PNG and PDF need Grap
 """
 from __future__ import annotations
 
+import bisect
 import copy
 import shutil
 from collections import defaultdict
@@ -87,47 +88,73 @@ def _common(scopes: list) -> tuple:
     return out
 
 
+def scope_kinds(g: Graph, defs) -> dict:
+    """scope -> the definition it is an instance of, by where its layers were written (a scan:
+    where its body's layers were)."""
+    spans = _def_spans(defs)
+    votes: dict = defaultdict(lambda: defaultdict(int))
+    for n in g.nodes():
+        if not n.path or n.path[0].startswith("~"):
+            continue
+        d = _def_at(spans, n.span)
+        if d is not None:
+            votes[tuple(n.path[:-1])][d] += 1
+        if n.op == "scan" and isinstance(n.attrs.get("body"), Graph):
+            for m in n.attrs["body"].nodes():
+                d = _def_at(spans, m.span)
+                if d is not None and m.path:
+                    votes[tuple(n.path)][d] += 1
+    return {s: max(v, key=v.get) for s, v in votes.items()}
+
+
 def infer_scopes(g: Graph, defs, root: str) -> dict:
     """node id -> the scope (tuple of instance names) it belongs to.
 
-    A layer's scope is its parameter path without the last name. Nodes without a path (`a + b`,
-    `concat`) belong to the scope of a neighbour that is an instance of the definition whose text
-    made them; failing that, to what their neighbours share."""
+    A layer's scope is its parameter path without the last name. A node without a path (`a + b`,
+    `concat`) was made while the builder elaborated some body, and the builder makes a body's
+    nodes one after another: so it belongs to the nearest node made before (or else after) it
+    that has a path, or to the enclosing instance of that node whose definition holds the text
+    that made it. Failing that, to what its neighbours share."""
     spans = _def_spans(defs)
     scope: dict = {}
-    votes: dict = defaultdict(lambda: defaultdict(int))
+    pathed = []  # (order, scope) of nodes with a path, in creation order
     for n in g.nodes():
         if n.op == "input" or (n.path and n.path[0].startswith("~")):
             scope[n.id] = ()
         elif n.path:
             scope[n.id] = tuple(n.path[:-1])
-            d = _def_at(spans, n.span)
-            if d is not None:
-                votes[scope[n.id]][d] += 1
-    kinds = {s: max(v, key=v.get) for s, v in votes.items()}
+            pathed.append((g._order(n.id), scope[n.id] + ((n.path[-1],) if n.op == "scan" else ())))
+    kinds = scope_kinds(g, defs)
     kinds[()] = root
-    order = g.topo_order()
-    for sweep in (order, list(reversed(order)), order):
-        for nid in sweep:
-            if nid in scope and (g.node(nid).path or g.node(nid).op == "input"):
-                continue
-            found = _guess(g, nid, scope, kinds, _def_at(spans, g.node(nid).span), root)
+    pathed.sort()
+    orders = [o for o, _ in pathed]
+    rest = [n for n in g.nodes() if n.id not in scope]
+    for n in rest:
+        made_by = _def_at(spans, n.span)
+        if made_by == root:
+            scope[n.id] = ()
+            continue
+        k = bisect.bisect_left(orders, g._order(n.id))
+        near = [pathed[j][1] for j in (k - 1, k) if 0 <= j < len(pathed)]
+        found = None
+        for s in near:
+            for cut in range(len(s), -1, -1):
+                if made_by is not None and kinds.get(s[:cut]) == made_by:
+                    found = s[:cut]
+                    break
             if found is not None:
-                scope[nid] = found
-    for nid in order:
+                break
+        if found is not None:
+            scope[n.id] = found
+    for sweep in (g.topo_order(), list(reversed(g.topo_order()))):
+        for nid in sweep:
+            if nid not in scope:
+                near = [scope[m] for m in g.input_ids(nid) + g.users(nid) if m in scope]
+                if near:
+                    scope[nid] = _common(near)
+    for nid in g.topo_order():
         scope.setdefault(nid, ())
     return scope
-
-
-def _guess(g: Graph, nid: str, scope: dict, kinds: dict, made_by: str | None, root: str):
-    near = [scope[m] for m in g.input_ids(nid) + g.users(nid) if m in scope]
-    if made_by == root:
-        return ()
-    candidates = {s[:k] for s in near for k in range(len(s) + 1)}
-    matching = [s for s in candidates if made_by is not None and kinds.get(s) == made_by]
-    if matching:
-        return max(matching, key=len)
-    return _common(near) if near else None
 
 
 # ---------------------------------------------------------------------- the picture
@@ -141,7 +168,10 @@ class _Cluster:
 
 
 def _short(v) -> str:
-    text = _val(v)
+    if isinstance(v, (list, tuple)):  # dimensions: [batch, 16], not ["batch", 16]
+        text = "[" + ", ".join(str(x) if isinstance(x, str) else _val(x) for x in v) + "]"
+    else:
+        text = _val(v)
     return text if len(text) <= 24 else text[:21] + "..."
 
 
@@ -150,6 +180,8 @@ def _op_text(n) -> str:
     from ..ops.registry import REQUIRED
     op = OPS.get(n.op)
     attrs = {k: v for k, v in n.attrs.items() if k not in HIDDEN and not k.startswith("_")}
+    if n.op == "fill" or (op is not None and op.kind == "random"):
+        attrs.pop("shape", None)  # the edge says it
     if op is None:
         inner = ", ".join(f"{k}={_short(v)}" for k, v in sorted(attrs.items()))
     else:
@@ -260,24 +292,16 @@ class _Drawer:
         self.names = names if names is not None else {}  # scope -> cluster label
         self.alias = alias if alias is not None else {}  # node id -> drawn id (shared with scan bodies)
         self.expanded: dict = {}  # scan node id -> its body's output node ids, in order
-        self.kinds = self._kinds()
-
-    def _kinds(self) -> dict:
-        """scope -> the definition it is an instance of (by where its layers were written)."""
-        spans = _def_spans(self.defs)
-        votes: dict = defaultdict(lambda: defaultdict(int))
-        for n in self.g.nodes():
-            if n.path and len(n.path) > 1:
-                d = _def_at(spans, n.span)
-                if d:
-                    votes[tuple(n.path[:-1])][d] += 1
-        return {s: max(v, key=v.get) for s, v in votes.items()}
+        self.kinds = scope_kinds(g, defs)
 
     def label_of(self, key: tuple) -> str:
         if key in self.names:
             return self.names[key]
         kind = self.kinds.get(key)
-        return f"{key[-1]}: {kind}" if kind and not key[-1].startswith(kind + "_") else key[-1]
+        parent = self.kinds.get(key[:-1], self.root)
+        if kind is None or kind in (self.root, parent) or key[-1].startswith(kind + "_"):
+            return key[-1]
+        return f"{key[-1]}: {kind}"
 
     def _labels(self, key: tuple) -> dict:
         return {key[:i]: self.label_of(key[:i]) for i in range(1, len(key) + 1)}
@@ -294,6 +318,8 @@ class _Drawer:
             s = self._own_scope(n)
             if self.depth is not None and len(s) > self.depth:
                 groups[s[:self.depth + 1]].append(n.id)
+            elif n.op == "scan":
+                self.names.setdefault(s, f"{self.label_of(s)}  (one step, scanned over time)")
         for key, members in groups.items():
             self._collapse(key, members)
         for n in g.nodes():
@@ -349,8 +375,10 @@ class _Drawer:
             self.pic.node(c, did, f"{n.path[0][1:]} ~ {_op_text(n)}", "draw")
         elif n.op == "const":
             self.pic.node(c, did, _short(n.attrs.get("value")), "const")
+        elif n.path and any(p[:len(n.path)] == n.path for p in (*self.g.params, *self.g.state)):
+            self.pic.node(c, did, f"{n.path[-1]}\n{_op_text(n)}", "layer")  # named: it has weights
         elif n.path:
-            self.pic.node(c, did, f"{n.path[-1]}\n{_op_text(n)}", "layer")
+            self.pic.node(c, did, _op_text(n), "layer")
         elif n.label and n.label.startswith("`"):
             self.pic.node(c, did, n.label.strip("`"), "op")
         else:
@@ -361,7 +389,6 @@ class _Drawer:
         dashed edge from each next state back to the state it replaces."""
         body: Graph = n.attrs["body"]
         key = self._own_scope(n)
-        self.names.setdefault(key, f"{self.label_of(key)}  (one step, scanned over time)")
         scope = {k: v if v[:len(key)] == key else key
                  for k, v in infer_scopes(body, self.defs, self.root).items()}
         inner = _Drawer(self.pic, body, self.defs, self.root, self.depth, self.group_collapsed,

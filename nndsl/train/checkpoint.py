@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import re
 import warnings
 from pathlib import Path
@@ -35,6 +37,7 @@ def save(folder: Path, step: int, ts: dict, data_state: dict, keep: int = 3) -> 
     blob = st_save(arrays)
     tensors = folder / f"ckpt-{step:08d}.safetensors"
     atomic_write(tensors, blob)
+    _fault("kill-during-checkpoint", step)  # tests: die between the tensors and the manifest
     manifest = {"step": step, "tensors": tensors.name, "sha256": hashlib.sha256(blob).hexdigest(),
                 "leaves": len(arrays), "data": data_state}
     path = folder / f"ckpt-{step:08d}.json"
@@ -43,6 +46,14 @@ def save(folder: Path, step: int, ts: dict, data_state: dict, keep: int = 3) -> 
         for p in (old, old.with_suffix(".safetensors")):
             p.unlink(missing_ok=True)
     return path
+
+
+def _fault(name: str, step: int) -> None:
+    """Fault injection for the kill tests: NNDSL_FAULT=kill-during-checkpoint:STEP sends this
+    process SIGKILL at that point of that step's checkpoint."""
+    spec = os.environ.get("NNDSL_FAULT", "")
+    if spec == f"{name}:{step}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _manifests(folder: Path) -> list[Path]:

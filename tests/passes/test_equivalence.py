@@ -10,7 +10,7 @@ from nndsl.passes import PASSES
 
 from .util import assert_same, models
 
-EVERY_PASS = ["simplify", "fold-constants", "cse", "fold-batchnorm", "fuse-parallel-dense",
+EVERY_PASS = ["simplify", "fold-constants", "cse", "fold-batchnorm", "fuse-parallel-dense", "conv-as-matmul",
               "hoist-scan-inputs", "hoist-scan-invariants", "scan-layers", "simplify", "cse", "dce"]
 assert set(EVERY_PASS) == set(PASSES)
 
@@ -41,9 +41,15 @@ model Attention(d: int = 8) {
 }
 """
 STACK = """
+import resnet
 model Deep {
   input x: [batch, 5]
-  output y = x -> dense(7) -> (dense(7) -> relu) * 4 -> dense(2)
+  output y = x -> dense(6) -> (dense(6) -> relu -> dense(6) -> tanh -> dense(6) -> sigmoid -> dense(6) -> relu) * 8
+    -> dense(2)
+}
+model Tower {
+  input x: [batch, 4, 4, 3]
+  output y = x -> BasicBlock(4) * 9 -> global_avg_pool
 }
 """
 
@@ -55,6 +61,7 @@ CASES = [
     ("resnet", RESNET, "Blocks", {}, [jax.random.normal(jax.random.key(14), (2, 6, 6, 3))]),
     ("attention", ATTENTION, "Attention", {}, [jax.random.normal(jax.random.key(15), (2, 4, 8))]),
     ("stack", STACK, "Deep", {}, [x2]),
+    ("tower", STACK, "Tower", {}, [jax.random.normal(jax.random.key(16), (2, 4, 4, 3))]),
 ]
 
 
@@ -66,7 +73,7 @@ def test_optimized_models_compute_the_same(case, passes):
     assert_same(base, opt, xs)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c[0] in ("resnet", "stack", "mlp")], ids=lambda c: c[0])
+@pytest.mark.parametrize("case", [c for c in CASES if c[0] in ("resnet", "stack", "tower", "mlp")], ids=lambda c: c[0])
 def test_training_mode_agrees_including_new_state(case):
     _, src, name, args, xs = case
     base, opt = models(src, name, passes=EVERY_PASS, **args)

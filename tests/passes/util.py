@@ -65,3 +65,25 @@ def assert_same(base, opt, xs, *, train=False, grads=True, rtol=2e-5, atol=2e-5)
     ga = jax.jit(jax.grad(loss(base), argnums=argnums))(v["params"], *xs)
     gb = jax.jit(jax.grad(loss(opt), argnums=argnums))(v["params"], *xs)
     jax.tree_util.tree_map(lambda p, q: np.testing.assert_allclose(p, q, rtol=10 * rtol, atol=10 * atol), ga, gb)
+
+
+def canonical(text: str) -> str:
+    """A dump with node ids renumbered by first appearance and parameter lines dropped, so a
+    golden text does not change when the builder numbers nodes differently."""
+    import re
+    names: dict = {}
+
+    def rename(m):
+        return names.setdefault(m.group(0), f"%{len(names)}")
+    lines = [ln for ln in text.splitlines() if not ln.startswith(("param ", "state "))]
+    return re.sub(r"%\d+", rename, "\n".join(lines))
+
+
+def dump(model, *xs, train=False) -> str:
+    return canonical(optimized_text(model, *xs, train=train))
+
+
+def ops(text: str) -> list[str]:
+    """The op of every node line in a dump, in order."""
+    import re
+    return re.findall(r"= ([a-z_0-9]+)", text)
