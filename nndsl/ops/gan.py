@@ -217,7 +217,9 @@ class AdaIN(OpDef):
                       + (style @ shift_kernel + shift_bias),
     x: [batch, ..., c], style: [batch, s]; the per-example, per-channel scale and shift are dense
     projections of the style (kernels [s, c], Glorot; scale_bias starts at ones, shift_bias at
-    zeros, so an untrained layer is plain instance normalization)."""
+    zeros, so an untrained layer is plain instance normalization). An x with a batch of 1 is
+    broadcast to the style's batch: StyleGAN's learned constant input, `adain(start, w)` with
+    `param start: [1, 4, 4, c]`."""
 
     name = "adain"
     inputs = ("x", "style")
@@ -225,11 +227,12 @@ class AdaIN(OpDef):
 
     def infer(self, x, style, eps):
         _check_spatial(x, "adain")
-        if style.rank != 2 or not dims_equal(style.shape[0], x.shape[0]):
+        broadcast = x.shape[0] == 1
+        if style.rank != 2 or not (broadcast or dims_equal(style.shape[0], x.shape[0])):
             raise OpError(f"adain: style must be [batch, features] with the batch of x {shape_str(x.shape)}, "
                           f"found {shape_str(style.shape)}")
         _static_last(style, "adain style")
-        return x
+        return x.with_shape((style.shape[0], *x.shape[1:])) if broadcast else x
 
     def params(self, x, style, eps):
         c, s = x.shape[-1], style.shape[-1]

@@ -324,6 +324,9 @@ CASES = [
     case("adain", "adain", "input x: [batch, 3, 3, 2]\ninput s: [batch, 4]\noutput a = adain(x, s)\n"
          "output b = x -> adain(s, eps=0.01)", [F(2, 3, 3, 2), F(2, 4)],
          lambda xp, p, x, s: {"a": R.adain(xp, x, s, p["adain_0"]), "b": R.adain(xp, x, s, p["adain_1"], 0.01)}),
+    case("adain-constant-input", "adain param", "input s: [batch, 3]\nparam start: [1, 2, 3, 2] ~ normal(1.0)\n"
+         "output y = adain(start, s)", [F(4, 3)],
+         lambda xp, p, s: R.adain(xp, p["start"] + 0 * s[:, :1, None, None], s, p["adain_0"])),
 
     # ---------------------------------------------------------------- GAN losses
     case("hinge_d-hinge_g", "hinge_d hinge_g", "input r: [batch, 1]\ninput f: [batch, 1]\n"

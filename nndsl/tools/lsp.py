@@ -1,0 +1,352 @@
+"""A minimal language server for `.nn` files (Language Server Protocol, on pygls).
+
+- **Diagnostics as one types.** On open, change and save the document's text is loaded and
+  checked (`nndsl.api.loads` + `check_program`, the same as `nndsl check`), and every error is
+  published with its range, code, help and notes. Errors inside imported files are shown at the
+  import that brought them in.
+- **Hover** shows the inferred type of the value under the cursor. A name, or a field such as
+  `data.x` or `enc.h`, is evaluated where it stands (the definition is rebuilt with one more
+  output, or in a train block one more `sample`), so it works for intermediate values too; a
+  layer (`dense(64)`, `relu`) shows the op and the type it produces, for every instance of it.
+
+The analysis lives in plain functions (`diagnostics`, `hover`), which the tests call directly;
+the server is a thin layer over them. Start it with `nndsl lsp` (standard I/O) or `--tcp PORT`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ErrorGroup, NndslError
+from ..ir.types import TensorType
+from ..syntax import ast
+
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*'*")
+HOVER_NAME = "__nndsl_hover__"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One diagnostic in LSP terms: 0-based lines and characters, end exclusive."""
+
+    line: int
+    character: int
+    end_line: int
+    end_character: int
+    message: str
+    code: str
+    notes: tuple = ()  # (line, character, message) in this document
+
+
+# ---------------------------------------------------------------------- loading
+def _load(text: str, name: str):
+    from ..api import loads
+    base = Path(name).parent if name and Path(name).is_absolute() else None
+    return loads(text, name=name, base=base)
+
+
+def _errors(text: str, name: str) -> list:
+    from ..api import check_program
+    try:
+        prog = _load(text, name)
+    except ErrorGroup as e:
+        return list(e.errors)
+    except NndslError as e:
+        return [e]
+    return check_program(prog)
+
+
+def diagnostics(text: str, name: str) -> list[Problem]:
+    """Every error of the document, as nndsl check reports them, placed in the document."""
+    try:
+        errors = _errors(text, name)
+    except Exception as e:  # a crash in nndsl must not take the editor's server down
+        return [Problem(0, 0, 0, 1, f"nndsl failed while checking this file: {type(e).__name__}: {e}", "E000")]
+    first_import = _first_import(text, name)
+    out, seen = [], set()
+    for err in errors:
+        for d in err.diagnostics:
+            msg = d.message + (f"\nhelp: {d.help}" if d.help else "")
+            s = d.span
+            if s is not None and s.source.name == name:
+                rng = (s.line - 1, s.col - 1, s.end_line - 1, max(s.end_col - 1, s.col) if s.end_line == s.line
+                       else s.end_col - 1)
+            else:  # in an imported file, or nowhere: at the first import, or the top
+                where = f"{s.source.name}:{s.line}:{s.col}: " if s is not None else ""
+                msg = where + msg
+                rng = first_import
+            notes = tuple((sp.line - 1, sp.col - 1, note) for sp, note in d.notes
+                          if sp is not None and sp.source.name == name)
+            notes_text = [note + (f" ({sp.where()})" if sp is not None else "") for sp, note in d.notes
+                          if sp is None or sp.source.name != name]
+            if notes_text:
+                msg += "\n" + "\n".join(f"note: {n}" for n in notes_text)
+            p = Problem(*rng, msg, d.code, notes)
+            if p not in seen:
+                seen.add(p)
+                out.append(p)
+    return out
+
+
+def _first_import(text: str, name: str) -> tuple:
+    from ..syntax.parser import parse
+    try:
+        module = parse(text, name)
+    except NndslError:
+        return (0, 0, 0, 1)
+    for item in module.items:
+        if isinstance(item, ast.Import) and item.span is not None:
+            s = item.span
+            return (s.line - 1, s.col - 1, s.end_line - 1, s.end_col - 1)
+    return (0, 0, 0, 1)
+
+
+# ---------------------------------------------------------------------- hover
+def _offset(text: str, line: int, col: int) -> int:
+    """Offset of 0-based (line, col)."""
+    lines = text.split("\n")
+    return sum(len(x) + 1 for x in lines[:line]) + col
+
+
+def _word_at(text: str, line: int, character: int) -> tuple[str, str] | None:
+    """(the identifier under the cursor, the dotted expression it ends: `data.x`), or None."""
+    lines = text.split("\n")
+    if line >= len(lines):
+        return None
+    row = lines[line]
+    for m in NAME.finditer(row):
+        if m.start() <= character <= m.end():
+            start = m.start()
+            while start > 0 and row[start - 1] == ".":
+                prev = None
+                for p in NAME.finditer(row[:start - 1]):
+                    prev = p
+                if prev is None or prev.end() != start - 1:
+                    break
+                start = prev.start()
+            return m.group(), row[start:m.end()]
+    return None
+
+
+def _def_at(prog, name: str, line: int):
+    for d in prog.defs.definitions.values():
+        s = d.span
+        if s is not None and s.source.name == name and s.line <= line + 1 <= s.end_line:
+            return d
+    return None
+
+
+def _type_text(t) -> str:
+    if isinstance(t, TensorType):
+        return str(t)
+    if isinstance(t, tuple):
+        return "(" + ", ".join(_type_text(x) for x in t) + ")"
+    return str(t)
+
+
+def _bound_args(prog, defn) -> list[dict]:
+    """Argument sets to build a model with: its defaults, else what train blocks give it."""
+    if all(p.default is not None for p in defn.params):
+        return [{}]
+    from ..build.train import build_train
+    out = []
+    for t in prog.trains:
+        try:
+            spec = build_train(prog.defs, t, None, prog.defs.base)
+        except Exception:  # noqa: BLE001 - a train block with errors just offers no arguments
+            continue
+        out.extend(dict(args) for mname, args in spec.models.values() if mname == defn.name)
+    return out
+
+
+def _evaluate(text: str, name: str, defn, expr: str):
+    """The type of `expr` evaluated at the end of `defn`'s body, or None."""
+    from ..build.train import build_train
+    if isinstance(defn, ast.ModelDef) and defn.kind == "cell":
+        return None  # a cell has exactly one output: no room for another
+    end = _offset(text, defn.span.end_line - 1, defn.span.end_col - 2)  # the closing `}`
+    if isinstance(defn, ast.TrainDef):
+        extra = f"\n  sample {expr} every 1000000\n"
+    else:
+        extra = f"\n  output {HOVER_NAME} = {expr}\n"
+    try:
+        prog = _load(text[:end] + extra + text[end:], name)
+        if isinstance(defn, ast.TrainDef):
+            spec = build_train(prog.defs, defn.name, None, prog.defs.base)
+            return spec.graph.node(spec.samples[-1][0]).type
+        for args in _bound_args(prog, prog.defs.definitions[defn.name]):
+            g = prog.model(defn.name, **args).graph()
+            return g.node(g.outputs[HOVER_NAME]).type
+    except Exception:  # noqa: BLE001 - not a tensor here (a layer, a number), or the file has errors
+        return None
+    return None
+
+
+def _graphs(prog, defn) -> list:
+    """Built graphs in which the nodes written in `defn` appear."""
+    from ..build.train import build_train
+    out = []
+    for dname, d in prog.defs.definitions.items():
+        try:
+            if isinstance(d, ast.TrainDef):
+                out.append(build_train(prog.defs, dname, None, prog.defs.base).graph)
+            elif d.kind == "model":
+                for args in _bound_args(prog, d)[:1]:
+                    out.append(prog.model(dname, **args).graph())
+        except Exception:  # noqa: BLE001 - skip what does not build
+            continue
+    return out
+
+
+def _walk(g):
+    for n in g.nodes():
+        yield n
+        body = n.attrs.get("body")
+        if n.op == "scan" and body is not None:
+            yield from _walk(body)
+
+
+def _contains(span, line: int, character: int) -> bool:
+    pos = (line + 1, character + 1)
+    return (span.line, span.col) <= pos < (span.end_line, max(span.end_col, span.col + 1))
+
+
+def _nodes_at(prog, defn, name: str, line: int, character: int) -> str | None:
+    """The innermost op written at the position, in every instance of it."""
+    best, found = None, []
+    for g in _graphs(prog, defn):
+        for n in _walk(g):
+            s = n.span
+            if s is None or s.source.name != name or not _contains(s, line, character):
+                continue
+            size = ((s.end_line - s.line) * 10_000 + s.end_col - s.col)
+            if best is None or size < best:
+                best, found = size, [n]
+            elif size == best:
+                found.append(n)
+    if not found:
+        return None
+    rows = []
+    for n in found:
+        where = "/".join(n.path) if n.path else n.op
+        row = f"`{where}`: {n.op} → `{_type_text(n.type)}`"
+        if row not in rows:
+            rows.append(row)
+    return "\n\n".join(rows[:8]) + ("\n\n..." if len(rows) > 8 else "")
+
+
+def hover(text: str, name: str, line: int, character: int) -> str | None:
+    """Markdown for the value under the 0-based position, or None."""
+    got = _word_at(text, line, character)
+    if got is None:
+        return None
+    word, dotted = got
+    try:
+        prog = _load(text, name)
+    except NndslError:
+        return None
+    defn = _def_at(prog, name, line)
+    if defn is None:
+        return None
+    row = text.split("\n")[line]
+    after = row[row.find(word, max(0, character - len(word))) + len(word):].lstrip()
+    if not after.startswith("(") and word not in ("model", "cell", "train"):
+        t = _evaluate(text, name, defn, dotted)
+        if t is not None:
+            return f"`{dotted}`: `{_type_text(t)}`"
+        state = _state_type(defn, word.rstrip("'"))
+        if state is not None:
+            return state
+    try:
+        return _nodes_at(prog, defn, name, line, character)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _state_type(defn, name: str) -> str | None:
+    """A cell's state: its declared type (`h` and `h'` alike)."""
+    for s in getattr(defn, "body", ()):
+        if isinstance(s, ast.State) and s.name == name:
+            return f"`{name}` (state): `{_decl(s.type)}`"
+    return None
+
+
+def _decl(t: ast.TypeExpr) -> str:
+    from ..syntax.unparse import expr
+    return (t.dtype or "f32") + "[" + ", ".join(expr(d) for d in t.dims) + "]"
+
+
+# ---------------------------------------------------------------------- the server
+def build_server():
+    """The pygls server with its handlers (a new one each call)."""
+    from lsprotocol import types as T
+    from pygls.lsp.server import LanguageServer
+    from pygls.uris import to_fs_path
+
+    import nndsl
+
+    server = LanguageServer("nndsl", nndsl.__version__)
+
+    def doc_name(uri: str) -> str:
+        path = to_fs_path(uri)
+        return path if path else uri
+
+    def publish(ls, uri: str) -> None:
+        doc = ls.workspace.get_text_document(uri)
+        name = doc_name(uri)
+        items = []
+        for p in diagnostics(doc.source, name):
+            related = [T.DiagnosticRelatedInformation(
+                T.Location(uri, T.Range(T.Position(ln, ch), T.Position(ln, ch + 1))), note)
+                for ln, ch, note in p.notes]
+            items.append(T.Diagnostic(
+                range=T.Range(T.Position(p.line, p.character), T.Position(p.end_line, p.end_character)),
+                message=p.message, severity=T.DiagnosticSeverity.Error, code=p.code, source="nndsl",
+                related_information=related or None))
+        ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=uri, diagnostics=items,
+                                                                        version=doc.version))
+
+    @server.feature(T.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls, params: T.DidOpenTextDocumentParams):
+        publish(ls, params.text_document.uri)
+
+    @server.feature(T.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls, params: T.DidChangeTextDocumentParams):
+        publish(ls, params.text_document.uri)
+
+    @server.feature(T.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls, params: T.DidSaveTextDocumentParams):
+        publish(ls, params.text_document.uri)
+
+    @server.feature(T.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls, params: T.DidCloseTextDocumentParams):
+        ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=params.text_document.uri,
+                                                                        diagnostics=[]))
+
+    @server.feature(T.TEXT_DOCUMENT_HOVER)
+    def on_hover(ls, params: T.HoverParams):
+        doc = ls.workspace.get_text_document(params.text_document.uri)
+        pos = params.position
+        text = hover(doc.source, doc_name(params.text_document.uri), pos.line, pos.character)
+        if text is None:
+            return None
+        return T.Hover(contents=T.MarkupContent(kind=T.MarkupKind.Markdown, value=text))
+
+    return server
+
+
+def serve(tcp_port: int | None = None) -> None:
+    """Runs the server on standard I/O (how editors start it), or on a local TCP port."""
+    try:
+        server = build_server()
+    except ImportError:
+        raise NndslError("the language server needs pygls: pip install 'nndsl[tools]'", code="E806") from None
+    if tcp_port is not None:
+        server.start_tcp("127.0.0.1", tcp_port)
+    else:
+        server.start_io()
+
+
+if __name__ == "__main__":
+    serve()

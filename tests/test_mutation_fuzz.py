@@ -1,0 +1,65 @@
+"""Token mutations of the real example programs (a token deleted, duplicated, swapped with its
+neighbour, or replaced by another): checking the result raises nothing but nndsl's own
+diagnostics. 500 cases in the normal suite; NNDSL_MUTATIONS=10000 (or the slow test) for more."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nndsl
+from nndsl.api import check_program
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*|[A-Za-z_][A-Za-z0-9_]*\'*|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?'
+                   r'|->|\*\*|==|!=|<=|>=|\s+|.', re.S)
+SOURCES = sorted((ROOT / "examples").glob("*.nn"))
+EXTRA = ["(", ")", "[", "]", "{", "}", ",", "->", "=", "~", "*", "@", "'", "0", "-1", "1e99", "x",
+         "model", "cell", "train", "input", "output", "state", "param", "step", "if", "then", "else",
+         '"s"', "\x00", "é"]
+
+
+def mutate(text: str, rng: np.random.Generator) -> str:
+    toks = TOKEN.findall(text)
+    idx = [i for i, t in enumerate(toks) if not t.isspace() and not t.startswith("#")]
+    i = int(rng.choice(idx))
+    kind = int(rng.integers(0, 4))
+    if kind == 0:
+        toks[i] = ""
+    elif kind == 1:
+        toks[i] = toks[i] + " " + toks[i]
+    elif kind == 2:
+        j = idx[min(idx.index(i) + 1, len(idx) - 1)]
+        toks[i], toks[j] = toks[j], toks[i]
+    else:
+        toks[i] = str(rng.choice(EXTRA))
+    return "".join(toks)
+
+
+def run_cases(n: int, seed: int) -> int:
+    rng = np.random.default_rng(seed)
+    texts = [(p, p.read_text()) for p in SOURCES]
+    checked = 0
+    for _ in range(n):
+        path, text = texts[int(rng.integers(0, len(texts)))]
+        src = mutate(text, rng)
+        try:
+            check_program(nndsl.loads(src, path.name, base=ROOT / "examples"))
+        except nndsl.NndslError:
+            pass
+        except Exception as e:  # noqa: BLE001  (the property under test)
+            raise AssertionError(f"{type(e).__name__}: {e}\n--- mutated {path.name} ---\n{src}") from e
+        checked += 1
+    return checked
+
+
+def test_500_mutations_raise_only_diagnostics():
+    assert run_cases(int(os.environ.get("NNDSL_MUTATIONS", 500)), seed=0) >= 500
+
+
+@pytest.mark.slow
+def test_10000_mutations_raise_only_diagnostics():
+    assert run_cases(10_000, seed=1) == 10_000
