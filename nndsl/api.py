@@ -18,7 +18,17 @@ from .values import NeedsConcrete
 
 
 def _type_of(x) -> TensorType:
-    return TensorType(tuple(int(d) for d in jnp.shape(x)), str(jnp.result_type(x)))
+    """Concrete sizes stay ints; a symbolic size (jax.export's `b`) becomes a symbolic dim."""
+    return TensorType(tuple(int(d) if isinstance(d, int) or hasattr(d, "__index__") and _static(d) else str(d)
+                            for d in jnp.shape(x)), str(jnp.result_type(x)))
+
+
+def _static(d) -> bool:
+    try:
+        int(d)
+        return True
+    except Exception:  # a symbolic dimension cannot be made an int
+        return False
 
 
 class Model:

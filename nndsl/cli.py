@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="parse and check a file; report every error")
     c.add_argument("file")
-    c.add_argument("--max-memory", type=_size, metavar="SIZE", help="refuse models whose parameters exceed SIZE (e.g. 8GiB; default: this machine's memory)")
+    c.add_argument("--max-memory", type=_size, metavar="SIZE", help="refuse models whose parameters "
+                   "exceed SIZE (e.g. 8GiB; default: this machine's memory)")
     c.add_argument("--format", choices=["text", "json"], default="text", help="diagnostics as text or JSON")
 
     c = sub.add_parser("compile", help="print a compilation stage: ast, graph, jaxpr or hlo")
@@ -44,14 +45,16 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("summary", help="layers, output shapes, parameters, FLOPs and memory")
     c.add_argument("file")
-    c.add_argument("--max-memory", type=_size, metavar="SIZE", help="refuse models whose parameters exceed SIZE (e.g. 8GiB; default: this machine's memory)")
+    c.add_argument("--max-memory", type=_size, metavar="SIZE", help="refuse models whose parameters "
+                   "exceed SIZE (e.g. 8GiB; default: this machine's memory)")
     c.add_argument("model", nargs="?")
     c.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
     c.add_argument("--batch", type=int, default=1, help="batch size for FLOPs and activation memory")
 
     c = sub.add_parser("train", help="run a train block; save weights (safetensors) and history (JSON)")
     c.add_argument("file")
-    c.add_argument("--max-memory", type=_size, metavar="SIZE", help="refuse models whose parameters exceed SIZE (e.g. 8GiB; default: this machine's memory)")
+    c.add_argument("--max-memory", type=_size, metavar="SIZE", help="refuse models whose parameters "
+                   "exceed SIZE (e.g. 8GiB; default: this machine's memory)")
     c.add_argument("train", nargs="?", help="train block (default: the only one)")
     c.add_argument("--epochs", type=int)
     c.add_argument("--iterations", type=int)
@@ -85,10 +88,21 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--title", default="")
     c.add_argument("--log", action="store_true", help="logarithmic y axis")
 
-    c = sub.add_parser("run", help="apply a model to an input array (.npy) with saved weights")
+    c = sub.add_parser("export", help="serialize a model with its weights (jax.export, StableHLO, symbolic batch)")
     c.add_argument("file")
-    c.add_argument("--max-memory", type=_size, metavar="SIZE", help="refuse models whose parameters exceed SIZE (e.g. 8GiB; default: this machine's memory)")
-    c.add_argument("model")
+    c.add_argument("model", help="model to export, or with --train the train block whose step to export")
+    c.add_argument("--weights", help=".safetensors from `nndsl train` (none for a model without parameters)")
+    c.add_argument("--train", action="store_true", help="export one training iteration of the train block MODEL")
+    c.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
+    c.add_argument("--format", choices=["jaxexport", "onnx"], default="jaxexport")
+    c.add_argument("-o", "--output", required=True)
+
+    c = sub.add_parser("run", help="apply a model to an input array (.npy) with saved weights, or run an "
+                                   "exported model (FILE ends in .jaxexport)")
+    c.add_argument("file")
+    c.add_argument("--max-memory", type=_size, metavar="SIZE", help="refuse models whose parameters exceed SIZE "
+                   "(e.g. 8GiB; default: this machine's memory)")
+    c.add_argument("model", nargs="?")
     c.add_argument("--weights", help=".safetensors or .npz written by `nndsl train` (none for a "
                    "model without parameters)")
     c.add_argument("--input", required=True, action="append", help=".npy input (repeat for several)")
@@ -316,9 +330,60 @@ def _loss_curves(out: Path, history: dict) -> None:
         plot_histories({"": history}, None, out / "curves.png", title=str(out.name))
 
 
+def cmd_export(a) -> int:
+    from .export import export_model, export_train_step
+    from .io import load_variables
+    if a.format == "onnx":
+        raise NndslError("ONNX export is not offered: no well-kept converter turns JAX's StableHLO into "
+                         "ONNX faithfully; use --format jaxexport", code="E615")
+    prog = _load(a.file)
+    if a.train:
+        out = export_train_step(prog.trainer(a.model), a.output)
+    else:
+        model = prog.model(a.model, **_kv(a.arg))
+        variables = load_variables(a.weights) if a.weights else {"params": {}, "state": {}}
+        g = model.graph()
+        if g.params or g.state:
+            if not a.weights:
+                raise NndslError(f"`{a.model}` has parameters: give --weights", code="E604")
+        out = export_model(model, variables, a.output)
+    print(f"wrote {out}")
+    return 0
+
+
+def _run_exported(a) -> int:
+    import numpy as np
+    from .export import load_exported
+    fn, names = load_exported(a.file)
+    xs = []
+    for path in a.input:
+        try:
+            xs.append(np.load(path, allow_pickle=False))
+        except (OSError, ValueError) as e:
+            raise NndslError(f"cannot read input {path}: {e}", code="E603") from None
+    if len(xs) != len(names):
+        raise NndslError(f"the exported model takes {len(names)} inputs ({', '.join(names)}), given {len(xs)}",
+                         code="E328")
+    try:
+        y = fn(*xs)
+    except Exception as e:  # shape or dtype mismatch with the exported signature
+        raise NndslError(f"the exported model cannot take these inputs: {str(e).splitlines()[0]}",
+                         code="E616") from None
+    if isinstance(y, dict):
+        np.savez(a.output, **{k: np.asarray(v) for k, v in y.items()})
+    else:
+        np.save(a.output, np.asarray(y))
+    print(f"wrote {a.output}")
+    return 0
+
+
 def cmd_run(a) -> int:
     import numpy as np
     from .io import load_variables
+    if a.file.endswith(".jaxexport"):
+        return _run_exported(a)
+    if not a.model:
+        return _usage("run needs MODEL (or an exported .jaxexport file)")
     prog = _load(a.file)
     model = prog.model(a.model, **_kv(a.arg))
     variables = load_variables(a.weights) if a.weights else {"params": {}, "state": {}}
@@ -388,7 +453,7 @@ def cmd_plot(a) -> int:
     return 0
 
 
-COMMANDS = {"check": cmd_check, "compile": cmd_compile, "summary": cmd_summary, "train": cmd_train, "sample": cmd_sample, "plot": cmd_plot,
+COMMANDS = {"check": cmd_check, "compile": cmd_compile, "summary": cmd_summary, "train": cmd_train, "sample": cmd_sample, "plot": cmd_plot, "export": cmd_export,
             "run": cmd_run}
 
 

@@ -65,7 +65,8 @@ def run(g: Graph, params: dict, state: dict, inputs: list, *, train: bool = Fals
             env[nid] = _scan_layers(node, args, params, state, train, rng)
             continue
         opdef = OPS[node.op]
-        ctx = ApplyCtx(train=train, out_shape=node.type.shape if hasattr(node.type, "shape") else ())
+        ctx = ApplyCtx(train=train, out_shape=_concrete(node.type.shape, g, inputs)
+                       if hasattr(node.type, "shape") else ())
         if node.path is not None:
             if opdef.has_params:
                 ctx.params = _leaves(params, node.path)
@@ -157,6 +158,19 @@ def _grad(g: Graph, nid: str, env: dict, params, state, inputs, train, rng):
         e = run(g, params, state, inputs, train=train, rng=rng, targets=[out], preset={**fixed, wrt: w})
         return e[out]
     return jax.grad(f)(env[wrt])
+
+
+def _concrete(shape: tuple, g: Graph, inputs: list) -> tuple:
+    """A node's shape with symbolic dimensions replaced by the traced sizes of the inputs that
+    bind them (under `jax.export` with a symbolic batch, the size is itself a symbolic dim)."""
+    if all(isinstance(d, int) for d in shape):
+        return shape
+    sizes = {}
+    for nid, x in zip(g.inputs, inputs):
+        for d, n in zip(g.node(nid).type.shape, getattr(x, "shape", ())):
+            if isinstance(d, str):
+                sizes.setdefault(d, n)
+    return tuple(sizes.get(d, d) if isinstance(d, str) else d for d in shape)
 
 
 def merge(old: dict, new: dict) -> dict:

@@ -43,7 +43,9 @@ class Problem:
 def _load(text: str, name: str):
     from ..api import loads
     base = Path(name).parent if name and Path(name).is_absolute() else None
-    return loads(text, name=name, base=base)
+    prog = loads(text, name=name, base=base)
+    prog.defs.entry = name  # check_program checks the entry file's definitions (loads leaves it unset)
+    return prog
 
 
 def _errors(text: str, name: str) -> list:
@@ -160,8 +162,10 @@ def _bound_args(prog, defn) -> list[dict]:
     return out
 
 
-def _evaluate(text: str, name: str, defn, expr: str):
-    """The type of `expr` evaluated at the end of `defn`'s body, or None."""
+def _evaluate(text: str, name: str, defn, expr: str, arg_sets: list):
+    """The type of `expr` evaluated at the end of `defn`'s body, or None. `arg_sets`: the
+    arguments to build a model with (from the unchanged program: another output changes how
+    train blocks may use it)."""
     from ..build.train import build_train
     if isinstance(defn, ast.ModelDef) and defn.kind == "cell":
         return None  # a cell has exactly one output: no room for another
@@ -175,7 +179,7 @@ def _evaluate(text: str, name: str, defn, expr: str):
         if isinstance(defn, ast.TrainDef):
             spec = build_train(prog.defs, defn.name, None, prog.defs.base)
             return spec.graph.node(spec.samples[-1][0]).type
-        for args in _bound_args(prog, prog.defs.definitions[defn.name]):
+        for args in arg_sets[:1]:
             g = prog.model(defn.name, **args).graph()
             return g.node(g.outputs[HOVER_NAME]).type
     except Exception:  # noqa: BLE001 - not a tensor here (a layer, a number), or the file has errors
@@ -184,16 +188,28 @@ def _evaluate(text: str, name: str, defn, expr: str):
 
 
 def _graphs(prog, defn) -> list:
-    """Built graphs in which the nodes written in `defn` appear."""
+    """Built graphs in which the nodes written in `defn` appear: its own, when it can be built on
+    its own (a train block, a model with defaults or given arguments by a train block), else
+    those of every definition that can."""
     from ..build.train import build_train
+
+    def build(d):
+        if isinstance(d, ast.TrainDef):
+            return [build_train(prog.defs, d.name, None, prog.defs.base).graph]
+        if d.kind == "model":
+            return [prog.model(d.name, **args).graph() for args in _bound_args(prog, d)[:1]]
+        return []
+
+    try:
+        own = build(defn)
+    except Exception:  # noqa: BLE001
+        own = []
+    if own:
+        return own
     out = []
-    for dname, d in prog.defs.definitions.items():
+    for d in prog.defs.definitions.values():
         try:
-            if isinstance(d, ast.TrainDef):
-                out.append(build_train(prog.defs, dname, None, prog.defs.base).graph)
-            elif d.kind == "model":
-                for args in _bound_args(prog, d)[:1]:
-                    out.append(prog.model(dname, **args).graph())
+            out.extend(build(d))
         except Exception:  # noqa: BLE001 - skip what does not build
             continue
     return out
@@ -227,6 +243,8 @@ def _nodes_at(prog, defn, name: str, line: int, character: int) -> str | None:
                 found.append(n)
     if not found:
         return None
+    layers = [n for n in found if n.path and n.op not in ("input", "get_item")]
+    found = layers or found
     rows = []
     for n in found:
         where = "/".join(n.path) if n.path else n.op
@@ -252,16 +270,35 @@ def hover(text: str, name: str, line: int, character: int) -> str | None:
     row = text.split("\n")[line]
     after = row[row.find(word, max(0, character - len(word))) + len(word):].lstrip()
     if not after.startswith("(") and word not in ("model", "cell", "train"):
-        t = _evaluate(text, name, defn, dotted)
+        arg_sets = _bound_args(prog, defn) if isinstance(defn, ast.ModelDef) else []
+        t = _evaluate(text, name, defn, dotted, arg_sets)
         if t is not None:
             return f"`{dotted}`: `{_type_text(t)}`"
         state = _state_type(defn, word.rstrip("'"))
         if state is not None:
             return state
     try:
-        return _nodes_at(prog, defn, name, line, character)
+        return _nodes_at(prog, defn, name, line, character) or _assigned(prog, defn, name, word, line)
     except Exception:  # noqa: BLE001
         return None
+
+
+def _assigned(prog, defn, name: str, word: str, line: int) -> str | None:
+    """The target of an assignment under the cursor: the last node its value made."""
+    for s in getattr(defn, "body", ()):
+        if isinstance(s, ast.Assign) and word in s.targets and s.span.line == line + 1 and len(s.targets) == 1:
+            v = s.value.span
+            last = None
+            for g in _graphs(prog, defn):
+                inside = [n for n in _walk(g) if n.span is not None and n.span.source.name == name
+                          and (v.line, v.col) <= (n.span.line, n.span.col)
+                          and (n.span.end_line, n.span.end_col) <= (v.end_line, v.end_col)]
+                if inside:
+                    last = max(inside, key=lambda n: int(n.id.lstrip("%")))
+                    break
+            if last is not None:
+                return f"`{word}`: `{_type_text(last.type)}`"
+    return None
 
 
 def _state_type(defn, name: str) -> str | None:
