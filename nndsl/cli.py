@@ -68,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--keep", type=int, default=3, help="checkpoints to keep (default 3)")
     c.add_argument("--resume", metavar="DIR", help="continue exactly from the newest good checkpoint in DIR")
     c.add_argument("--devices", type=int, help="data-parallel over N devices (batch split on a mesh axis `data`)")
+    c.add_argument("--mesh", metavar="AXIS=N,...", help="a device mesh with named axes, e.g. data=2,model=2, "
+                   "for the program's sharding annotations")
     c.add_argument("--platform", choices=["cpu", "gpu", "tpu"], help="run on this platform (error if missing)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -288,7 +290,7 @@ def cmd_train(a) -> int:
     prog = _load(a.file)
     _platform(a.platform)
     trainer = prog.trainer(a.train, epochs=a.epochs, iterations=a.iterations, seed=a.seed,
-                           clip_norm=a.clip_norm, devices=a.devices)
+                           clip_norm=a.clip_norm, devices=a.devices, mesh=_mesh_arg(a.mesh))
     out = Path(a.out or Path("runs") / trainer.name)
     if out.exists() and not out.is_dir():
         raise NndslError(f"--out {out} is a file, not a folder", code="E610")
@@ -305,6 +307,15 @@ def cmd_train(a) -> int:
     print(f"{trainer.name}: {status} in {result.seconds:.1f}s  " + "  ".join(f"{k}={v}" for k, v in last.items()))
     print(f"saved {', '.join(f'{n}.safetensors' for n in result.variables)} and history.json to {out}")
     return 130 if result.interrupted else 0
+
+
+def _mesh_arg(text: str | None) -> dict | None:
+    if not text:
+        return None
+    try:
+        return {k.strip(): int(v) for k, v in (part.split("=") for part in text.split(","))}
+    except ValueError:
+        raise SystemExit(_usage(f"--mesh takes AXIS=N,... (e.g. data=2,model=2), got {text!r}")) from None
 
 
 def _platform(name: str | None) -> None:

@@ -493,5 +493,17 @@ def _last(b: Builder, e, pos, kw, env):
     return b.apply(layer, [pos[0][0]], e.span) if pos else layer
 
 
-SPECIAL.update({"last": _last, "unroll": _unroll, "bidirectional": _bidirectional,
+def _shard(b: Builder, e, pos, kw, env):
+    """`shard(x, "data", none)`: one mesh axis name (or none) per axis of x."""
+    if kw or not pos or not isinstance(pos[0][0], TensorVal):
+        raise TypeCheckError('shard(x, AXIS, ...) takes a tensor and one mesh axis name or `none` per axis',
+                             e.span, code="E355")
+    axes = tuple(v for v, _ in pos[1:])
+    for v, s in pos[1:]:
+        if v is not None and not isinstance(v, str):
+            raise TypeCheckError(f"a mesh axis is a name in quotes or `none`, found {describe(v)}", s, code="E355")
+    return b.add_node("shard", [pos[0][0]], {"axes": axes}, e.span)
+
+
+SPECIAL.update({"shard": _shard, "last": _last, "unroll": _unroll, "bidirectional": _bidirectional,
                 "grad": _grad})

@@ -21,30 +21,36 @@ def _static_last(x: TensorType, what: str) -> int:
 
 @register
 class Dense(OpDef):
-    """y = x @ kernel + bias over the last axis. kernel: [in, units] (Glorot uniform), bias: [units]."""
+    """y = x @ kernel + bias over the last axis. kernel: [in, units] (Glorot uniform), bias: [units].
+    `shard="model"` splits the kernel's output axis over that mesh axis (tensor parallelism);
+    without a mesh it changes nothing."""
 
     name = "dense"
-    attrs = (Attr("units", "int"), Attr("bias", "bool", True))
+    attrs = (Attr("units", "int"), Attr("bias", "bool", True), Attr("shard", "str", None))
 
-    def infer(self, x, units, bias):
+    def infer(self, x, units, bias, shard=None):
         if units <= 0:
             raise OpError(f"dense needs a positive number of units, got {units}")
         if x.rank == 0:
             raise OpError("dense expects [batch, features], found a scalar")
         return TensorType(x.shape[:-1] + (units,), x.dtype if x.is_float else "float32")
 
-    def params(self, x, units, bias):
+    def params(self, x, units, bias, shard=None):
         fan_in = x.shape[-1]
         p = {"kernel": ParamSpec((fan_in, units), I.glorot, init_name="glorot")}
         if bias:
             p["bias"] = ParamSpec((units,), I.zeros, init_name="zeros")
         return p
 
-    def apply(self, ctx, x, units, bias):
-        y = x @ ctx.params["kernel"]
+    def apply(self, ctx, x, units, bias, shard=None):
+        kernel = ctx.params["kernel"]
+        if shard:
+            from ..lower.mesh import constrain
+            kernel = constrain(kernel, (None, shard))
+        y = x @ kernel
         return y + ctx.params["bias"] if bias else y
 
-    def flops(self, out, x, units, bias):
+    def flops(self, out, x, units, bias, shard=None):
         n = out.size()
         return 2 * n * x.shape[-1] if n and isinstance(x.shape[-1], int) else 0
 

@@ -15,6 +15,7 @@ from ..ops.conv import tup
 from .rewrite import Context, Pass, rule
 
 MAX_PATCH = {"cpu": 160}  # platform -> largest window * input channels computed as patches
+KNOWN = {"filters", "kernel", "stride", "padding", "dilation", "groups", "bias"}  # what the patches op implements
 
 
 def max_patch() -> int:
@@ -26,9 +27,12 @@ def max_patch() -> int:
 def conv_as_matmul(g: Graph, n: Node, ctx: Context):  # conv(x) -> concat(shifted slices of x) @ kernel
     x = g.node(g.input_ids(n.id)[0]).type
     c = x.shape[-1]
-    if n.attrs["groups"] != 1 or not isinstance(c, int) or x.dtype != "float32":
+    if set(n.attrs) != KNOWN or n.attrs["groups"] != 1 or not isinstance(c, int) or x.dtype != "float32":
         return None
-    if math.prod(tup(n.attrs["kernel"], x.rank - 2, "kernel")) * c > ctx.options.get("max_patch", max_patch()):
+    window = math.prod(tup(n.attrs["kernel"], x.rank - 2, "kernel"))
+    if window == 1:  # a 1x1 convolution is a matmul already (and measured slower as patches)
+        return None
+    if window * c > ctx.options.get("max_patch", max_patch()):
         return None
     return g.add(f"{n.op}_patches", g.input_ids(n.id), dict(n.attrs), n.type, n.span, n.path, n.label).id
 

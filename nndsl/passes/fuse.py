@@ -15,7 +15,7 @@ from .rewrite import Context, Pass, add, const, param, rule, users_of
 def _fusable_dense(g: Graph, n: Node) -> bool:
     x = g.node(g.input_ids(n.id)[0])
     return (n.op == "dense" and n.path is not None and x.type.dtype == "float32"
-            and n.path + ("kernel",) in g.params)
+            and n.path + ("kernel",) in g.params and not n.attrs.get("shard"))
 
 
 def _concat_params(g: Graph, paths: list, leaf: str, like: Node) -> str:
@@ -63,6 +63,8 @@ def fold_batchnorm(g: Graph, n: Node, ctx: Context):  # batchnorm(conv(x, w) + b
     (c,) = g.input_ids(n.id)
     src = g.node(c)
     if src.op not in FOLDABLE or src.path is None or g.uses(c) != 1 or n.path is None:
+        return None
+    if src.attrs.get("shard") and src.op == "dense":  # a sharded kernel keeps its own lowering
         return None
     if src.type.dtype != "float32":
         return None

@@ -18,7 +18,7 @@ from ..ops import OPS
 from .rewrite import Context, Pass, add, erase_dead, param
 from .simplify import BINARY, UNARY
 
-UNHOISTABLE = {"scan", "grad", "input"}
+UNHOISTABLE = {"scan", "grad", "scan_layers"}
 NOT_WORTH_IT = {"const", "param", "fill", "read_state"}  # reading a leaf costs nothing in the loop
 
 
@@ -62,6 +62,8 @@ def _pure(body: Graph, nid: str) -> bool:
     for a in body.ancestors([nid]):
         n = body.node(a)
         opdef = OPS.get(n.op)
+        if n.op == "input":
+            continue
         if n.op in UNHOISTABLE or opdef is None or opdef.needs_rng or opdef.kind == "random":
             return False
     return True
@@ -111,7 +113,9 @@ def _mixed_concat(body: Graph, cat: str, local: set) -> list | None:
 
 def decompose_dense_on_concat(body: Graph, n: Node, local: set, variant: set) -> str | None:
     """dense([h, x]) -> [h, x] @ kernel + bias, so that the matmul can be split."""
-    if n.op != "dense" or n.path is None or _mixed_concat(body, body.input_ids(n.id)[0], local) is None:
+    if n.op != "dense" or n.path is None or n.attrs.get("shard"):
+        return None
+    if _mixed_concat(body, body.input_ids(n.id)[0], local) is None:
         return None
     y = add(body, "matmul", [body.input_ids(n.id)[0], param(body, n.path + ("kernel",), n).id], {}, n).id
     return add(body, "add", [y, param(body, n.path + ("bias",), n).id], {}, n).id if n.attrs["bias"] else y

@@ -45,6 +45,8 @@ class NndslLexer(RegexLexer):
             (rf"\b(train)(\s+)({NAME})(?=\s*\{{)", bygroups(Keyword.Declaration, Whitespace, Name.Class)),
             # a statement word starts its line (and is not being assigned or read as a value)
             (rf"^([ \t\f\r]*)({'|'.join(STATEMENT_WORDS)})\b(?!')(?!\s*(=|,|\.|\())", bygroups(Whitespace, Keyword)),
+            (rf"(\{{)([ \t\f\r]*)({'|'.join(STATEMENT_WORDS)})\b(?!')(?!\s*(=|,|\.|\())",
+             bygroups(Punctuation, Whitespace, Keyword)),  # `train t { data ...` on one line
             (r"[ \t\f\r]+|\n", Whitespace),
             (r"#.*?$", Comment.Single),
             (rf"\b(import)(\s+)({NAME})\b", bygroups(Keyword.Namespace, Whitespace, Name.Namespace)),

@@ -33,7 +33,7 @@ class FitResult:
 class Trainer:
     def __init__(self, program, name: str | None = None, *, epochs: int | None = None,
                  iterations: int | None = None, seed: int | None = None, clip_norm: float | None = None,
-                 base: str | Path | None = None, devices: int | None = None):
+                 base: str | Path | None = None, devices: int | None = None, mesh: dict | None = None):
         self.program = program
         self.base = Path(base) if base else _base_of(program)
         self.spec: TrainSpec = build_train(program.defs, name, None, self.base)
@@ -48,7 +48,7 @@ class Trainer:
         self.seed = seed if seed is not None else s.get("seed", 0)
         self.clip_norm = clip_norm if clip_norm is not None else s.get("clip_norm")
         self.txs = [make_optax(st.optimizer, self.clip_norm) for st in self.spec.steps]
-        self.mesh = _data_mesh(devices, self.batch_size)
+        self.mesh = _data_mesh(devices, self.batch_size) if mesh is None else _mesh(mesh, self.batch_size)
         self._specs: dict = {}
         self._steps: dict = {}
         self._evals: dict = {}
@@ -173,7 +173,7 @@ class Trainer:
 
     def _compiled_step(self, n: int):
         if n not in self._steps:
-            self._steps[n] = jax.jit(self.step_fn(n))
+            self._steps[n] = _on_mesh(jax.jit(self.step_fn(n)), self.mesh)
         return self._steps[n]
 
     def _eval_fn(self, n: int):
@@ -186,7 +186,7 @@ class Trainer:
                 env = interpret.run(g, params, state, self._inputs(spec, batch), train=False, rng=key,
                                     targets=list(names.values()))
                 return {k: env[v] for k, v in names.items()}
-            self._evals[n] = jax.jit(ev)
+            self._evals[n] = _on_mesh(jax.jit(ev), self.mesh)
         return self._evals[n]
 
     def place(self, tree, sharded: bool):
@@ -194,7 +194,7 @@ class Trainer:
         if self.mesh is None:
             return tree
         from jax.sharding import NamedSharding, PartitionSpec
-        spec = PartitionSpec("data") if sharded else PartitionSpec()
+        spec = PartitionSpec("data") if sharded and "data" in self.mesh.axis_names else PartitionSpec()
         return jax.device_put(tree, NamedSharding(self.mesh, spec))
 
     def evaluate(self, ts: dict, arrays: dict, key=None) -> dict:
@@ -295,7 +295,7 @@ class Trainer:
             def f(params, state, batch, key):
                 return interpret.run(g, params, state, self._inputs(spec, batch), train=False, rng=key,
                                      targets=[nid])[nid]
-            self._samplers[name] = jax.jit(f)
+            self._samplers[name] = _on_mesh(jax.jit(f), self.mesh)
         batch = {k: v[:loop.bs] for k, v in loop.train.items()} if loop.n else {}
         vals = self._samplers[name](ts["params"], ts["state"], batch, jax.random.key(12345))
         real = loop.train.get("x") if loop.n else None
@@ -324,6 +324,36 @@ class Trainer:
 def _global_norm(tree):
     tree_mod = getattr(optax, "tree", None)
     return tree_mod.norm(tree) if tree_mod is not None and hasattr(tree_mod, "norm") else optax.global_norm(tree)
+
+
+def _on_mesh(fn, mesh):
+    """Runs (and so traces) `fn` with `mesh` current, for the program's sharding annotations."""
+    if mesh is None:
+        return fn
+    from ..lower.mesh import using
+
+    def call(*args):
+        with using(mesh):
+            return fn(*args)
+    return call
+
+
+def _mesh(axes: dict, batch: int):
+    """A mesh with named axes (`--mesh data=2,model=2`); the batch is split over `data`."""
+    n = 1
+    for k, v in axes.items():
+        if not isinstance(v, int) or v < 1:
+            raise TrainingError(f"mesh axis `{k}` needs a positive size, got {v}", code="E707")
+        n *= v
+    have = jax.devices()
+    if n > len(have):
+        raise TrainingError(f"a mesh of {n} devices asked for, {len(have)} available ({have[0].platform})",
+                            code="E704", help="on CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N "
+                                              "makes N devices")
+    if batch % axes.get("data", 1):
+        raise TrainingError(f"the batch of {batch} does not split evenly over {axes['data']} devices", code="E705")
+    from jax.sharding import Mesh
+    return Mesh(np.array(have[:n]).reshape(tuple(axes.values())), tuple(axes))
 
 
 def _data_mesh(devices: int | None, batch: int):
