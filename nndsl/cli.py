@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--mesh", metavar="AXIS=N,...", help="a device mesh with named axes, e.g. data=2,model=2, "
                    "for the program's sharding annotations")
     c.add_argument("--platform", choices=["cpu", "gpu", "tpu"], help="run on this platform (error if missing)")
+    c.add_argument("--coordinator", metavar="HOST:PORT", help="multi-host: the address of process 0")
+    c.add_argument("--num-processes", type=int, help="multi-host: how many processes take part")
+    c.add_argument("--process-id", type=int, help="multi-host: this process's index (0 writes the outputs)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     c = sub.add_parser("sample", help="generate text with a trained character model (one-to-many)")
@@ -289,6 +292,11 @@ def cmd_train(a) -> int:
             return _usage(f"--{flag.replace('_', '-')} must be at least 1")
     prog = _load(a.file)
     _platform(a.platform)
+    if a.coordinator:
+        from .distributed import initialize
+        if a.num_processes is None or a.process_id is None:
+            return _usage("--coordinator needs --num-processes and --process-id")
+        initialize(a.coordinator, a.num_processes, a.process_id)
     trainer = prog.trainer(a.train, epochs=a.epochs, iterations=a.iterations, seed=a.seed,
                            clip_norm=a.clip_norm, devices=a.devices, mesh=_mesh_arg(a.mesh))
     out = Path(a.out or Path("runs") / trainer.name)
@@ -298,6 +306,9 @@ def cmd_train(a) -> int:
     result = trainer.fit(progress=not a.no_progress, on_nan=a.on_nan, checkpoint_dir=ckpt_dir,
                          checkpoint_every=a.checkpoint_every, keep=a.keep, resume=a.resume,
                          sample_dir=out / "samples" if trainer.spec.samples else None)
+    from .distributed import is_main
+    if not is_main():  # every process holds the same replicated result; process 0 writes it
+        return 130 if result.interrupted else 0
     for name, v in result.variables.items():
         save_variables(out / f"{name}.safetensors", v)
     save_json(out / "history.json", result.history)

@@ -8,13 +8,15 @@ normalized kernel inside is one OpDef like any other.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import jax
 import jax.numpy as jnp
 
 from ..ir.graph import ParamSpec
 from ..ir.types import TensorType, dims_equal, shape_str
 from . import init as I
-from .conv import DN, Conv2D
+from .conv import Conv2D
 from .nn import Dense, _static_last
 from .registry import Attr, OpDef, OpError, register
 
@@ -90,16 +92,28 @@ def spectral_normalize(ctx, kernel, iterations: int, eps: float):
 SN_ATTRS = (Attr("iterations", "int", 1), Attr("eps", "float", 1e-12))
 
 
-class SpectralNorm:
-    """Mixin: a layer whose kernel is divided by its spectral norm before use."""
+class SpectralNorm(OpDef):
+    """Mixin over a layer with a `kernel`: the same arguments plus `iterations` and `eps`, and the
+    kernel divided by its spectral norm before the layer's own lowering runs."""
 
-    def _check_sn(self, iterations):
+    def infer(self, x, iterations, eps, **kw):
         if iterations < 1:
             raise OpError(f"{self.name}: iterations must be at least 1, got {iterations}")
+        return super().infer(x, **kw)
 
-    def state(self, x, *args, **kw):
+    def params(self, x, iterations, eps, **kw):
+        return super().params(x, **kw)
+
+    def state(self, x, iterations, eps, **kw):
         out = kw["units"] if "units" in kw else kw["filters"]
         return {"u": ParamSpec((out,), I.normal(1.0), init_name="normal(1)")}
+
+    def apply(self, ctx, x, iterations, eps, **kw):
+        w = spectral_normalize(ctx, ctx.params["kernel"], iterations, eps)
+        return super().apply(replace(ctx, params={**ctx.params, "kernel": w}), x, **kw)
+
+    def flops(self, out, x, iterations=1, eps=0.0, **kw):
+        return super().flops(out, x, **kw)
 
 
 @register
@@ -113,21 +127,6 @@ class DenseSN(SpectralNorm, Dense):
     name = "dense_sn"
     attrs = Dense.attrs + SN_ATTRS
 
-    def infer(self, x, units, bias, iterations, eps):
-        self._check_sn(iterations)
-        return super().infer(x, units, bias)
-
-    def params(self, x, units, bias, iterations, eps):
-        return super().params(x, units, bias)
-
-    def apply(self, ctx, x, units, bias, iterations, eps):
-        w = spectral_normalize(ctx, ctx.params["kernel"], iterations, eps)
-        y = x @ w
-        return y + ctx.params["bias"] if bias else y
-
-    def flops(self, out, x, units, bias, **kw):
-        return super().flops(out, x, units, bias)
-
 
 @register
 class Conv2DSN(SpectralNorm, Conv2D):
@@ -139,23 +138,6 @@ class Conv2DSN(SpectralNorm, Conv2D):
 
     name = "conv2d_sn"
     attrs = Conv2D.attrs + SN_ATTRS
-
-    def infer(self, x, iterations, eps, **kw):
-        self._check_sn(iterations)
-        return super().infer(x, **kw)
-
-    def params(self, x, iterations, eps, **kw):
-        return super().params(x, **kw)
-
-    def apply(self, ctx, x, filters, kernel, stride, padding, dilation, groups, bias, iterations, eps):
-        w = spectral_normalize(ctx, ctx.params["kernel"], iterations, eps)
-        k, s, d, pad = self._geom(x, kernel, stride, padding, dilation)
-        y = jax.lax.conv_general_dilated(x, w, s, pad, rhs_dilation=d, dimension_numbers=DN[2],
-                                         feature_group_count=groups)
-        return y + ctx.params["bias"] if bias else y
-
-    def flops(self, out, x, iterations=1, eps=0.0, **kw):
-        return super().flops(out, x, **kw)
 
 
 # ---------------------------------------------------------------------- attention, style, noise

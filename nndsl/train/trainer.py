@@ -194,8 +194,20 @@ class Trainer:
         if self.mesh is None:
             return tree
         from jax.sharding import NamedSharding, PartitionSpec
-        spec = PartitionSpec("data") if sharded and "data" in self.mesh.axis_names else PartitionSpec()
-        return jax.device_put(tree, NamedSharding(self.mesh, spec))
+        split = sharded and "data" in self.mesh.axis_names
+        sharding = NamedSharding(self.mesh, PartitionSpec("data") if split else PartitionSpec())
+        if jax.process_count() == 1:
+            return jax.device_put(tree, sharding)
+        # several processes: each contributes its own rows of the batch (all of a replicated value)
+        pid, count = jax.process_index(), jax.process_count()
+
+        def local(x):
+            x = np.asarray(x)
+            if split:
+                rows = x.shape[0] // count
+                x = x[pid * rows:(pid + 1) * rows]
+            return jax.make_array_from_process_local_data(sharding, x)
+        return jax.tree_util.tree_map(local, tree)
 
     def evaluate(self, ts: dict, arrays: dict, key=None) -> dict:
         """Mean losses and metrics over `arrays` in evaluation mode (batchnorm uses running stats)."""
@@ -268,7 +280,8 @@ class Trainer:
                     for i, (_, every, _) in enumerate(self.spec.samples):
                         if (it + 1) % every == 0 or it + 1 == total:
                             self._write_sample(Path(sample_dir), i, it + 1, ts, loop)
-                if checkpoint_dir is not None and checkpoint_every and (it + 1) % checkpoint_every == 0:
+                if checkpoint_dir is not None and checkpoint_every and (it + 1) % checkpoint_every == 0 \
+                        and jax.process_index() == 0:
                     if not bool(metrics["finite"]):
                         self._nonfinite(on_nan, it, 1, {})
                     ckpt.save(Path(checkpoint_dir), it + 1, ts,
@@ -358,7 +371,10 @@ def _mesh(axes: dict, batch: int):
 
 def _data_mesh(devices: int | None, batch: int):
     """A one-axis mesh named `data` over the first N devices (JAX's own SPMD partitioner does the
-    rest: the jitted step sees a sharded batch and replicated parameters)."""
+    rest: the jitted step sees a sharded batch and replicated parameters). Across several
+    processes (`jax.distributed`), every device of every process by default."""
+    if not devices and jax.process_count() > 1:
+        devices = jax.device_count()
     if not devices or devices == 1:
         return None
     have = jax.devices()
