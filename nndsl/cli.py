@@ -61,8 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int)
     c.add_argument("--clip-norm", type=float)
     c.add_argument("--out", default=None, help="output folder (default: runs/<train block>)")
-    c.add_argument("--on-nan", choices=["stop", "skip"], default="stop",
-                   help="a non-finite loss or gradient: stop (default) or skip that update")
+    c.add_argument("--on-nan", choices=["stop", "skip", "rollback"], default="stop",
+                   help="a non-finite loss or gradient: stop (default), skip that update, or roll back to "
+                        "the last checkpoint (needs --checkpoint-every)")
     c.add_argument("--checkpoint-every", type=int, metavar="N",
                    help="save the whole training state every N iterations to OUT/checkpoints")
     c.add_argument("--keep", type=int, default=3, help="checkpoints to keep (default 3)")

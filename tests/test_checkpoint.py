@@ -83,3 +83,27 @@ def test_on_nan_skip_keeps_the_parameters_finite():
     tr = nndsl.loads(NAN).trainer("blowup", iterations=3)
     r = tr.fit(progress=False, on_nan="skip")
     assert all(np.isfinite(x).all() for x in leaves(r.variables))
+
+
+def test_on_nan_rollback_restores_the_last_checkpoint(tmp_path):
+    src = NAN.replace("iterations 5", "iterations 6")
+    tr = nndsl.loads(src).trainer("blowup")
+    with pytest.raises(nndsl.NndslError, match="no checkpoint to roll back to|before the first checkpoint"):
+        tr.fit(progress=False, on_nan="rollback")
+    ok = SRC.replace("iterations 40", "iterations 12")
+    r = nndsl.loads(ok).trainer("ring").fit(progress=False, on_nan="rollback", checkpoint_dir=tmp_path,
+                                             checkpoint_every=4)
+    assert int(r.train_state["iteration"]) == 12  # finite runs are untouched by the policy
+
+
+def test_imports_do_not_follow_symlinks_out_of_the_project(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.nn").write_text("model X { input x: [batch, 2]\n output y = x }\n")
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "link").symlink_to(outside, target_is_directory=True)
+    (proj / "main.nn").write_text('import "link/x.nn"\nmodel M { input x: [batch, 2]\n output y = x }\n')
+    with pytest.raises(nndsl.NndslError, match="leaves the project") as e:
+        nndsl.load(proj / "main.nn")
+    assert "main.nn:1:1" in str(e.value)

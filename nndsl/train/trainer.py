@@ -251,7 +251,7 @@ class Trainer:
         step = self._compiled_step(loop.bs)
         ts = self.place(ts, False)
         acc: dict = {}
-        interrupted, bad_run, last_flag = False, 0, None
+        interrupted, bad_run, last_flag, rollbacks = False, 0, None, 0
         bar = _Bar(total, progress, self.spec.name)
         bar.advance(start)
         it = start
@@ -260,7 +260,10 @@ class Trainer:
                 ts, metrics = step(ts, self.place(loop.next(), True), key)
                 if last_flag is not None:  # read one step late: no sync on the step just launched
                     bad_run = 0 if bool(last_flag) else bad_run + 1
-                    if bad_run:
+                    if bad_run and on_nan == "rollback":
+                        ts, rollbacks = self._rollback(checkpoint_dir, ts, rollbacks, it - 1), rollbacks + 1
+                        bad_run = 0
+                    elif bad_run:
                         self._nonfinite(on_nan, it - 1, bad_run, {k: float(v[-1]) for k, v in acc.items()
                                                                    if k != "finite"})
                 last_flag = metrics["finite"]
@@ -282,12 +285,11 @@ class Trainer:
                             self._write_sample(Path(sample_dir), i, it + 1, ts, loop)
                 if checkpoint_dir is not None and checkpoint_every and (it + 1) % checkpoint_every == 0 \
                         and jax.process_index() == 0:
-                    if not bool(metrics["finite"]):
-                        self._nonfinite(on_nan, it, 1, {})
-                    ckpt.save(Path(checkpoint_dir), it + 1, ts,
-                              {"loop": loop.state(), "history": history}, keep)
+                    if bool(metrics["finite"]):  # never checkpoint right after a refused update
+                        ckpt.save(Path(checkpoint_dir), it + 1, ts,
+                                  {"loop": loop.state(), "history": history}, keep)
                 bar.advance()
-            if last_flag is not None and not bool(last_flag):
+            if last_flag is not None and not bool(last_flag) and on_nan != "rollback":
                 self._nonfinite(on_nan, it, bad_run + 1, {})
         except KeyboardInterrupt:
             interrupted = True
@@ -318,6 +320,27 @@ class Trainer:
                              None if real is None else real[:2000])
 
     MAX_SKIPPED = 10
+    MAX_ROLLBACKS = 3
+
+    def _rollback(self, folder, ts, done: int, it: int):
+        """--on-nan rollback: back to the newest good checkpoint; the data goes on from where it
+        is, so the batch that broke the run is not seen again at once. At most MAX_ROLLBACKS."""
+        import warnings
+
+        from . import checkpoint as ckpt
+        if folder is None:
+            raise TrainingError(f"a loss or gradient became non-finite at iteration {it + 1}, and there is "
+                                "no checkpoint to roll back to", self.spec.span, code="E701",
+                                help="rollback needs --checkpoint-every")
+        if done >= self.MAX_ROLLBACKS:
+            raise TrainingError(f"non-finite again at iteration {it + 1} after {done} rollbacks; giving up",
+                                self.spec.span, code="E701", help="lower the learning rate or set `clip_norm`")
+        found = ckpt.load_latest(Path(folder), ts)
+        if found is None:
+            raise TrainingError(f"non-finite at iteration {it + 1} before the first checkpoint", self.spec.span,
+                                code="E701")
+        warnings.warn(f"non-finite at iteration {it + 1}: rolled back to checkpoint {found[0]}", stacklevel=2)
+        return self.place(found[1], False)
 
     def _nonfinite(self, on_nan, it, run, vals):
         """A step whose loss or gradient was not finite was not applied; stop, or skip it."""
