@@ -263,7 +263,12 @@ class AvgPool(Pool):
     def apply(self, ctx, x, window, stride, padding):
         dims, strides, pad = self._window(x, window, stride, padding)
         total = jax.lax.reduce_window(x, 0.0, jax.lax.add, dims, strides, pad)
-        count = jax.lax.reduce_window(jnp.ones_like(x), 0.0, jax.lax.add, dims, strides, pad)
+        if pad == "VALID" or (not isinstance(pad, str) and all(p == (0, 0) for p in pad)):
+            return total / math.prod(dims)  # every window is full
+        # Windows at the border hold fewer real elements: count them on one [1, *spatial, 1] map
+        # (counting on the whole batch makes XLA constant-fold a batch-sized array).
+        ones = jnp.ones((1, *x.shape[1:-1], 1), x.dtype)
+        count = jax.lax.reduce_window(ones, 0.0, jax.lax.add, dims, strides, pad)
         return total / count
 
 

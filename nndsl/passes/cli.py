@@ -37,6 +37,13 @@ def wants_passes(a) -> bool:
     return a.opt_level is not None or a.passes is not None or bool(a.after) or a.verify_passes
 
 
+def apply_options(prog, a) -> None:
+    """Gives a loaded program the optimization the command line asked for (if it asked)."""
+    if wants_passes(a):
+        opts = program_options(a)
+        prog.opt_level, prog.passes = opts["opt_level"], opts["passes"]
+
+
 def graph_text(model, a, spans: bool = False) -> str:
     """`compile --emit graph`: the graph as built, or after the requested passes; with --after,
     the graph after each named pass (to stdout, in pipeline order)."""

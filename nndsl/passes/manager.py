@@ -84,10 +84,11 @@ class PassManager:
         self.options = dict(options or {})
         self.verify = verify
         self.print_after = set(print_after)
-        unknown = self.print_after - set(PASSES) - {"all"}
-        if unknown:
-            raise PassError(f"--after names unknown pass `{sorted(unknown)[0]}`", code="E902",
-                            help=f"passes: {', '.join(PASSES)}")
+        missing = self.print_after - set(self.passes) - {"all"}
+        if missing:
+            name = sorted(missing)[0]
+            raise PassError(f"cannot print after `{name}`: {'it does not run here' if name in PASSES else 'no such pass'}",
+                            code="E902", help=f"this pipeline runs: {', '.join(self.passes) or 'nothing'}")
         self.out = out or (lambda text: print(text, file=sys.stderr))
         self.counts: list[tuple[str, int]] = []
 

@@ -65,7 +65,8 @@ CASES = [
 ]
 
 
-RUNS = [(c, "O2") for c in CASES] + [(c, "every") for c in CASES if c[0] in ("cells", "attention", "resnet", "stack", "tower")]
+# every pass at once where passes beyond -O2 on this CPU change something: fusion, scan hoisting
+RUNS = [(c, "O2") for c in CASES] + [(c, "every") for c in CASES if c[0] in ("cells", "attention")]
 
 
 @pytest.mark.parametrize("case,passes", RUNS, ids=[f"{c[0]}-{p}" for c, p in RUNS])
@@ -78,6 +79,6 @@ def test_optimized_models_compute_the_same(case, passes):
 
 @pytest.mark.parametrize("case", [c for c in CASES if c[0] in ("resnet", "stack", "mlp")], ids=lambda c: c[0])
 def test_training_mode_agrees_including_new_state(case):
-    _, src, name, args, xs = case
+    label, src, name, args, xs = case
     base, opt = models(src, name, passes=EVERY_PASS, **args)
-    assert_same(base, opt, xs, train=True)
+    assert_same(base, opt, xs, train=True, grads=label != "resnet")  # its convolutions: lenet's gradients
