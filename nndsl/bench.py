@@ -29,6 +29,7 @@ class Report:
     flops: float = 0.0  # per step, from XLA
     peak: float = 0.0  # FLOP/s of a large matmul here
     nodes: tuple = (0, 0)  # graph size before and after the passes
+    loops: int = 0  # scan and scan_layers nodes after the passes
     device: str = ""
 
     @property
@@ -45,6 +46,9 @@ class Report:
         if self.flops:
             lines.append(f"FLOPs per step (XLA): {self.flops:.4g}; achieved {self.achieved / 1e9:.2f} GFLOP/s "
                          f"= {100 * self.achieved / self.peak:.1f}% of matmul peak {self.peak / 1e9:.1f} GFLOP/s")
+            if self.loops:
+                lines.append(f"  (the graph has {self.loops} loop{'s' if self.loops > 1 else ''}: XLA counts a loop "
+                             "body's FLOPs once, not once per iteration, so this is a lower bound)")
         return "\n".join(lines)
 
 
@@ -133,7 +137,7 @@ def bench_model(prog, name: str, args: dict, *, batch: int = 32, dims: dict | No
     t = time.perf_counter()
     opt = model.optimized_graph(types, train=False)
     r.phases["passes"] = time.perf_counter() - t
-    r.nodes = (len(g), len(opt))
+    r.nodes, r.loops = (len(g), len(opt)), _loops(opt)
     variables = model.init(jax.random.key(0), *xs)
 
     def forward(v, *xs):
@@ -158,7 +162,7 @@ def bench_train(prog, name: str | None, *, batch: int | None = None, reps: int =
     t = time.perf_counter()
     opt = optimize(copy.deepcopy(spec.graph), prog.opt_level, prog.passes, True)
     r.phases["passes"] = time.perf_counter() - t
-    r.nodes = (len(spec.graph), len(opt))
+    r.nodes, r.loops = (len(spec.graph), len(opt)), _loops(opt)
     key = jax.random.key(0)
     ts = trainer.init(key)
     src = spec.data
@@ -167,6 +171,10 @@ def bench_train(prog, name: str | None, *, batch: int | None = None, reps: int =
     fn = trainer.step_fn(bs)
     _compile_and_time(r, lambda ts, b: fn(ts, b, key), (ts, data), reps)
     return r
+
+
+def _loops(g) -> int:
+    return sum(n.op in ("scan", "scan_layers") for n in g.nodes())
 
 
 def _compile_and_time(r: Report, fn, args: tuple, reps: int) -> None:

@@ -71,6 +71,9 @@ def run(g: Graph, params: dict, state: dict, inputs: list, *, train: bool = Fals
             if opdef.has_params:
                 ctx.params = _leaves(params, node.path)
                 ctx.state = _leaves(state, node.path)
+                for name, path in node.attrs.get("reads", ()):  # a fused node: another layer's leaves
+                    ctx.params = {**ctx.params, name: _leaves(params, path)}
+                    ctx.state = {**ctx.state, name: _leaves(state, path)}
             if opdef.needs_rng and rng is not None:
                 ctx.rng = jax.random.fold_in(rng, stable_hash(node.path))
         env[nid] = opdef.apply(ctx, *args, **node.attrs)

@@ -3,12 +3,13 @@
 - Parallel dense layers on one input (the four LSTM gates on [h, x], Q/K/V) become one matmul on
   the concatenated kernels, then a split: one large matmul instead of several small ones.
 - For inference, batchnorm after a convolution or dense layer is folded into its kernel and bias:
-  w' = w * s, b' = (b - mean) * s + beta with s = scale / sqrt(var + eps).
+  w' = w * s, b' = (b - mean) * s + beta with s = scale / sqrt(var + eps), one `*_bn` node that
+  reads both layers' parameters under their own names.
 """
 from __future__ import annotations
 
 from ..ir.graph import Graph, Node
-from .rewrite import Context, Pass, add, const, param, rule, users_of
+from .rewrite import Context, Pass, add, param, rule, users_of
 
 
 # ---------------------------------------------------------------------- parallel dense
@@ -24,7 +25,7 @@ def _concat_params(g: Graph, paths: list, leaf: str, like: Node) -> str:
 
 
 @rule("dense")
-def fuse_parallel_dense(g: Graph, n: Node, ctx: Context):  # dense_i(x) for i in 1..k -> split(x @ [W_1 .. W_k] + [b_1 .. b_k])
+def fuse_parallel_dense(g: Graph, n: Node, ctx: Context):  # dense_i(x), i = 1..k -> split(x @ [W_1..W_k] + [b_1..b_k])
     if not _fusable_dense(g, n):
         return None
     x = g.input_ids(n.id)[0]
@@ -59,33 +60,16 @@ FOLDABLE = {"conv1d", "conv2d", "conv3d", "dense"}
 
 
 @rule("batchnorm")
-def fold_batchnorm(g: Graph, n: Node, ctx: Context):  # batchnorm(conv(x, w) + b) -> conv(x, w * s) + (b - mean) * s + beta
+def fold_batchnorm(g: Graph, n: Node, ctx: Context):  # batchnorm(conv(x)) -> conv_bn(x): w * s, (b - mean) * s + beta
     (c,) = g.input_ids(n.id)
     src = g.node(c)
     if src.op not in FOLDABLE or src.path is None or g.uses(c) != 1 or n.path is None:
         return None
-    if src.attrs.get("shard") and src.op == "dense":  # a sharded kernel keeps its own lowering
+    if src.type.dtype != "float32" or src.attrs.get("shard"):  # a sharded kernel keeps its own lowering
         return None
-    if src.type.dtype != "float32":
-        return None
-    state = lambda leaf: g.add("read_state", [], {"shape": (n.type.shape[-1],), "dtype": "float32"},
-                               src.type.with_shape((n.type.shape[-1],)), n.span, n.path + (leaf,), leaf).id
-    s = add(g, "div", [const(g, 1.0, like=n).id,
-                       add(g, "sqrt", [add(g, "add", [state("var"), const(g, n.attrs["eps"], like=n).id],
-                                           {}, n).id], {}, n).id], {}, n).id
-    if n.attrs["scale"]:
-        s = add(g, "mul", [s, param(g, n.path + ("scale",), n).id], {}, n).id
-    w = add(g, "mul", [param(g, src.path + ("kernel",), src).id, s], {}, src).id
-    shift = add(g, "neg", [state("mean")], {}, n).id
-    if src.attrs["bias"]:
-        shift = add(g, "add", [param(g, src.path + ("bias",), src).id, shift], {}, n).id
-    b = add(g, "mul", [shift, s], {}, n).id
-    if n.attrs["center"]:
-        b = add(g, "add", [b, param(g, n.path + ("bias",), n).id], {}, n).id
-    x = g.input_ids(c)[0]
-    if src.op == "dense":
-        return add(g, "add", [add(g, "matmul", [x, w], {}, src).id, b], {}, n).id
-    return add(g, f"{src.op}_k", [x, w, b], {**src.attrs, "bias": True}, src).id
+    attrs = {**src.attrs, "reads": (("bn", n.path),), "eps": n.attrs["eps"], "scale": n.attrs["scale"],
+             "center": n.attrs["center"]}
+    return g.add(f"{src.op}_bn", g.input_ids(c), attrs, n.type, src.span, src.path, src.label).id
 
 
 class FoldBatchnorm(Pass):

@@ -38,7 +38,7 @@ _CLEAN = ["simplify", "fold-constants", "cse", "dce"]
 O2_EXTRA: dict[str, list[str]] = {
     "cpu": ["fold-batchnorm", "conv-as-matmul", "scan-layers"],
 }
-O2_UNMEASURED = ["fold-batchnorm", "scan-layers"]
+O2_UNMEASURED = ["fold-batchnorm"]
 LEVELS: dict[int, list[str]] = {0: [], 1: _CLEAN, 2: _CLEAN + O2_EXTRA["cpu"] + _CLEAN}
 
 
@@ -87,8 +87,9 @@ class PassManager:
         missing = self.print_after - set(self.passes) - {"all"}
         if missing:
             name = sorted(missing)[0]
-            raise PassError(f"cannot print after `{name}`: {'it does not run here' if name in PASSES else 'no such pass'}",
-                            code="E902", help=f"this pipeline runs: {', '.join(self.passes) or 'nothing'}")
+            why = "it does not run here" if name in PASSES else "no such pass"
+            raise PassError(f"cannot print after `{name}`: {why}", code="E902",
+                            help=f"this pipeline runs: {', '.join(self.passes) or 'nothing'}")
         self.out = out or (lambda text: print(text, file=sys.stderr))
         self.counts: list[tuple[str, int]] = []
 

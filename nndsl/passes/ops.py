@@ -36,33 +36,51 @@ class ReadState(OpDef):
         return 0
 
 
-class ConvWithKernel(OpDef):
-    """A convolution whose kernel and bias are inputs rather than parameters (a kernel with
-    batchnorm folded in): conv(x, w) + b, with the attributes of the convolution it replaces."""
+class WithBatchnorm(OpDef):
+    """A convolution or dense layer with the batchnorm after it folded in, for inference:
+    w' = w * s and b' = (b - mean) * s + beta with s = scale / sqrt(var + eps), then the layer's
+    own lowering with w' and b'. It reads its own parameters (its path) and the batchnorm's
+    parameters and statistics (`reads`: the batchnorm's path), which keep their names."""
 
-    inputs = ("x", "w", "b")
     kind = "internal"
     base = ""
+    extra = (Attr("reads", "any"), Attr("eps", "float"), Attr("scale", "bool"), Attr("center", "bool"))
 
     @property
     def attrs(self):
-        return OPS[self.base].attrs
+        return OPS[self.base].attrs + self.extra
 
-    def infer(self, x, w, b, **attrs):
-        return OPS[self.base].infer(x, **attrs)
+    def _own(self, attrs):
+        return {k: v for k, v in attrs.items() if k not in ("reads", "eps", "scale", "center")}
 
-    def apply(self, ctx, x, w, b, **attrs):
+    def infer(self, x, **attrs):
+        return OPS[self.base].infer(x, **self._own(attrs))
+
+    def params(self, x, **attrs):
+        return OPS[self.base].params(x, **self._own(attrs))
+
+    def flops(self, out, x, **attrs):
+        return OPS[self.base].flops(out, x, **self._own(attrs))
+
+    def apply(self, ctx, x, **attrs):
+        import jax
         from ..ops import ApplyCtx
-        inner = ApplyCtx(params={"kernel": w, "bias": b}, train=ctx.train, out_shape=ctx.out_shape)
-        return OPS[self.base].apply(inner, x, **{**attrs, "bias": True})
+        bn, stats = ctx.params["bn"], ctx.state["bn"]
+        s = jax.lax.rsqrt(stats["var"] + attrs["eps"])
+        if attrs["scale"]:
+            s = s * bn["scale"]
+        b = (ctx.params["bias"] - stats["mean"]) * s if "bias" in ctx.params else -stats["mean"] * s
+        if attrs["center"]:
+            b = b + bn["bias"]
+        own = {**self._own(attrs), "bias": True}
+        inner = ApplyCtx(params={"kernel": ctx.params["kernel"] * s, "bias": b}, train=ctx.train,
+                         out_shape=ctx.out_shape)
+        return OPS[self.base].apply(inner, x, **own)
 
-    def flops(self, out, x, w, b, **attrs):
-        return OPS[self.base].flops(out, x, **attrs)
 
-
-for _n in (1, 2, 3):
-    register(type(f"Conv{_n}DWithKernel", (ConvWithKernel,),
-                  {"name": f"conv{_n}d_k", "base": f"conv{_n}d", "__doc__": ConvWithKernel.__doc__}))
+for _base in ("conv1d", "conv2d", "conv3d", "dense"):
+    register(type(f"{_base.capitalize()}WithBatchnorm", (WithBatchnorm,),
+                  {"name": f"{_base}_bn", "base": _base, "__doc__": WithBatchnorm.__doc__}))
 
 
 class ConvPatches(OpDef):

@@ -21,12 +21,13 @@ from .cleanup import freeze
 from .rewrite import Context, Pass, erase_dead
 
 MAX_PERIOD = 12  # segments in one repeated unit
-# A run is stacked when it has at least `min_copies` copies of at least `min_unit` nodes each.
-# Stacking costs a copy of the weights every step and, on XLA:CPU, more compile time for small
-# bodies: `(dense(512) -> relu) * 48` compiled 7x slower and stepped 2-4x slower stacked, while
-# ResNet-152's 35 bottlenecks compiled 4.8x faster. Context options override these.
+# A run is stacked when it has at least `min_copies` copies, each with at least `min_unit` layers
+# that have parameters. Stacking costs a copy of the weights every step and, on XLA:CPU, more
+# compile time for small bodies: `(dense(512) -> relu) * 48` compiled 7x slower and stepped 2-4x
+# slower stacked, while ResNet-152's 35 bottlenecks compiled 4.8x faster. Context options
+# (`min_copies`, `min_unit`) override these.
 MIN_COPIES = 8
-MIN_UNIT = 8
+MIN_UNIT = 2
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,27 @@ class StackedPaths:
         return "[" + ", ".join(f"{'.'.join(a)}..{'.'.join(b)}" for a, b in zip(first, last)) + "]"
 
 
-def _parameterized(g: Graph, n: Node) -> bool:
+def _scopes(n: Node) -> list[tuple]:
+    """The parameter scopes node `n` reads: its own path, and those a fused node names in `reads`."""
     opdef = OPS.get(n.op)
-    return n.path is not None and opdef is not None and opdef.has_params
+    if n.path is None or opdef is None or not opdef.has_params:
+        return []
+    return [n.path] + [p for _, p in n.attrs.get("reads", ())]
+
+
+def _leaf_index(g: Graph) -> dict:
+    """scope prefix -> [(rest of the key, shape)] over parameters and state."""
+    index: dict = {}
+    for reg in (g.params, g.state):
+        for key, spec in reg.items():
+            for i in range(1, len(key) + 1):
+                index.setdefault(key[:i], []).append((key[i:], tuple(spec.shape)))
+    return index
 
 
 def _stackable(g: Graph, n: Node, ctx: Context) -> bool:
     opdef = OPS.get(n.op)
-    if opdef is None or n.op in ("scan", "scan_layers", "grad", "input") or isinstance(n.attrs.get("body"), Graph):
+    if opdef is None or n.op in ("scan", "grad") or isinstance(n.attrs.get("body"), Graph):
         return False
     if opdef.needs_rng or opdef.kind == "random":
         return False
@@ -94,7 +108,7 @@ class _Segments:
             seg.sort(key=self.pos.get)
 
 
-def _signature(g: Graph, seg: list, entry: str, ctx: Context):
+def _signature(g: Graph, seg: list, entry: str, ctx: Context, leaves: dict):
     """What must be equal for two segments to be copies of each other; None if never stackable."""
     idx = {n: i for i, n in enumerate(seg)}
     outputs = set(g.outputs.values())
@@ -105,13 +119,10 @@ def _signature(g: Graph, seg: list, entry: str, ctx: Context):
             return None
         ins = tuple(("e",) if i == entry else ("l", idx[i]) if i in idx else ("c", i) for i in g.input_ids(n))
         try:
-            attrs = freeze(node.attrs)
+            attrs = freeze({k: v for k, v in node.attrs.items() if k != "reads"})  # scopes differ per copy
         except TypeError:
             return None
-        shapes = ()
-        if _parameterized(g, node):
-            shapes = tuple(sorted((k[len(node.path):], tuple(s.shape)) for reg in (g.params, g.state)
-                                  for k, s in reg.items() if k[:len(node.path)] == node.path))
+        shapes = tuple(tuple(sorted(leaves.get(p, ()))) for p in _scopes(node))
         sig.append((node.op, attrs, node.type, ins, shapes))
     return tuple(sig)
 
@@ -147,7 +158,8 @@ class ScanLayers(Pass):
         if not g.inputs:
             return 0
         segs = _Segments(g)
-        sigs = [_signature(g, m, e, ctx) for m, e in zip(segs.members, segs.entries)]
+        leaves = _leaf_index(g)
+        sigs = [_signature(g, m, e, ctx, leaves) for m, e in zip(segs.members, segs.entries)]
         done = 0
         min_copies = ctx.options.get("min_copies", MIN_COPIES)
         min_unit = ctx.options.get("min_unit", MIN_UNIT)
@@ -156,7 +168,8 @@ class ScanLayers(Pass):
             entry = segs.entries[start]
             if g.node(entry).type != g.node(units[0][-1][-1]).type:
                 units, entry = units[1:], units[0][-1][-1]  # the first copy changes the carry's shape
-            if len(units) < min_copies or sum(len(s) for s in units[0]) < min_unit:
+            layers = sum(bool(_scopes(g.node(n))) for seg in units[0] for n in seg)
+            if len(units) < min_copies or layers < min_unit:
                 continue
             flat = [[n for seg in u for n in seg] for u in units]
             if self._wired(g, entry, flat):
@@ -203,8 +216,7 @@ class ScanLayers(Pass):
                 ins.append(memo[i])
             memo[n] = body.add(node.op, ins, dict(node.attrs), node.type, node.span, node.path, node.label).id
         body.outputs = {"out": memo[first[-1]]}
-        slots = [j for j, n in enumerate(first) if _parameterized(g, g.node(n))]
-        paths = StackedPaths(tuple(tuple(g.node(u[j]).path for j in slots) for u in units))
+        paths = StackedPaths(tuple(tuple(p for n in u for p in _scopes(g.node(n))) for u in units))
         head = g.node(first[0])
         new = g.add("scan_layers", [entry, *consts], {"body": body, "copies": len(units), "paths": paths},
                     g.node(exit_).type, head.span, None, head.label)

@@ -98,6 +98,9 @@ def _verify_node(g: Graph, nid: str, fail, where: str) -> None:
             key = n.path + (leaf,) if leaf else n.path
             if key not in g.state:
                 fail(f"{nid} ({n.op}) reads state {'/'.join(key)}, which is not declared")
+    for _, path in n.attrs.get("reads", ()):  # a fused node reading another layer's leaves
+        if not any(k[:len(path)] == path for k in list(g.params) + list(g.state)):
+            fail(f"{nid} ({n.op}) reads {'/'.join(path)}, which declares no parameter or state")
 
 
 def _verify_scan(g: Graph, n, types, fail, where: str) -> None:

@@ -28,6 +28,7 @@ from ..ir.printer import HIDDEN, _val
 from ..ir.types import TensorType
 from ..syntax import ast
 
+NL = "\\n"  # a line break inside a DOT label
 FORMATS = {".dot": "dot", ".gv": "dot", ".svg": "svg", ".png": "png", ".pdf": "pdf"}
 INSTALL_DOT = ("Graphviz's `dot` program is needed to draw {fmt}; install Graphviz "
                "(Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz; conda: "
@@ -366,17 +367,17 @@ class _Drawer:
         if n.op == "input":
             name = n.attrs.get("name", n.label or "")
             if str(name).startswith("data."):
-                self.pic.node(c, did, f"{name}\n{_type_text(n.type)}", "data")
+                self.pic.node(c, did, f"{name}{NL}{_type_text(n.type)}", "data")
             elif n.attrs.get("carry"):
-                self.pic.node(c, did, f"state {name}\n{_type_text(n.type)}", "input")
+                self.pic.node(c, did, f"state {name}{NL}{_type_text(n.type)}", "input")
             else:
-                self.pic.node(c, did, f"input {name}\n{_type_text(n.type)}", "input")
+                self.pic.node(c, did, f"input {name}{NL}{_type_text(n.type)}", "input")
         elif n.path and n.path[0].startswith("~"):
             self.pic.node(c, did, f"{n.path[0][1:]} ~ {_op_text(n)}", "draw")
         elif n.op == "const":
             self.pic.node(c, did, _short(n.attrs.get("value")), "const")
         elif n.path and any(p[:len(n.path)] == n.path for p in (*self.g.params, *self.g.state)):
-            self.pic.node(c, did, f"{n.path[-1]}\n{_op_text(n)}", "layer")  # named: it has weights
+            self.pic.node(c, did, f"{n.path[-1]}{NL}{_op_text(n)}", "layer")  # named: it has weights
         elif n.path:
             self.pic.node(c, did, _op_text(n), "layer")
         elif n.label and n.label.startswith("`"):
@@ -473,7 +474,7 @@ def train_picture(prog, name: str | None = None, depth: int | None = 0, rankdir:
         args = dict(getattr(opt, "args", ()))
         if "lr" in args:
             opt_text += f"(lr={_short(args['lr'])})"
-        pic.node(pic.root, sid, f"step {i + 1}: {models}\nminimize {st.loss}\nwith {opt_text}", "step")
+        pic.node(pic.root, sid, f"step {i + 1}: {models}{NL}minimize {st.loss}{NL}with {opt_text}", "step")
         loss_id = f"loss_{st.loss}" if st.loss in spec.losses else drawer.drawn(st.loss_node)
         pic.edge(loss_id, sid, "minimize", style="bold")
         for m in st.models:

@@ -249,6 +249,12 @@ def _nodes_at(prog, defn, name: str, line: int, character: int) -> str | None:
     for n in found:
         where = "/".join(n.path) if n.path else n.op
         row = f"`{where}`: {n.op} → `{_type_text(n.type)}`"
+        body = n.attrs.get("body")
+        if n.op == "scan" and body is not None and isinstance(n.type, tuple):
+            names = list(body.outputs)[1:]
+            finals = ", ".join(f"{k} `{_type_text(t)}`" for k, t in zip(names, n.type[1:]))
+            row = f"`{where}`: a cell scanned over time → `{_type_text(n.type[0])}`" + \
+                (f"; final {finals}" if finals else "")
         if row not in rows:
             rows.append(row)
     return "\n\n".join(rows[:8]) + ("\n\n..." if len(rows) > 8 else "")
