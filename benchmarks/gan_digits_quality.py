@@ -4,9 +4,9 @@ block of examples/dcgan_digits.nn, 8x8, about 99% held out):
 - dcgan: the share of 1,000 samples the classifier labels with confidence over 0.9, and which
   classes appear among them;
 - cgan: 100 samples asked for each class k; the share the classifier labels k;
-- cyclegan: every one of the 1,797 digits translated to the other domain; the share whose class
-  the classifier still reads. Upright -> transposed translations are transposed back before they
-  are judged; transposed -> upright ones are judged as they are.
+- cyclegan: every one of the 1,797 digits translated to the other domain (thin -> bold, and
+  bold -> thin from their bold versions); the share whose class is still read, bold digits by the
+  `classifier_bold` block of examples/cyclegan_digits.nn, thin ones by the classifier above.
 
 Each run trains the classifier and the GAN in this process (seeded: the figure is reproducible),
 or reads weights that `nndsl train` saved:
@@ -38,10 +38,10 @@ def _model(prog, trainer, instance):
     return prog.model(name, **args)
 
 
-def classifier(run: str | None = None):
-    """(model, variables) of the judge: trained here, or read from `run`/net.safetensors."""
-    prog = nndsl.load(EXAMPLES / "dcgan_digits.nn")
-    tr = prog.trainer("classifier")
+def classifier(run: str | None = None, file: str = "dcgan_digits.nn", block: str = "classifier"):
+    """(model, variables) of a judge: trained here, or read from `run`/net.safetensors."""
+    prog = nndsl.load(EXAMPLES / file)
+    tr = prog.trainer(block)
     v = load_variables(f"{run}/net.safetensors") if run else tr.fit(progress=False).variables["net"]
     return _model(prog, tr, "net"), v
 
@@ -85,21 +85,19 @@ def cgan_figure(gen, g_vars, clf, per_class: int = 100, seed: int = 0):
     return float(hit.mean()), [float(hit[labels == k].mean()) for k in range(10)]
 
 
-def transpose(images):
-    return np.transpose(images, (0, 2, 1, 3))
-
-
-def cyclegan_figure(gen_ab, gen_ba, variables, clf):
-    """(share of upright digits that keep their class through G_ab, the same through G_ba for
-    transposed digits). The judge reads upright digits: G_ab's output is transposed back."""
+def cyclegan_figure(prog, gen_ab, gen_ba, variables, clf, clf_bold):
+    """(share of the digits that keep their class through G_ab, judged as bold digits; the same
+    for their bold versions through G_ba, judged as thin digits)."""
     x, y = load_digits()
     x = (x / 16.0)[..., None].astype(np.float32)
-    ab = transpose(np.asarray(gen_ab.apply(variables["G_ab"], x)))
-    ba = np.asarray(gen_ba.apply(variables["G_ba"], transpose(x)))
-    return float((judge(clf, ab).argmax(1) == y).mean()), float((judge(clf, ba).argmax(1) == y).mean())
+    bold = np.asarray(prog.model("Bold").apply({"params": {}, "state": {}}, x))
+    ab = gen_ab.apply(variables["G_ab"], x)
+    ba = gen_ba.apply(variables["G_ba"], bold)
+    return float((judge(clf_bold, ab).argmax(1) == y).mean()), float((judge(clf, ba).argmax(1) == y).mean())
 
 
-def measure(kind: str, clf, run: str | None = None, iterations: int | None = None) -> str:
+def measure(kind: str, clf, run: str | None = None, iterations: int | None = None,
+            bold_run: str | None = None) -> str:
     prog, tr, variables, secs = train_gan(kind, run, iterations)
     took = "" if run else f" (trained in {secs:.0f} s)"
     if kind == "dcgan":
@@ -110,8 +108,9 @@ def measure(kind: str, clf, run: str | None = None, iterations: int | None = Non
         share, per = cgan_figure(_model(prog, tr, "G"), variables["G"], clf)
         return (f"cgan: {share:.1%} of samples asked for class k are labelled k; per class: "
                 f"{[round(p, 2) for p in per]}{took}")
-    ab, ba = cyclegan_figure(_model(prog, tr, "G_ab"), _model(prog, tr, "G_ba"), variables, clf)
-    return f"cyclegan: class kept by {ab:.1%} of upright -> transposed, {ba:.1%} of transposed -> upright{took}"
+    clf_bold = classifier(bold_run, "cyclegan_digits.nn", "classifier_bold")
+    ab, ba = cyclegan_figure(prog, _model(prog, tr, "G_ab"), _model(prog, tr, "G_ba"), variables, clf, clf_bold)
+    return f"cyclegan: class kept by {ab:.1%} of thin -> bold and {ba:.1%} of bold -> thin translations{took}"
 
 
 def main():
@@ -119,13 +118,15 @@ def main():
     ap.add_argument("kinds", nargs="*", choices=sorted(FILES), default=sorted(FILES))
     ap.add_argument("--gan-run", help="a folder of weights from `nndsl train` (one kind only)")
     ap.add_argument("--classifier-run", help="the judge's weights from `nndsl train ... classifier`")
+    ap.add_argument("--bold-classifier-run", help="weights of `nndsl train examples/cyclegan_digits.nn "
+                                                  "classifier_bold`")
     ap.add_argument("--iterations", type=int, help="train the GANs for this many iterations instead")
     a = ap.parse_args()
     if a.gan_run and len(a.kinds) != 1:
         ap.error("--gan-run needs exactly one kind")
     clf = classifier(a.classifier_run)
     for kind in a.kinds:
-        print(measure(kind, clf, a.gan_run, a.iterations), flush=True)
+        print(measure(kind, clf, a.gan_run, a.iterations, a.bold_classifier_run), flush=True)
 
 
 if __name__ == "__main__":

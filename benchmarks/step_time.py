@@ -76,6 +76,16 @@ def timeit(fn, state, batch, steps):
     return statistics.median(times)
 
 
+def interleaved(fa, sa, fb, sb, batch, steps, rounds=10):
+    """Medians of two step functions timed in alternating rounds, so that whatever else the
+    machine is doing weighs on both alike."""
+    ta, tb = [], []
+    for _ in range(rounds):
+        ta.append(timeit(fa, sa, batch, max(1, steps // rounds)))
+        tb.append(timeit(fb, sb, batch, max(1, steps // rounds)))
+    return statistics.median(ta), statistics.median(tb)
+
+
 def bench(name, src, hand, x, y, steps, tmp):
     np.savez(tmp / "bench.npz", x=x, y=y)
     prog = nndsl.loads(src, base=tmp)
@@ -84,7 +94,6 @@ def bench(name, src, hand, x, y, steps, tmp):
     batch = {"x": jnp.asarray(x[:128]), "y": jnp.asarray(y[:128])}
     key = jax.random.key(1)
     step = trainer.step
-    t_nn = timeit(lambda s, b: step(s, b, key)[0], ts, batch, steps)
 
     tx = optax.adam(1e-3)
     params = ts["params"]["net"]
@@ -98,7 +107,8 @@ def bench(name, src, hand, x, y, steps, tmp):
         g = jax.grad(loss)(p)
         u, o = tx.update(g, o, p)
         return optax.apply_updates(p, u), o
-    t_jax = timeit(hand_step, (params, tx.init(params)), batch, steps)
+    t_nn, t_jax = interleaved(lambda s, b: step(s, b, key)[0], ts, hand_step, (params, tx.init(params)),
+                              batch, steps)
     print(f"| {name} | {1e3 * t_nn:.3f} | {1e3 * t_jax:.3f} | {t_nn / t_jax:.2f} |")
 
 
