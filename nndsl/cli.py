@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("model", nargs="?")
     c.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
     c.add_argument("--batch", type=int, default=1, help="batch size for FLOPs and activation memory")
+    c.add_argument("--plot", metavar="PNG", help="also draw parameters and FLOPs per layer (needs matplotlib)")
 
     c = sub.add_parser("train", help="run a train block; save weights (safetensors) and history (JSON)")
     c.add_argument("file")
@@ -114,6 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--input", required=True, action="append", help=".npy input (repeat for several)")
     c.add_argument("--output", required=True, help=".npy (one output) or .npz (several)")
     c.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
+    from .tools.commands import register
+    COMMANDS.update(register(sub))
     return p
 
 
@@ -279,7 +282,10 @@ def cmd_summary(a) -> int:
     from .summary import summarize
     prog = _load(a.file)
     model = prog.model(_pick_model(prog, a.model), **_kv(a.arg))
-    summarize(model, a.batch)
+    info = summarize(model, a.batch)
+    if a.plot:
+        from .plots import plot_layers
+        print(f"wrote {plot_layers(info['rows'], a.plot, model.name)}")
     return 0
 
 

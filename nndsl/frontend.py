@@ -162,6 +162,7 @@ def load_text(text: str, name: str = "<string>", base: str | Path | None = None)
     loader = Loader(base_path)
     fake = (base_path / "__main__.nn") if base_path else None
     loader.program.base = base_path
+    loader.program.entry = name
     loader.load_text(text, name, fake)
     if loader.errors:
         raise loader.errors[0] if len(loader.errors) == 1 else ErrorGroup(loader.errors)

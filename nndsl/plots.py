@@ -46,3 +46,25 @@ def load_history(path: str | Path) -> dict:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise NndslError(f"cannot read history {path}: {e}", code="E802") from None
+
+
+def plot_layers(rows: list[dict], out: str | Path, title: str = "") -> Path:
+    """Parameters and FLOPs per layer, side by side, log scale (a ResNet spans six decades)."""
+    plt = _plt()
+    rows = [r for r in rows if r["params"] or r["flops"]]
+    names = [r["layer"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, max(3, 0.22 * len(rows) + 1)), sharey=True)
+    for ax, key, label in ((axes[0], "params", "parameters"), (axes[1], "flops", "FLOPs")):
+        ax.barh(range(len(rows)), [max(r[key], 1) for r in rows], color="#4c72b0")
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3, axis="x")
+    axes[0].set_yticks(range(len(rows)), names, fontsize=7)
+    axes[0].invert_yaxis()
+    fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

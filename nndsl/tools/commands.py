@@ -30,7 +30,8 @@ def register(sub) -> dict:
                        "cells with their recurrence. With --train, a train block: which step updates "
                        "which model and which losses read which outputs.")
     c.add_argument("file")
-    c.add_argument("model", nargs="?", help="the model to draw (default: the last model in the file)")
+    c.add_argument("model", nargs="?", help="the model to draw (default: the file's last model, or its "
+                   "only train block)")
     c.add_argument("--train", metavar="NAME", help="draw this train block instead of a model")
     c.add_argument("-o", "--output", metavar="OUT", help="OUT.dot, .gv, .svg, .png or .pdf "
                    "(default: DOT text on standard output)")
@@ -107,21 +108,38 @@ def cmd_fmt(a) -> int:
 
 
 # ---------------------------------------------------------------------- graph
-def _pick_model(prog, name: str | None) -> str:
+def _pick(prog, name: str | None) -> tuple[str, str]:
+    """("model" or "train", name): the named model, else the last model of the file itself, else
+    its only train block."""
     if name:
-        return name
+        return "model", name
     defs = prog.defs.definitions
-    models = [m for m in prog.models if defs[m].kind == "model"]
-    entry = [m for m in models if defs[m].span.source.name == prog.defs.entry]
-    pool = entry or models
-    if not pool:
-        raise NndslError("this file defines no model; name a train block with --train", code="E215")
-    return pool[-1]
+    entry = [m for m in prog.models if defs[m].kind == "model" and defs[m].span.source.name == prog.defs.entry]
+    if entry:
+        return "model", entry[-1]
+    trains = [t for t in prog.trains if defs[t].span.source.name == prog.defs.entry]
+    if len(trains) == 1:
+        return "train", trains[0]
+    raise NndslError("this file defines no model; name one, or a train block with --train", code="E215")
 
 
 def _static_args(items: list[str]) -> dict:
-    from ..cli import _kv
-    return _kv(items)
+    """--arg NAME=VALUE: numbers, strings and booleans as the language writes them."""
+    from ..syntax import ast
+    from ..syntax.parser import parse
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise NndslError(f"--arg takes NAME=VALUE, got `{item}`", code="E610")
+        key, text = (x.strip() for x in item.split("=", 1))
+        try:
+            e = parse(f"model _A {{ output a = {text} }}").items[0].body[0].value
+        except NndslError:
+            e = None
+        neg = isinstance(e, ast.Unary) and e.op == "-" and isinstance(e.operand, ast.Number)
+        out[key] = (-e.operand.value if neg else e.value if isinstance(e, (ast.Number, ast.String, ast.Bool))
+                    else text)
+    return out
 
 
 def cmd_graph(a) -> int:
@@ -131,10 +149,11 @@ def cmd_graph(a) -> int:
     if a.train is not None and a.model is not None:
         print("nndsl: error: give a model or --train, not both", file=sys.stderr)
         return 2
-    if a.train is not None:
-        pic = train_picture(prog, a.train, depth=0 if a.depth is None else a.depth, rankdir=a.rankdir)
+    kind, name = ("train", a.train) if a.train is not None else _pick(prog, a.model)
+    if kind == "train":
+        pic = train_picture(prog, name, depth=0 if a.depth is None else a.depth, rankdir=a.rankdir)
     else:
-        model = prog.model(_pick_model(prog, a.model), **_static_args(a.arg))
+        model = prog.model(name, **_static_args(a.arg))
         passes = [p.strip() for p in a.passes.split(",") if p.strip()] if a.passes else None
         pic = model_picture(model, depth=a.depth, after=a.after, opt_level=a.opt_level, passes=passes,
                             rankdir=a.rankdir)

@@ -202,41 +202,43 @@ class _Printer:
         for i, tok in enumerate(toks):
             gap = _gap(text, prev.end if prev else 0, tok.start)
             kind = self._kind(i, gap)
-            top = not self.stack and kind in ("item",)
             if kind == "same" and tok.type == "LBRACE":
                 self._same(prev, tok, i)
-                self._open(tok, prev, i)
-                for j, (n, c, _, _) in enumerate(gap.comments):  # a comment before `{` moves after it
-                    last = self._last()
-                    if j == 0 and last.comment is None:
-                        last.comment, last.comment_col = c, None
-                    else:
-                        self._comment_line(c, self.stmt_indent)
-                prev = tok
-                continue
-            indent = {"item": 0, "stmt": self.stmt_indent, "close": self.stmt_indent,
-                      "same": 0}.get(kind)
-            if kind == "cont":
-                indent = self._cont_indent(tok)
-            self._comments(gap, kind, self._cont_indent(None) if kind == "cont" else indent, top)
-            if kind == "same":
+                self._open()
+                self._moved_comments(gap)
+            elif kind == "same":
                 self._same(prev, tok, i)
             else:
-                if kind == "close":
-                    self._close_body()
-                    indent = self.stmt_indent
-                self._blank(gap.newlines_after if not gap.comments else gap.newlines_after,
-                            "item" if kind == "item" else kind,
-                            is_def=(tok.line, tok.col) in self.defs)
-                line = _Line(indent, tok.text, tokens=[i], starts=kind)
-                self.lines.append(line)
-                if kind == "close" and not self.stack:
-                    line.closes_def = True
-                self._bracket(tok, prev, i)
+                self._new_line(i, tok, prev, gap, kind)
             prev = tok
         end_gap = _gap(text, prev.end if prev else 0, len(text))
         self._comments(end_gap, "item", 0, True)
         return self.lines
+
+    def _new_line(self, i: int, tok: _Tok, prev: _Tok | None, gap: _Gap, kind: str) -> None:
+        """`tok` starts a line: its comments first, then the blank line it deserves, then it."""
+        if kind == "cont":
+            indent, comment_indent = self._cont_indent(tok), self._cont_indent(None)
+        else:
+            indent = comment_indent = 0 if kind == "item" else self.stmt_indent
+        self._comments(gap, kind, comment_indent, top=not self.stack and kind == "item")
+        if kind == "close":
+            self._close_body()
+            indent = self.stmt_indent
+        self._blank(gap.newlines_after, kind, is_def=(tok.line, tok.col) in self.defs)
+        line = _Line(indent, tok.text, tokens=[i], starts=kind)
+        self.lines.append(line)
+        line.closes_def = kind == "close" and not self.stack
+        self._bracket(tok, prev, i)
+
+    def _moved_comments(self, gap: _Gap) -> None:
+        """Comments between a header and its `{` move after the `{`."""
+        for j, (_, c, _, _) in enumerate(gap.comments):
+            last = self._last()
+            if j == 0 and last.comment is None:
+                last.comment, last.comment_col = c, None
+            else:
+                self._comment_line(c, self.stmt_indent)
 
     def _same(self, prev: _Tok | None, tok: _Tok, i: int) -> None:
         line = self.lines[-1]
@@ -265,7 +267,7 @@ class _Printer:
             kind = "paren"
         self.stack.append((kind, indent))
 
-    def _open(self, tok: _Tok, prev: _Tok | None, i: int) -> None:
+    def _open(self) -> None:
         self.stack.append(("body", self._last().indent))
         self._last().opens_body = True
         self.stmt_indent = INDENT

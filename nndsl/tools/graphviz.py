@@ -26,7 +26,6 @@ from ..errors import NndslError
 from ..ir.graph import Graph
 from ..ir.printer import HIDDEN, _val
 from ..ir.types import TensorType
-from ..syntax import ast
 
 NL = "\\n"  # a line break inside a DOT label
 FORMATS = {".dot": "dot", ".gv": "dot", ".svg": "svg", ".png": "png", ".pdf": "pdf"}
@@ -193,7 +192,7 @@ def _op_text(n) -> str:
             v = attrs[a.name]
             if a.default is REQUIRED:
                 parts.append(_short(v))
-            elif v != a.default and not (v is None):
+            elif v != a.default and v is not None:
                 parts.append(f"{a.name}={_short(v)}")
         inner = ", ".join(parts)
     return f"{n.op}({inner})" if inner else n.op
@@ -252,8 +251,7 @@ class Picture:
             for nid, attrs in c.nodes:
                 target.node(nid, **attrs)
             for sub in c.children.values():
-                name = "cluster_" + "_".join(sub.key).replace("~", "")
-                with target.subgraph(name=name) as s:
+                with target.subgraph(name=self.cluster_name(sub.key)) as s:
                     s.attr(label=sub.label, style="rounded,filled", fillcolor="#f5f5f5", color="#999999",
                            fontname="Helvetica", fontsize="11", **sub.style)
                     emit(s, sub)
@@ -374,6 +372,10 @@ class _Drawer:
                 self.pic.node(c, did, f"input {name}{NL}{_type_text(n.type)}", "input")
         elif n.path and n.path[0].startswith("~"):
             self.pic.node(c, did, f"{n.path[0][1:]} ~ {_op_text(n)}", "draw")
+        elif n.op == "param":
+            init = n.attrs.get("init_name")
+            self.pic.node(c, did, f"param {n.path[-1] if n.path else ''}{NL}{_type_text(n.type)}"
+                          + (f" ~ {init}" if init else ""), "input")
         elif n.op == "const":
             self.pic.node(c, did, _short(n.attrs.get("value")), "const")
         elif n.path and any(p[:len(n.path)] == n.path for p in (*self.g.params, *self.g.state)):

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from nndsl.tools.lexer import NndslLexer
-
 pygments = pytest.importorskip("pygments")
 from pygments.token import Comment, Error, Keyword, Name, Number, Operator, String  # noqa: E402
+
+from nndsl.tools.lexer import NndslLexer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS = sorted((ROOT / "examples").glob("*.nn")) + sorted((ROOT / "stdlib").glob("*.nn"))
@@ -95,7 +95,10 @@ def test_textmate_grammar_loads_and_its_regexes_compile():
     found = list(_regexes(g))
     assert len(found) > 20
     for where, rx in found:
-        re.compile(rx)  # Oniguruma's syntax, in the subset Python's re shares
+        try:
+            re.compile(rx)  # Oniguruma's syntax, in the subset Python's re shares
+        except re.error as e:
+            raise AssertionError(f"{where}: {e}") from None
     for inc in re.findall(r'"include": "#(\w+)"', json.dumps(g)):
         assert inc in g["repository"], inc
 

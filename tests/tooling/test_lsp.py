@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+import nndsl
+from nndsl.api import check_program
 from nndsl.tools import lsp
 
-pytest.importorskip("pygls")
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
@@ -144,6 +145,7 @@ async def _session(uri: str, text: str):
 
 
 def test_server_over_stdio(tmp_path):
+    pytest.importorskip("pygls")
     uri = (tmp_path / "doc.nn").as_uri()
     first, second, hov = asyncio.run(_session(uri, GOOD))
     assert first.uri == uri and len(first.diagnostics) == 1
@@ -151,3 +153,9 @@ def test_server_over_stdio(tmp_path):
     assert d.code == "E301" and d.source == "nndsl" and d.range.start.line == 5
     assert list(second.diagnostics) == []  # fixed as one types
     assert hov.contents.value == "`h`: `f32[batch, 16]`"
+
+
+def test_loads_with_a_file_name_is_checked():
+    bad = "model M {\n  input x: [b, 3]\n  output y = x -> conv2d(4, 3)\n}\n"
+    assert check_program(nndsl.loads(bad)) != []
+    assert check_program(nndsl.loads(bad, name="doc.nn")) != []

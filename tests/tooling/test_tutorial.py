@@ -43,15 +43,35 @@ def test_there_is_a_chapter_per_topic():
     assert len(PROGRAMS) >= 20
 
 
+def train_briefly(prog, block: str) -> None:
+    trainer = prog.trainer(block, iterations=1)
+    result = trainer.fit(progress=False)
+    assert set(result.variables) == set(trainer.spec.models)
+    assert result.history
+    for key, values in result.history.items():
+        assert all(math.isfinite(v) for v in values), (block, key)
+
+
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 def test_block_checks_and_trains(name):
+    """Every block checks; its first train block trains one step (compiling a step is most of
+    the cost: the others of the file train in the slow test below, and are built here)."""
     prog = load(name)
     assert check_program(prog) == []
-    for block in prog.trains:
-        result = prog.trainer(block, iterations=2).fit(progress=False)
-        assert set(result.variables) == set(prog.trainer(block).spec.models)
-        for key, values in result.history.items():
-            assert all(math.isfinite(v) for v in values), (block, key)
+    for i, block in enumerate(prog.trains):
+        if i == 0:
+            train_briefly(prog, block)
+        else:
+            prog.trainer(block)  # shapes, steps, optimizers: everything but compiling
+
+
+OTHER_BLOCKS = [(n, b) for n in sorted(PROGRAMS) for b in re.findall(r"^train (\w+)", PROGRAMS[n], re.M)[1:]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,block", OTHER_BLOCKS)
+def test_other_train_blocks_train(name, block):
+    train_briefly(load(name), block)
 
 
 def test_the_chain_rule_by_hand_equals_grad():
@@ -107,7 +127,7 @@ def test_the_parameter_counts_the_text_states():
 def test_the_rnn_topologies_have_the_stated_shapes():
     prog = load("elman.nn")
     text = PROGRAMS["elman.nn"]
-    for m in re.finditer(r"model (\w+) \{.*?output \w+ = .*?# (\[[^\]]+\])", text, re.S):
+    for m in re.finditer(r"model (\w+) \{[^}]*?output \w+ = [^\n]*# (\[[^\]]+\])", text):
         g = prog.model(m.group(1)).graph()
         (out,) = g.outputs.values()
         assert "[" + ", ".join(map(str, g.node(out).type.shape)) + "]" == m.group(2), m.group(1)
@@ -129,3 +149,9 @@ def test_every_figure_exists_is_shown_and_was_made_from_the_tutorial():
         elif kind == "graph":
             assert args[1] in p.trains
     assert {p.name for p in (TUTORIAL / "img").iterdir()} == made
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_blocks_are_in_the_canonical_layout(name):
+    from nndsl.tools.fmt import format_text
+    assert format_text(PROGRAMS[name]) == PROGRAMS[name], f"run nndsl fmt on {name}"
