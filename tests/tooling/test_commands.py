@@ -8,12 +8,13 @@ from nndsl.tools.commands import register
 
 
 def test_register_adds_fmt_graph_lsp_to_the_cli_parser():
-    p = cli._parser()
+    p = cli._parser()  # the CLI wires register() in: the tools are ordinary subcommands
     (sub,) = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
-    before = set(sub.choices)
-    commands = register(sub)
-    assert set(commands) == {"fmt", "graph", "lsp"} and not (set(commands) & before)
-    assert all(callable(f) for f in commands.values())
+    assert {"fmt", "graph", "lsp"} <= set(sub.choices)
+    assert all(callable(cli.COMMANDS[c]) for c in ("fmt", "graph", "lsp"))
+    fresh = argparse.ArgumentParser().add_subparsers(dest="command")
+    commands = register(fresh)
+    assert set(commands) == {"fmt", "graph", "lsp"} and all(callable(f) for f in commands.values())
     a = p.parse_args(["graph", "m.nn", "Net", "--train", "t", "-o", "g.svg", "--depth", "1"])
     assert (a.command, a.file, a.model, a.train, a.output, a.depth) == ("graph", "m.nn", "Net", "t", "g.svg", 1)
     a = p.parse_args(["fmt", "--check", "a.nn", "-"])
