@@ -5,10 +5,11 @@ The networks are those of examples/dcgan_digits.nn (8x8 digits, batch 64); the b
 train block drops the example's extra metrics, so both sides compute the same two losses, two
 gradients and two Adam updates (nndsl also computes each model's gradient norm and its finite
 checks, as it always does). Before timing, the hand-written G and D are checked against nndsl's
-on the same weights. The figure is the median time per iteration and the ratio
-nndsl / hand-written (1.0 = as fast).
+on the same weights. The two are timed in alternating blocks of 10 iterations; the figures are
+the median time per iteration of each and the median ratio nndsl / hand-written over the rounds
+(1.0 = as fast).
 
-    python benchmarks/dcgan_time.py [--iterations 300]
+    python benchmarks/dcgan_time.py [--rounds 100]
 """
 from __future__ import annotations
 
@@ -74,10 +75,11 @@ def generator(p, s, z, train):
     return out, {"batchnorm_0": s0, "batchnorm_1": s1}
 
 
-def discriminator(p, x):
+def discriminator(p, s, x, train):
     h = jax.nn.leaky_relu(conv(x, p["conv2d_0"]), 0.2)
-    h = jax.nn.leaky_relu(conv(h, p["conv2d_1"]), 0.2)
-    return h.reshape(h.shape[0], -1) @ p["dense_0"]["kernel"] + p["dense_0"]["bias"]
+    h, s0 = batchnorm(p["batchnorm_0"], s["batchnorm_0"], conv(h, p["conv2d_1"]), train)
+    h = jax.nn.leaky_relu(h, 0.2)
+    return h.reshape(h.shape[0], -1) @ p["dense_0"]["kernel"] + p["dense_0"]["bias"], {"batchnorm_0": s0}
 
 
 def bce(logits, target):
@@ -92,18 +94,21 @@ def hand_iteration(tx_d, tx_g):
 
         def d_loss(pd):
             fake, sg = generator(params["G"], state["G"], z, True)
-            return bce(discriminator(pd, x), 0.9) + bce(discriminator(pd, fake), 0.0), sg
-        (_, sg), gd = jax.value_and_grad(d_loss, has_aux=True)(params["D"])
+            real, _ = discriminator(pd, state["D"], x, True)
+            fake, sd = discriminator(pd, state["D"], fake, True)
+            return bce(real, 0.9) + bce(fake, 0.0), (sg, sd)
+        (_, (sg, sd)), gd = jax.value_and_grad(d_loss, has_aux=True)(params["D"])
         upd, opt_d = tx_d.update(gd, opt_d, params["D"])
         pd = optax.apply_updates(params["D"], upd)
 
         def g_loss(pg):
             fake, sg2 = generator(pg, sg, z, True)
-            return bce(discriminator(pd, fake), 1.0), sg2
-        (_, sg), gg = jax.value_and_grad(g_loss, has_aux=True)(params["G"])
+            score, sd2 = discriminator(pd, sd, fake, True)
+            return bce(score, 1.0), (sg2, sd2)
+        (_, (sg, sd)), gg = jax.value_and_grad(g_loss, has_aux=True)(params["G"])
         upd, opt_g = tx_g.update(gg, opt_g, params["G"])
         pg = optax.apply_updates(params["G"], upd)
-        return {"G": pg, "D": pd}, {"G": sg, "D": state["D"]}, opt_d, opt_g, it + 1
+        return {"G": pg, "D": pd}, {"G": sg, "D": sd}, opt_d, opt_g, it + 1
     return iteration
 
 
@@ -113,29 +118,34 @@ def check_same_networks(prog, ts, x):
     gen, disc = prog.model("DCGenerator", latent=32), prog.model("DCDiscriminator")
     z = jax.random.normal(jax.random.key(3), (x.shape[0], 32))
     g = {"params": ts["params"]["G"], "state": ts["state"]["G"]}
-    d = {"params": ts["params"]["D"], "state": {}}
-    for train in (False, True):
-        ours = gen.apply(g, z, train=train)
-        ours = ours[0] if train else ours
-        np.testing.assert_allclose(ours, generator(g["params"], g["state"], z, train)[0], rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(disc.apply(d, x), discriminator(d["params"], x), rtol=1e-4, atol=1e-5)
+    d = {"params": ts["params"]["D"], "state": ts["state"]["D"]}
+    for net, hand, v, arg in ((gen, generator, g, z), (disc, discriminator, d, x)):
+        for train in (False, True):
+            ours = net.apply(v, arg, train=train)
+            ours = ours[0] if train else ours
+            np.testing.assert_allclose(ours, hand(v["params"], v["state"], arg, train)[0], rtol=1e-4, atol=1e-5)
 
 
-def timeit(fn, carry, n):
-    carry = fn(carry)  # compile
-    jax.block_until_ready(carry)
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        carry = fn(carry)
-        jax.block_until_ready(carry)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def interleaved(fns, carries, rounds: int, block: int = 10):
+    """Median seconds per iteration of each function, timed in alternating blocks so that both see
+    the same machine load (a shared CPU drifts), and the median of the per-round ratios."""
+    carries = [f(c) for f, c in zip(fns, carries)]  # compile
+    jax.block_until_ready(carries)
+    per = [[] for _ in fns]
+    for _ in range(rounds):
+        for i, f in enumerate(fns):
+            t = time.perf_counter()
+            for _ in range(block):
+                carries[i] = f(carries[i])
+            jax.block_until_ready(carries[i])
+            per[i].append((time.perf_counter() - t) / block)
+    ratios = [a / b for a, b in zip(per[0], per[1])]
+    return [statistics.median(p) for p in per], statistics.median(ratios)
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--iterations", type=int, default=300)
+    ap.add_argument("--rounds", type=int, default=100)
     a = ap.parse_args()
     prog = nndsl.loads(EXAMPLE.read_text() + BLOCK, base=EXAMPLE.parent)
     trainer = prog.trainer("bench")
@@ -147,17 +157,17 @@ def main():
     key = jax.random.key(1)
 
     step = trainer.step
-    t_nn = timeit(lambda s: step(s, batch, key)[0], ts, a.iterations)
-
     tx_d, tx_g = optax.adam(5e-4, b1=0.5), optax.adam(5e-4, b1=0.5)
-    params, state = ts["params"], {"G": ts["state"]["G"], "D": {}}
+    params, state = ts["params"], ts["state"]
     hand = hand_iteration(tx_d, tx_g)
     carry = (params, state, tx_d.init(params["D"]), tx_g.init(params["G"]), jnp.zeros((), jnp.int32))
-    t_jax = timeit(lambda c: hand(c, x, key), carry, a.iterations)
-    print(f"device: {jax.devices()[0].platform}, DCGAN on 8x8 digits, batch 64, median of {a.iterations} iterations")
+    (t_nn, t_jax), ratio = interleaved([lambda s: step(s, batch, key)[0], lambda c: hand(c, x, key)],
+                                       [ts, carry], a.rounds)
+    print(f"device: {jax.devices()[0].platform}, DCGAN on 8x8 digits, batch 64, {a.rounds} rounds of 10 "
+          f"iterations each, alternating")
     print("| iteration (D step + G step) | nndsl ms | hand-written JAX + optax ms | ratio |")
     print("|---|---|---|---|")
-    print(f"| dcgan_digits.nn | {1e3 * t_nn:.3f} | {1e3 * t_jax:.3f} | {t_nn / t_jax:.2f} |")
+    print(f"| dcgan_digits.nn | {1e3 * t_nn:.3f} | {1e3 * t_jax:.3f} | {ratio:.2f} |")
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ def test_subcommand_help(sub, capsys):
     code, out, _ = cli_main([sub, "--help"], ROOT, capsys)
     assert code == 0
     assert out.startswith(f"usage: nndsl {sub}")
-    assert "file" in out
+    assert "file" in out or sub in ("lsp",)  # the language server reads its files from the editor
 
 
 def test_version():

@@ -408,20 +408,25 @@ class Builder:
             return self.apply(self.make_op_layer(name, pos, kw, span, kw_spans=kw_spans), [], span)
         if n_tensor == 0:
             return self.make_op_layer(name, pos, kw, span, kw_spans=kw_spans)
-        n_in = len(pos) if opdef.variadic else len(opdef.inputs)
         if opdef.variadic:
-            n_in = n_tensor
-        ins = [p for p, _ in pos[:n_in]]
-        rest = pos[n_in:]
-        # static numbers may stand for a loss target: `bce_logits(d, 1)`
-        for i in range(len(ins)):
-            if not isinstance(ins[i], TensorVal):
+            ins, rest = [p for p, _ in pos[:n_tensor]], pos[n_tensor:]
+        else:
+            # Fill input slots in order: a tensor, or a number where the slot takes a constant
+            # (`bce_logits(d, 1)`); the first other value starts the static arguments
+            # (`x -> conditional_batchnorm(labels, 10)`).
+            ins = []
+            for i, (v, s) in enumerate(pos[:len(opdef.inputs)]):
                 slot = opdef.inputs[i]
-                if slot in opdef.const_inputs and isinstance(ins[i], (int, float)) and not isinstance(ins[i], bool):
-                    ins[i] = self.const(float(ins[i]), pos[i][1])
+                if isinstance(v, TensorVal):
+                    ins.append(v)
+                elif slot in opdef.const_inputs and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    ins.append(self.const(float(v), s))
                 else:
-                    raise TypeCheckError(f"`{name}` input `{slot}` must be a tensor, found {describe(ins[i])}",
-                                         pos[i][1], code="E321")
+                    break
+            rest = pos[len(ins):]
+            if rest and isinstance(rest[0][0], TensorVal):
+                raise TypeCheckError(f"`{name}` takes {len(opdef.inputs)} tensor inputs; this one is extra",
+                                     rest[0][1], code="E321")
         layer = self.make_op_layer(name, rest, kw, span, kw_spans=kw_spans)
         if len(ins) < len(opdef.inputs) and not opdef.variadic:
             return self._partial(layer, ins, span)

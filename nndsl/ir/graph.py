@@ -153,11 +153,12 @@ class Graph:
         g = Graph(params=self.params, state=self.state, outputs=dict(self.outputs), inputs=list(self.inputs),
                   counter=counter, memo=dict(self.memo))
         memo[id(self)] = g
-        for nid, data in self.nx.nodes(data=True):
-            n = data["node"]
+
+        def copy_node(n: Node) -> Node:
             attrs = {k: (copy.deepcopy(v, memo) if isinstance(v, Graph) else v) for k, v in n.attrs.items()}
-            g.nx.add_node(nid, node=Node(n.id, n.op, attrs, n.type, n.span, n.path, n.label),
-                          order=data["order"])
+            return Node(n.id, n.op, attrs, n.type, n.span, n.path, n.label)
+        g.nx.add_nodes_from((nid, {"node": copy_node(d["node"]), "order": d["order"]})
+                            for nid, d in self.nx.nodes(data=True))
         g.nx.add_edges_from(self.nx.edges(data=True))
         return g
 

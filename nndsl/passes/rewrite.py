@@ -86,9 +86,9 @@ def erase_dead(g: Graph, nid: str) -> None:
 
 
 def bodies(g: Graph):
-    """`g` and every scan body inside it, innermost first."""
-    for n in list(g.nodes()):
-        body = n.attrs.get("body")
+    """`g` and every loop body inside it, innermost first (in the order the nodes were added)."""
+    for _, data in list(g.nx.nodes(data=True)):
+        body = data["node"].attrs.get("body")
         if isinstance(body, Graph):
             yield from bodies(body)
     yield g

@@ -136,7 +136,9 @@ class Trainer:
             if st.repeat == 1:
                 carry = update(0, carry)
             else:
-                carry = jax.lax.fori_loop(0, st.repeat, update, carry)
+                # unrolled for small n: XLA:CPU runs convolutions in a loop body far slower
+                # (measured: one conv step 0.76 ms, a 2-trip fori_loop 19 ms, unrolled 1.5 ms)
+                carry = jax.lax.fori_loop(0, st.repeat, update, carry, unroll=st.repeat <= 8)
             return carry
 
         def step(ts, batch, key):

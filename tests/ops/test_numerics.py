@@ -587,8 +587,8 @@ def test_draws_need_rngs():
 # -------------------------------------------------------------------- spectral normalization
 SN_BODIES = {
     "dense_sn": ("input x: [batch, 5]\noutput y = x -> dense_sn(4, iterations=ITERS)", (3, 5)),
-    "conv2d_sn": ('input x: [batch, 5, 4, 2]\noutput y = x -> conv2d_sn(3, 3, stride=2, padding="same", '
-                  'iterations=ITERS)', (2, 5, 4, 2)),
+    "conv2d_sn": ('input x: [batch, 5, 4, 2]\noutput y = x -> conv2d_sn(3, 3, stride=2, padding="same", iterations=ITERS)',
+                  (2, 5, 4, 2)),
 }
 
 
