@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
                    help="size of a symbolic dimension for jaxpr/hlo (default 1 for batch, 8 otherwise)")
     c.add_argument("--debug-spans", action="store_true", help="show source positions in the graph")
+    from .passes.cli import add_bench_parser, add_options
+    add_options(c)
+    add_bench_parser(sub)
 
     c = sub.add_parser("summary", help="layers, output shapes, parameters, FLOPs and memory")
     c.add_argument("file")
@@ -233,14 +236,15 @@ def _concrete_types(model, dims: dict):
 
 def cmd_compile(a) -> int:
     prog = _load(a.file)
+    from .passes.cli import apply_options, graph_text
+    apply_options(prog, a)
     if a.emit == "ast":
         from .syntax.parser import parse
         print(_ast_text(parse(Path(a.file).read_text(), a.file)))
         return 0
     model = prog.model(_pick_model(prog, a.model), **_kv(a.arg))
     if a.emit == "graph":
-        from .ir.printer import print_graph
-        print(print_graph(model.graph(), spans=a.debug_spans))
+        print(graph_text(model, a, spans=a.debug_spans))
         return 0
     import jax
     import jax.numpy as jnp
@@ -484,6 +488,14 @@ def cmd_plot(a) -> int:
 
 COMMANDS = {"check": cmd_check, "compile": cmd_compile, "summary": cmd_summary, "train": cmd_train, "sample": cmd_sample, "plot": cmd_plot, "export": cmd_export,
             "run": cmd_run}
+
+
+def _bench(a) -> int:
+    from .passes.cli import cmd_bench
+    return cmd_bench(a)
+
+
+COMMANDS["bench"] = _bench
 
 
 def main(argv=None) -> int:

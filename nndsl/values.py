@@ -59,10 +59,13 @@ class NamedInt(int):
 
     dim_name: str = ""
 
-    def __new__(cls, value: int, name: str):
+    def __new__(cls, value: int, name: str = ""):
         obj = super().__new__(cls, value)
         obj.dim_name = name
         return obj
+
+    def __reduce__(self):
+        return (NamedInt, (int(self), self.dim_name))
 
 
 @dataclass
