@@ -20,7 +20,7 @@ def fenced_blocks(markdown: str, langs=("", "nn")) -> list[str]:
 
 
 def language_md_blocks() -> list[str]:
-    """The programs of /work/shared/LANGUAGE.md when the checkout sits beside it, else []."""
+    """The programs of ../shared/LANGUAGE.md when the checkout sits beside it, else []."""
     if not LANGUAGE_MD.is_file():
         return []
     return fenced_blocks(LANGUAGE_MD.read_text())
