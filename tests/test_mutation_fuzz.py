@@ -63,3 +63,11 @@ def test_500_mutations_raise_only_diagnostics():
 @pytest.mark.slow
 def test_10000_mutations_raise_only_diagnostics():
     assert run_cases(10_000, seed=1) == 10_000
+
+
+def test_a_layer_or_a_float_as_padding_is_a_diagnostic_not_a_crash():
+    # found by the 10,000-mutation run: `padding=step` reached the conv shape rule as a layer
+    for pad in ("step", "1.5", '[1, "a"]'):
+        src = f"model M {{\n  input x: [batch, 8, 8, 1]\n  output y = x -> conv2d(4, 3, padding={pad})\n}}\n"
+        with pytest.raises(nndsl.NndslError, match="padding|arguments cannot be used"):
+            nndsl.loads(src).model("M")

@@ -108,6 +108,11 @@ class Builder:
                              help=e.help, code="E301", notes=notes[:3]) from None
         except NeedsConcrete:
             raise
+        except (TypeError, ValueError, KeyError, IndexError) as e:
+            # a shape rule fed an argument of a kind it cannot use (a float padding, say): the
+            # user's mistake, reported as such rather than as a traceback
+            raise TypeCheckError(f"{label or op}: these arguments cannot be used ({e})", span,
+                                 code="E326") from None
         if len(self.root) >= MAX_NODES:
             raise LimitError(f"the graph grew past {MAX_NODES:,} nodes", span, code="E404")
         if opdef.has_params and path is not None:
@@ -594,6 +599,10 @@ def coerce_attr(owner, a, v, span):
             return tuple(v)
         if isinstance(v, bool) or not isinstance(v, int):
             raise bad()
+    elif a.type == "any":
+        if not _is_static(v):
+            raise TypeCheckError(f"argument `{a.name}` of `{owner}` must be a static value, found {describe(v)}",
+                                 span, code="E326")
     elif a.type == "shape":
         if isinstance(v, (int,)) and not isinstance(v, bool):
             v = [v]
@@ -601,6 +610,14 @@ def coerce_attr(owner, a, v, span):
             raise bad()
         return tuple(x.expr if isinstance(x, Sym) else x for x in v)
     return v
+
+
+def _is_static(v) -> bool:
+    if v is None or isinstance(v, (bool, int, float, str, Sym)):
+        return True
+    if isinstance(v, (list, tuple)):
+        return all(_is_static(x) for x in v)
+    return False
 
 
 _TYPE_WORD = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
