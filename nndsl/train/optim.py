@@ -10,15 +10,15 @@ from ..ops.registry import Attr
 from ..syntax import ast
 
 OPTIMIZERS = {
-    "sgd": (Attr("lr", "any", 0.01), Attr("momentum", "float", 0.0), Attr("nesterov", "bool", False)),
-    "momentum": (Attr("lr", "any", 0.01), Attr("beta", "float", 0.9), Attr("nesterov", "bool", False)),
-    "adam": (Attr("lr", "any", 1e-3), Attr("b1", "float", 0.9), Attr("b2", "float", 0.999),
+    "sgd": (Attr("lr", "schedule", 0.01), Attr("momentum", "float", 0.0), Attr("nesterov", "bool", False)),
+    "momentum": (Attr("lr", "schedule", 0.01), Attr("beta", "float", 0.9), Attr("nesterov", "bool", False)),
+    "adam": (Attr("lr", "schedule", 1e-3), Attr("b1", "float", 0.9), Attr("b2", "float", 0.999),
              Attr("eps", "float", 1e-8)),
-    "adamw": (Attr("lr", "any", 1e-3), Attr("b1", "float", 0.9), Attr("b2", "float", 0.999),
+    "adamw": (Attr("lr", "schedule", 1e-3), Attr("b1", "float", 0.9), Attr("b2", "float", 0.999),
               Attr("eps", "float", 1e-8), Attr("weight_decay", "float", 1e-4)),
-    "rmsprop": (Attr("lr", "any", 1e-3), Attr("decay", "float", 0.9), Attr("eps", "float", 1e-8),
+    "rmsprop": (Attr("lr", "schedule", 1e-3), Attr("decay", "float", 0.9), Attr("eps", "float", 1e-8),
                 Attr("momentum", "float", 0.0)),
-    "adagrad": (Attr("lr", "any", 1e-2), Attr("eps", "float", 1e-7)),
+    "adagrad": (Attr("lr", "schedule", 1e-2), Attr("eps", "float", 1e-7)),
 }
 
 SCHEDULES = {
