@@ -17,7 +17,7 @@ from ..ir.graph import ParamSpec
 from ..ir.types import TensorType, dims_equal, shape_str
 from . import init as I
 from .conv import Conv2D
-from .nn import Dense, _static_last
+from .nn import Dense, _static_last, affine_params
 from .registry import Attr, OpDef, OpError, register
 
 
@@ -60,9 +60,7 @@ class InstanceNorm(OpDef):
         return x
 
     def params(self, x, eps):
-        c = x.shape[-1]
-        return {"scale": ParamSpec((c,), I.ones, init_name="ones"),
-                "bias": ParamSpec((c,), I.zeros, init_name="zeros")}
+        return affine_params(x.shape[-1])
 
     def apply(self, ctx, x, eps):
         return _instance_normalize(x, eps) * ctx.params["scale"] + ctx.params["bias"]

@@ -149,6 +149,12 @@ class BatchNorm(OpDef):
         return y
 
 
+def affine_params(c: int) -> dict:
+    """The per-channel scale (ones) and bias (zeros) every normalization layer learns."""
+    return {"scale": ParamSpec((c,), I.ones, init_name="ones"),
+            "bias": ParamSpec((c,), I.zeros, init_name="zeros")}
+
+
 @register
 class LayerNorm(OpDef):
     """Normalizes each example over its last axis; learned scale and bias."""
@@ -161,9 +167,7 @@ class LayerNorm(OpDef):
         return x
 
     def params(self, x, eps):
-        c = x.shape[-1]
-        return {"scale": ParamSpec((c,), I.ones, init_name="ones"),
-                "bias": ParamSpec((c,), I.zeros, init_name="zeros")}
+        return affine_params(x.shape[-1])
 
     def apply(self, ctx, x, eps):
         mean = jnp.mean(x, -1, keepdims=True)
