@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -272,6 +275,7 @@ def hand_gan_step():
 
 
 GUARD = "hand JAX + the trainer's non-finite guard"  # not a reference: shows what the guard costs
+OPTIONS = "hand JAX compiled with nndsl's XLA options"  # not a reference: what the options alone give
 
 
 # ---------------------------------------------------------------------- timing
@@ -290,20 +294,21 @@ def interleaved(fns: dict, rounds: int, steps: int) -> dict:
     return {k: min(v) for k, v in per.items()}
 
 
-def compiled(fn, *args):
+def compiled(fn, *args, options: dict | None = None):
     """(compiled function, seconds to lower and compile, XLA FLOPs)."""
     t = time.perf_counter()
-    c = jax.jit(fn).lower(*args).compile()
+    c = jax.jit(fn).lower(*args).compile(options or None)
     return c, time.perf_counter() - t, xla_flops(c)
 
 
 def nndsl_step(src: str, level: int, tmp: Path, batch: dict, passes: list | None = None):
+    """The trainer's step as `nndsl train` compiles it: the level's passes and XLA options."""
     prog = nndsl.loads(src, base=tmp, opt_level=level, passes=passes)
     trainer = prog.trainer("bench")
     ts = trainer.init(jax.random.key(0))
     key = jax.random.key(1)
     fn = trainer.step_fn(trainer.batch_size)
-    c, secs, flops = compiled(lambda ts, b: fn(ts, b, key)[0], ts, batch)
+    c, secs, flops = compiled(lambda ts, b: fn(ts, b, key)[0], ts, batch, options=prog.xla_options)
     return (lambda: c(ts, batch)), secs, flops, ts
 
 
@@ -319,19 +324,51 @@ def bench_model(name: str, src: str, batch_size: int, x: np.ndarray, y: np.ndarr
         f, secs, fl, ts = nndsl_step(src, level, tmp, batch)
         fns[f"nndsl -O{level}"], compile_s[f"nndsl -O{level}"], flops[f"nndsl -O{level}"] = f, secs, fl
     params, state = ts["params"], ts["state"]
-    for label, make in hands.items():
-        step, tx = make()
+    options = nndsl.loads(src, base=tmp, opt_level=2).xla_options
+    for label, make in {**hands, OPTIONS: next(iter(hands.values()))}.items():
+        made = make()
+        step, tx = made[:2]
+        opts = options if label == OPTIONS else None
         if name.startswith("DCGAN"):
             key = jax.random.key(1)
             hs = (params, state, (tx.init(params["D"]), tx.init(params["G"])))
-            c, secs, fl = compiled(lambda ts, b: step(ts, b, key), hs, batch)
+            c, secs, fl = compiled(lambda ts, b: step(ts, b, key), hs, batch, options=opts)
         else:
-            hs = (params["net"], state.get("net", {}), tx.init(params["net"]))
-            c, secs, fl = compiled(step, hs, batch)
+            hs = made[2] if len(made) > 2 else (params["net"], state.get("net", {}), tx.init(params["net"]))
+            c, secs, fl = compiled(step, hs, batch, options=opts)
         fns[label], compile_s[label], flops[label] = (lambda c=c, hs=hs: c(hs, batch)), secs, fl
     heavy = name.startswith("ResNet")
     times = interleaved(fns, max(3, a.rounds // 2) if heavy else a.rounds, max(3, a.steps // 3) if heavy else a.steps)
-    return {"name": name, "times": times, "compile": compile_s, "flops": flops}
+    return {"name": name, "times": times, "compile": compile_s, "flops": flops,
+            "torch": torch_times(name.split(" ")[0], a)}
+
+
+def torch_times(model: str, a) -> dict:
+    """label -> the median over `a.torch_runs` fresh processes of torch_ref.py's step time (PyTorch
+    eager swings between processes), or {} without PyTorch."""
+    if not a.torch_runs or importlib.util.find_spec("torch") is None:
+        return {}
+    runs = []
+    for _ in range(a.torch_runs):
+        out = subprocess.run([sys.executable, str(HERE / "torch_ref.py"), model, "--rounds", str(a.rounds),
+                              "--steps", str(a.steps if model != "ResNet-18" else max(3, a.steps // 3))],
+                             capture_output=True, text=True, check=True)
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {k: statistics.median(r["times"][k] for r in runs) for k in runs[0]["times"]}
+
+
+def flax_lstm_step():
+    """flax.linen's OptimizedLSTMCell (fused gate matmul) over the same sequence, trained the same way."""
+    from flax import linen as fnn
+
+    class Tagger(fnn.Module):
+        @fnn.compact
+        def __call__(self, seq):
+            return fnn.Dense(10)(fnn.RNN(fnn.OptimizedLSTMCell(128))(seq)[:, -1])
+    net = Tagger()
+    params = net.init(jax.random.key(0), jnp.zeros((32, 50, 32)))
+    step, tx = hand_classifier_step(lambda p, s, x, train: (net.apply(p, x), s))
+    return step, tx, (params, {}, tx.init(params))
 
 
 def inference_rows(tmp: Path, a) -> list:
@@ -419,7 +456,7 @@ def compile_rows(a) -> dict:
 def optional(name: str) -> str:
     try:
         __import__(name)
-        return "installed (not yet compared)"
+        return "installed"
     except ImportError:
         return "not installed"
 
@@ -470,17 +507,22 @@ def markdown(rows: list, inference: list, choices: dict, comp: dict, peak: float
         f"GFLOP/s. Training steps: the best of {a.rounds} interleaved rounds, each the median of {a.steps} "
         f"steps (ResNet-18: fewer); the whole run took {seconds:.0f} s.", "",
         f"-O2 on {dev.platform}: {', '.join(pipeline(2))}.", "",
-        "## Training step: nndsl against hand-written JAX + optax", "",
-        "speed vs JAX = hand-written ms / nndsl ms (above 1: nndsl faster). For the LSTM the reference "
-        "is the faster of the two hand-written versions. GFLOP/s from XLA's cost analysis, which counts "
-        "a loop body once (so the LSTM's figure is far too low).", "",
+        "## Training step: nndsl against hand-written JAX + optax, flax and PyTorch eager", "",
+        "speed vs X = X's ms / nndsl's ms (above 1: nndsl faster). The reference is the fastest "
+        "version of each kind (for the LSTM: of the two hand-written JAX LSTMs and flax's "
+        "OptimizedLSTMCell; of torch.nn.LSTM and the gate equations in PyTorch). Hand-written JAX "
+        "is compiled with XLA's defaults, as a person would; the row \"compiled with nndsl's XLA "
+        "options\" shows what the backend options alone give it. PyTorch: eager, "
+        f"{_torch_version()}, the median of {a.torch_runs} fresh processes (benchmarks/torch_ref.py). "
+        "GFLOP/s from XLA's cost analysis, which counts a loop body once (so the LSTM's figure is "
+        "far too low).", "",
         "| model | nndsl -O0 ms | nndsl -O2 ms | hand JAX ms | -O0 speed vs JAX | -O2 speed vs JAX | "
-        "-O2 GFLOP/s | -O2 compile s |",
-        "|---|---|---|---|---|---|---|---|",
+        "PyTorch ms | -O2 speed vs PyTorch | -O2 GFLOP/s | -O2 compile s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines += _model_rows(r)
-    lines += ["", f"flax: {optional('flax')}; PyTorch: {optional('torch')} (no comparison made).", ""]
+    lines += ["", f"flax: {optional('flax')}; PyTorch: {optional('torch')}.", ""]
     if inference:
         t = inference[0]
         lines += ["## ResNet-18 (32x32, batch 32) inference: batchnorm folding", "",
@@ -500,17 +542,26 @@ def markdown(rows: list, inference: list, choices: dict, comp: dict, peak: float
 
 
 def _model_rows(r: dict) -> list:
-    t = r["times"]
-    hands = {k: v for k, v in t.items() if not k.startswith("nndsl") and k != GUARD}
+    """The model's row against its fastest hand-written JAX and fastest PyTorch versions, then a
+    row per other variant (speed of -O2 against each)."""
+    t, pt = r["times"], r["torch"]
+    hands = {k: v for k, v in t.items() if not k.startswith("nndsl") and k not in (GUARD, OPTIONS)}
     best = min(hands, key=hands.get)
-    h = hands[best]
-    gf = r["flops"]["nndsl -O2"] / t["nndsl -O2"] / 1e9
-    label = r["name"] + (f" (vs {best})" if len(hands) > 1 else "")
-    out = [f"| {label} | {1e3 * t['nndsl -O0']:.2f} | {1e3 * t['nndsl -O2']:.2f} | {1e3 * h:.2f} | "
-           f"{h / t['nndsl -O0']:.2f} | {h / t['nndsl -O2']:.2f} | {gf:.1f} | {r['compile']['nndsl -O2']:.1f} |"]
+    h, o2 = hands[best], t["nndsl -O2"]
+    gf = r["flops"]["nndsl -O2"] / o2 / 1e9
+    refs = [best] if len(hands) > 1 else []
+    torch_cells = "– | –"
+    if pt:
+        tbest = min(pt, key=pt.get)
+        refs += [tbest] if len(pt) > 1 else []
+        torch_cells = f"{1e3 * pt[tbest]:.2f} | {pt[tbest] / o2:.2f}"
+    label = r["name"] + (f" (vs {', '.join(refs)})" if refs else "")
+    out = [f"| {label} | {1e3 * t['nndsl -O0']:.2f} | {1e3 * o2:.2f} | {1e3 * h:.2f} | "
+           f"{h / t['nndsl -O0']:.2f} | {h / o2:.2f} | {torch_cells} | {gf:.1f} | {r['compile']['nndsl -O2']:.1f} |"]
     for k in [k for k in t if not k.startswith("nndsl") and k != best]:
-        out.append(f"| ↳ {k} | | | {1e3 * t[k]:.2f} | {t[k] / t['nndsl -O0']:.2f} | "
-                   f"{t[k] / t['nndsl -O2']:.2f} | | |")
+        out.append(f"| ↳ {k} | | | {1e3 * t[k]:.2f} | {t[k] / t['nndsl -O0']:.2f} | {t[k] / o2:.2f} | | | | |")
+    for k in [k for k in pt if k != min(pt, key=pt.get)]:
+        out.append(f"| ↳ {k} | | | | | | {1e3 * pt[k]:.2f} | {pt[k] / o2:.2f} | | |")
     return out
 
 
@@ -531,6 +582,14 @@ def _compile_rows(comp: dict) -> list:
     return lines + [""]
 
 
+def _torch_version() -> str:
+    try:
+        import torch
+        return f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    except ImportError:
+        return "not installed"
+
+
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
@@ -539,6 +598,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--torch-runs", type=int, default=3, help="PyTorch processes per model (0: none)")
     ap.add_argument("--only", help="comma-separated model names (MLP, LeNet-5, LSTM, DCGAN, ResNet-18)")
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     a = ap.parse_args(argv)
@@ -556,6 +616,7 @@ def main(argv=None):
         ("LSTM (gate equations, T=50)", LSTM, rng.standard_normal((128, 50, 32)), rng.integers(0, 10, 128),
          {"hand JAX, 4 matmuls": lambda: hand_classifier_step(hand_lstm(False)),
           "hand JAX, fused matmul": lambda: hand_classifier_step(hand_lstm(True)),
+          **({"flax OptimizedLSTMCell": flax_lstm_step} if importlib.util.find_spec("flax") else {}),
           GUARD: lambda: hand_classifier_step(hand_lstm(False), guard=True)}),
         ("DCGAN iteration (16x16)", DCGAN, np.tanh(rng.standard_normal((256, 16, 16, 1))), None,
          {"hand JAX": hand_gan_step}),

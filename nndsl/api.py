@@ -116,6 +116,14 @@ class Program:
     def model(self, name: str, **args) -> Model:
         return Model(self, name, args)
 
+    @property
+    def xla_options(self) -> dict:
+        """The XLA compiler options this program's optimization level chose for JAX's default
+        platform (nndsl/lower/backend.py); the trainer uses them, and code that jits `apply`
+        itself can too: `jax.jit(f, compiler_options=program.xla_options)`."""
+        from .lower.backend import xla_options
+        return xla_options(self.opt_level)
+
     def trainer(self, name: str | None = None, **overrides):
         """The train block `name` (or the only one); overrides: epochs, iterations, seed,
         clip_norm, devices."""

@@ -31,6 +31,7 @@ class Report:
     nodes: tuple = (0, 0)  # graph size before and after the passes
     loops: int = 0  # scan and scan_layers nodes after the passes
     device: str = ""
+    xla_options: dict = field(default_factory=dict)  # the platform's compiler options at this level
 
     @property
     def achieved(self) -> float:
@@ -38,6 +39,7 @@ class Report:
 
     def text(self) -> str:
         lines = [f"{self.what} on {self.device}, -O{self.level}: {' '.join(self.passes) or 'no passes'}",
+                 f"XLA options: {_options_text(self.xla_options)}",
                  f"graph: {self.nodes[0]} nodes as built, {self.nodes[1]} after passes", "compile time:"]
         for k, v in self.phases.items():
             lines.append(f"  {k:<10} {1e3 * v:9.1f} ms")
@@ -50,6 +52,10 @@ class Report:
                 lines.append(f"  (the graph has {self.loops} loop{'s' if self.loops > 1 else ''}: XLA counts a loop "
                              "body's FLOPs once, not once per iteration, so this is a lower bound)")
         return "\n".join(lines)
+
+
+def _options_text(options: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in options.items()) or "XLA's defaults"
 
 
 def peak_matmul_flops(n: int = 1024, reps: int = 10) -> float:
@@ -127,7 +133,7 @@ def bench_model(prog, name: str, args: dict, *, batch: int = 32, dims: dict | No
     from .api import _type_of
     from .passes import pipeline
     r = Report(f"model {name}" + (" (forward + backward)" if grad else " (inference)"), prog.opt_level,
-               pipeline(prog.opt_level, prog.passes))
+               pipeline(prog.opt_level, prog.passes), xla_options=prog.xla_options)
     t = time.perf_counter()
     model = prog.model(name, **args)
     xs = concrete_inputs(model, batch, dims or {})
@@ -157,7 +163,8 @@ def bench_train(prog, name: str | None, *, batch: int | None = None, reps: int =
     trainer = prog.trainer(name)
     bs = batch or trainer.batch_size
     spec = trainer.spec_for(bs)
-    r = Report(f"train {trainer.name} (batch {bs})", prog.opt_level, pipeline(prog.opt_level, prog.passes))
+    r = Report(f"train {trainer.name} (batch {bs})", prog.opt_level, pipeline(prog.opt_level, prog.passes),
+               xla_options=prog.xla_options)
     r.phases["check"] = time.perf_counter() - t
     t = time.perf_counter()
     opt = optimize(copy.deepcopy(spec.graph), prog.opt_level, prog.passes, True)
@@ -182,7 +189,7 @@ def _compile_and_time(r: Report, fn, args: tuple, reps: int) -> None:
     lowered = jax.jit(fn).lower(*args)
     r.phases["lowering"] = time.perf_counter() - t
     t = time.perf_counter()
-    compiled = lowered.compile()
+    compiled = lowered.compile(r.xla_options or None)
     r.phases["xla"] = time.perf_counter() - t
     r.flops = xla_flops(compiled)
     r.step = median_time(lambda: compiled(*args), reps)

@@ -1,7 +1,14 @@
 """Exported models: StableHLO through `jax.export`, with a symbolic batch size, runnable without
-the `.nn` source. The weights travel inside the artifact as constants of the exported function."""
+the `.nn` source. The weights travel inside the artifact as constants of the exported function.
+
+An artifact is MAGIC, one JSON line, then the serialized export. The JSON names the inputs and
+records what the optimization level chose per platform: the passes that wrote the graph and the
+XLA compiler options (nndsl/lower/backend.py) that `load_exported` compiles it with on each
+platform. Version-1 artifacts (a line of input names instead of JSON) still load.
+"""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import jax
@@ -10,7 +17,32 @@ import jax.numpy as jnp
 from .errors import NndslError
 from .io import atomic_write
 
-MAGIC = b"NNDSLEXP1\n"
+MAGIC = b"NNDSLEXP2\n"
+MAGIC_V1 = b"NNDSLEXP1\n"
+
+
+def _header(names: list[str], program) -> bytes:
+    from .lower.backend import OPTIONS, xla_options
+    from .passes import pipeline
+    meta = {"inputs": names, "opt_level": program.opt_level,
+            "passes": pipeline(program.opt_level, program.passes),
+            "xla_options": {p: xla_options(program.opt_level, p) for p in OPTIONS}}
+    return MAGIC + json.dumps(meta, sort_keys=True).encode() + b"\n"
+
+
+def read_header(data: bytes, name: str) -> tuple[dict, bytes]:
+    """(metadata, serialized export) of an artifact's bytes."""
+    if data.startswith(MAGIC_V1):
+        names, _, blob = data[len(MAGIC_V1):].partition(b"\n")
+        return {"inputs": names.decode().split(","), "xla_options": {}}, blob
+    if not data.startswith(MAGIC):
+        raise NndslError(f"{name} is not an nndsl export", code="E613")
+    line, _, blob = data[len(MAGIC):].partition(b"\n")
+    try:
+        meta = json.loads(line)
+    except ValueError as e:
+        raise NndslError(f"cannot read {name}: a damaged header ({e})", code="E614") from None
+    return meta, blob
 
 
 def export_model(model, variables, path: str | Path, batch: str = "b") -> Path:
@@ -31,24 +63,23 @@ def export_model(model, variables, path: str | Path, batch: str = "b") -> Path:
     except ImportError as e:
         raise NndslError(f"export needs the flatbuffers package ({e})", code="E612") from None
     names = [g.node(n).attrs["name"] for n in g.inputs]
-    header = MAGIC + (",".join(names) + "\n").encode()
-    atomic_write(Path(path), header + bytes(exp.serialize()))
+    atomic_write(Path(path), _header(names, model.program) + bytes(exp.serialize()))
     return Path(path)
 
 
 def load_exported(path: str | Path):
-    """(callable, input names): the callable takes the inputs as arrays and returns the outputs."""
+    """(callable, input names): the callable takes the inputs as arrays and returns the outputs,
+    compiled with the XLA options the artifact recorded for this platform."""
     from jax import export
-    data = Path(path).read_bytes()
-    if not data.startswith(MAGIC):
-        raise NndslError(f"{Path(path).name} is not an nndsl export", code="E613")
-    rest = data[len(MAGIC):]
-    names, _, blob = rest.partition(b"\n")
+    from .lower.backend import accepted
+    meta, blob = read_header(Path(path).read_bytes(), Path(path).name)
     try:
         exp = export.deserialize(bytearray(blob))
     except Exception as e:  # a corrupt artifact is the user's to hear about, not a traceback
         raise NndslError(f"cannot read {Path(path).name}: {e}", code="E614") from None
-    return exp.call, names.decode().split(",")
+    platform = jax.default_backend()
+    options = {k: v for k, v in meta.get("xla_options", {}).get(platform, {}).items() if accepted(platform, k, v)}
+    return jax.jit(exp.call, compiler_options=options or None), list(meta["inputs"])
 
 
 def export_train_step(trainer, path: str | Path) -> Path:
@@ -71,5 +102,5 @@ def export_train_step(trainer, path: str | Path) -> Path:
         new, metrics = step(jax.tree_util.tree_unflatten(treedef, flat), batch, jax.random.wrap_key_data(key_data))
         return jax.tree_util.tree_leaves(new), metrics
     exp = export.export(jax.jit(fn))(leaves, batch, kd)
-    atomic_write(Path(path), MAGIC + b"train_state,batch,key_data\n" + bytes(exp.serialize()))
+    atomic_write(Path(path), _header(["train_state", "batch", "key_data"], trainer.program) + bytes(exp.serialize()))
     return Path(path)

@@ -66,3 +66,36 @@ def test_a_corrupt_artifact_is_a_clear_error(tmp_path):
         assert "not an nndsl export" in str(e)
     else:
         raise AssertionError("expected an error")
+
+
+def test_the_artifact_records_the_choices_per_platform(tmp_path, key):
+    """The passes and each platform's XLA options travel in the header, so a machine running the
+    artifact compiles it as the optimization level chose, without the source."""
+    from nndsl.export import read_header
+    from nndsl.lower.backend import OPTIONS, xla_options
+    prog = nndsl.load(ROOT / "examples" / "lenet5.nn", opt_level=2)
+    m = prog.model("LeNet5")
+    x = jax.random.normal(key, (2, 32, 32, 1))
+    v = m.init(key, x)
+    export_model(m, v, tmp_path / "m.jaxexport")
+    meta, _ = read_header((tmp_path / "m.jaxexport").read_bytes(), "m.jaxexport")
+    assert meta["inputs"] == ["image"] and meta["opt_level"] == 2
+    assert "conv-as-matmul" in meta["passes"]
+    assert set(meta["xla_options"]) == set(OPTIONS)
+    assert meta["xla_options"]["cpu"] == xla_options(2, "cpu")
+    fn, _ = nndsl.load_exported(tmp_path / "m.jaxexport")
+    np.testing.assert_allclose(fn(x), m.apply(v, x), rtol=1e-5, atol=1e-6)
+
+
+def test_a_version_1_artifact_still_loads(tmp_path, key):
+    from jax import export
+    from nndsl.export import MAGIC_V1
+    prog = nndsl.load(ROOT / "examples" / "xor_mlp.nn")
+    m = prog.model("XorMLP")
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
+    v = m.init(key, x)
+    exp = export.export(jax.jit(lambda x: m.apply(v, x)))(jax.ShapeDtypeStruct(x.shape, x.dtype))
+    (tmp_path / "old.jaxexport").write_bytes(MAGIC_V1 + b"x\n" + bytes(exp.serialize()))
+    fn, names = nndsl.load_exported(tmp_path / "old.jaxexport")
+    assert names == ["x"]
+    np.testing.assert_allclose(fn(x), m.apply(v, x), rtol=1e-6)

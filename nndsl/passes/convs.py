@@ -1,5 +1,9 @@
 """How convolutions are computed: XLA's convolution, or patches and one matmul.
 
+Strided transposed convolutions become `conv_transposeNd_matmul` (one matmul, then an
+overlap-add of each pixel's footprint) instead of XLA's convolution over the stride-dilated
+input, which multiplies mostly zeros: on XLA:CPU the DCGAN iteration ran 1.7x faster.
+
 `conv-as-matmul` rewrites a convolution whose window times input channels is at most
 `MAX_PATCH` into `convNd_patches` (the same parameters and result, computed as im2col from
 shifted strided slices plus one matmul). The limit is per platform, measured with
@@ -37,8 +41,18 @@ def conv_as_matmul(g: Graph, n: Node, ctx: Context):  # conv(x) -> concat(shifte
     return g.add(f"{n.op}_patches", g.input_ids(n.id), dict(n.attrs), n.type, n.span, n.path, n.label).id
 
 
+@rule("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
+def conv_transpose_as_matmul(g: Graph, n: Node, ctx: Context):  # convT(x) -> overlap-add(x @ kernel)
+    x = g.node(g.input_ids(n.id)[0]).type
+    s = tup(n.attrs["stride"], x.rank - 2, "stride")
+    if x.dtype != "float32" or min(s) < 2 or not ctx.options.get("convt_matmul", max_patch() > 0):
+        return None  # at stride 1 nothing is dilated: XLA's convolution is the better kernel
+    return g.add(f"{n.op}_matmul", g.input_ids(n.id), dict(n.attrs), n.type, n.span, n.path, n.label).id
+
+
 class ConvAsMatmul(Pass):
-    """Small convolutions become patches and one matmul (where measured faster)."""
+    """Small convolutions become patches and one matmul, strided transposed convolutions one
+    matmul and an overlap-add (where measured faster)."""
 
     name = "conv-as-matmul"
-    rules = (conv_as_matmul,)
+    rules = (conv_as_matmul, conv_transpose_as_matmul)

@@ -4,6 +4,7 @@ reference written here."""
 from __future__ import annotations
 
 import copy
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -356,3 +357,63 @@ def test_blocks_with_batchnorm_stack_for_inference_but_not_for_training():
     x = jnp.ones((2, 4, 4, 3))
     assert "scan_layers[copies=8," in dump(m, x)  # the first block projects 3 -> 4 channels: not a copy
     assert "scan_layers" not in dump(m, x, train=True)  # batchnorm updates its statistics per copy
+
+
+# ---------------------------------------------------------------------- transposed convolutions
+def scatter_add_reference(x, kernel, stride, crop):
+    """The definition, in numpy: out[i * s + k] += x[i] @ kernel[k], then the kept window."""
+    n = x.ndim - 2
+    sizes, k = x.shape[1:-1], kernel.shape[:n]
+    full = np.zeros((x.shape[0], *((h - 1) * s + max(kk, s) for h, s, kk in zip(sizes, stride, k)), kernel.shape[-1]))
+    for i in itertools.product(*(range(h) for h in sizes)):
+        for o in itertools.product(*(range(kk) for kk in k)):
+            at = tuple(ii * s + oo for ii, s, oo in zip(i, stride, o))
+            full[(slice(None), *at)] += x[(slice(None), *i)] @ kernel[o]
+    idx = tuple(slice(start, start + (h - 1) * s + kk + extra)
+                for (start, extra), h, s, kk in zip(crop, sizes, stride, k))
+    return full[(slice(None), *idx)]
+
+
+TRANSPOSED = [(1, 4, 2, "same"), (1, 3, 2, "valid"), (1, 5, 3, 1), (2, 4, 2, "same"), (2, 3, 2, "same"),
+              (2, 2, 3, "valid"), (2, 5, 2, 2), (3, 4, 2, "same"), (3, 3, 2, "valid")]
+
+
+@pytest.mark.parametrize("rank,kernel,stride,padding", TRANSPOSED)
+def test_transposed_convolution_as_matmul_computes_the_definition(rank, kernel, stride, padding):
+    rng = np.random.default_rng(kernel * 10 + stride)
+    shape = {1: (2, 5, 3), 2: (2, 4, 5, 3), 3: (1, 3, 4, 3, 2)}[rank]
+    x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
+    attrs = dict(filters=4, kernel=kernel, stride=stride, padding=padding, bias=True)
+    base = OPS[f"conv_transpose{rank}d"]
+    specs = base.params(T(shape), **attrs)
+    p = {k: jnp.asarray(rng.standard_normal(v.shape), jnp.float32) for k, v in specs.items()}
+    crop = base._crop(padding, (kernel,) * rank, (stride,) * rank)
+    want = scatter_add_reference(np.asarray(x, np.float64), np.asarray(p["kernel"], np.float64),
+                                 (stride,) * rank, crop) + np.asarray(p["bias"])
+    matmul = OPS[f"conv_transpose{rank}d_matmul"]
+    got = matmul.apply(ApplyCtx(params=p), x, **attrs)
+    assert matmul.infer(T(shape), **attrs).shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    # and the gradients agree with XLA's convolution (the op it replaces)
+    loss = lambda op: lambda p, x: jnp.sum(jnp.sin(op.apply(ApplyCtx(params=p), x, **attrs)))
+    g_want = jax.grad(loss(base), (0, 1))(p, x)
+    g_got = jax.grad(loss(matmul), (0, 1))(p, x)
+    for a, b in zip(jax.tree_util.tree_leaves(g_want), jax.tree_util.tree_leaves(g_got)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+UPSAMPLER = """
+model Up {
+  input z: [batch, 3, 3, 4]
+  output y = z -> conv_transpose2d(8, 4, stride=2) -> relu -> conv_transpose2d(2, 3) -> tanh
+}
+"""
+
+
+def test_strided_transposed_convolutions_become_matmuls_and_stride_one_stays():
+    m = opt(UPSAMPLER, "Up", ["conv-as-matmul"])
+    got = ops(dump(m, jnp.ones((2, 3, 3, 4))))
+    assert got.count("conv_transpose2d_matmul") == 1 and got.count("conv_transpose2d") == 1
+    z = jnp.asarray(np.random.default_rng(5).standard_normal((2, 3, 3, 4)), jnp.float32)
+    base, rewritten = models(UPSAMPLER, "Up", passes=["conv-as-matmul"])
+    assert_same(base, rewritten, [z])

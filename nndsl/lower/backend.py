@@ -1,0 +1,64 @@
+"""Backend choices per platform: XLA compiler options that measured faster than XLA's defaults.
+
+The graph passes choose how a network is written; these choose how XLA compiles it. They are
+per-executable options (`jax.jit(..., compiler_options=...)`), so they never leak into the user's
+own jitted code, and they travel with exported artifacts (nndsl/export.py records them).
+
+What is here was measured with benchmarks/suite.py (figures in benchmarks/RESULTS.md):
+
+- cpu: XLA:CPU hands convolutions and dots to YNNPACK by default. Its convolutions measured
+  slower than XLA's own (Eigen) convolutions on every model of the suite: LeNet-5 training step
+  1.2x faster without, ResNet-18 1.15x, a 3x3x64 convolution's gradient 1.9x; DCGAN and the
+  dense-only models unchanged. So -O1 and above keep YNNPACK for dots only.
+
+-O0 uses XLA's defaults, so that -O0 against -O2 measures everything nndsl chooses.
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+
+YNN_FUSIONS = "xla_cpu_experimental_ynn_fusion_type"
+OPTIONS: dict[str, dict[str, object]] = {
+    "cpu": {YNN_FUSIONS: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"},
+}
+
+
+def xla_options(opt_level: int, platform: str | None = None) -> dict[str, object]:
+    """The compiler options -O`opt_level` uses on `platform` (default: JAX's default backend),
+    without those this jaxlib does not know (an older or newer XLA renames its flags)."""
+    if opt_level < 1:
+        return {}
+    platform = platform or jax.default_backend()
+    return {k: v for k, v in OPTIONS.get(platform, {}).items() if accepted(platform, k, v)}
+
+
+@functools.cache
+def accepted(platform: str, key: str, value) -> bool:
+    """Whether this XLA takes the option: compiles a one-op function with it, once per process."""
+    if platform != jax.default_backend():
+        return True  # recorded for another platform; checked where it is used
+    try:
+        jax.jit(lambda x: x + 1, compiler_options={key: value}).lower(1.0).compile()
+        return True
+    except Exception:  # an unknown option or value: XLA's defaults are still correct
+        return False
+
+
+def jit(fn, opt_level: int, **kwargs):
+    """jax.jit with the platform's options for `opt_level`. JAX takes compiler options only on a
+    top-level jit, and nndsl's jitted functions (`trainer.step`) are public, made to be called
+    inside the user's own jit, grad or vmap too: there the plain jit runs, and the outer
+    computation is compiled with whatever options its owner chose."""
+    options = xla_options(opt_level)
+    top = jax.jit(fn, compiler_options=options or None, **kwargs)
+    if not options:
+        return top
+    nested = jax.jit(fn, **kwargs)
+
+    def call(*args, **kw):
+        traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves((args, kw)))
+        return (nested if traced else top)(*args, **kw)
+    call.lower = top.lower
+    return call
