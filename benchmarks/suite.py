@@ -395,10 +395,13 @@ def choice_rows(tmp: Path, a) -> dict:
     np.savez(tmp / "bench.npz", x=x, y=y)
     batch = {"x": jnp.asarray(x[:32]), "y": jnp.asarray(y[:32])}
     clean = pipeline(1)
-    variants = {"-O1": clean, "fuse-parallel-dense": clean + ["fuse-parallel-dense"],
-                "fuse-parallel-dense + hoist-scan-invariants": clean + ["fuse-parallel-dense", "hoist-scan-invariants"],
+    fuse, split, inv = "fuse-parallel-dense", "split-concat-matmul", "hoist-scan-invariants"
+    variants = {"-O1": clean, fuse: clean + [fuse],
+                f"{fuse} + {inv}": clean + [fuse, inv, "dce"],
+                f"{split} + {inv}": clean + [split, inv, "dce"],
+                f"{fuse} + {split} + {inv} (in -O2 here)": clean + [fuse, split, inv, "dce"],
                 "hoist-scan-inputs": clean + ["hoist-scan-inputs", "dce"],
-                "all three": clean + ["fuse-parallel-dense", "hoist-scan-inputs", "hoist-scan-invariants", "dce"]}
+                f"{fuse} + hoist-scan-inputs + {inv}": clean + [fuse, "hoist-scan-inputs", inv, "dce"]}
     fns = {k: nndsl_step(LSTM, 1, tmp, batch, passes=v)[0] for k, v in variants.items()}
     return interleaved(fns, a.rounds, a.steps)
 

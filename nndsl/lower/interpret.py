@@ -106,11 +106,15 @@ def _scan(node, args, params, state, train, rng, new_state):
             return (y, st2), y
         (_, final), ys = jax.lax.scan(fb, (seq, inits), None, length=node.attrs["unroll"])
     else:
+        stack = node.attrs.get("stack_out", True)  # False: no node reads the stacked outputs
+
         def f(carry, xs):
             y, st2 = cell(xs[0], carry, xs[1:])
-            return st2, y
+            return st2, (y if stack else None)
         time_major = tuple(jnp.swapaxes(s, 0, 1) for s in (seq, *seqs))
         final, ys = jax.lax.scan(f, inits, time_major, reverse=node.attrs["reverse"])
+        if not stack:
+            return (None, *final)
     return (jnp.swapaxes(ys, 0, 1), *final)
 
 

@@ -10,6 +10,10 @@ attributes count the last two groups (both absent on a scan as built).
   every gate's matmul, `x_t @ W_x + b`) runs before the scan as one matmul over all time steps and
   enters it as an extra sequence. A matmul on `[h, x]` is first split into `h @ W_h + x @ W_x`.
   Whether this pays depends on the platform (on XLA:CPU it measured slower), so it is not in -O2.
+- split-concat-matmul: only the first half of that, inside the loop: `[h, x] @ W` becomes
+  `x @ W_x + h @ W_h`, so no step concatenates h and x (nor slices the gradient apart again).
+  With the gates fused and the kernel halves hoisted as invariants, the LSTM training step on
+  XLA:CPU ran 1.3-1.45x faster.
 """
 from __future__ import annotations
 
@@ -204,7 +208,7 @@ class HoistScanInputs(Pass):
         return local, variant
 
     def _rewrite(self, body: Graph, s: Node, fn) -> None:
-        local, variant = self._locals(body, s)
+        local, variant = HoistScanInputs._locals(self, body, s)
         for nid in body.topo_order():
             if nid not in body.nx:
                 continue
@@ -212,7 +216,7 @@ class HoistScanInputs(Pass):
             if new is not None:
                 body.replace_all_uses(nid, new)
                 erase_dead(body, nid)
-                local, variant = self._locals(body, s)
+                local, variant = HoistScanInputs._locals(self, body, s)
 
     def _hoist(self, g: Graph, s: Node) -> int:
         body: Graph = s.attrs["body"]
@@ -263,3 +267,20 @@ class HoistScanInputs(Pass):
             return None
         memo[nid] = g.add(n.op, ins, attrs, t, n.span, n.path, n.label).id
         return memo[nid]
+
+
+class SplitConcatMatmul(Pass):
+    """Inside scan bodies, a matmul (or dense layer) on the concatenation of the step input and
+    the state becomes a sum of one matmul per part, the kernel split by rows."""
+
+    name = "split-concat-matmul"
+
+    def run_on(self, g: Graph, ctx: Context) -> int:
+        changed = 0
+        for s in [n for n in g.nodes() if n.op == "scan"]:
+            body: Graph = s.attrs["body"]
+            before = len(body)
+            for fn in (decompose_dense_on_concat, split_concat_matmul):
+                HoistScanInputs._rewrite(self, body, s, fn)
+            changed += len(body) != before
+        return changed

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..ir.graph import Graph, Node
 from ..ops import OPS, ApplyCtx
-from .rewrite import Context, Pass, add, rule, scalar
+from .rewrite import Context, Pass, add, rule, scalar, users_of
 
 # Elementwise ops: applied to uniform tensors (a `fill`) they give a uniform tensor.
 UNARY = {"sigmoid", "tanh", "relu", "gelu", "identity", "softplus", "silu", "swish", "relu6",
@@ -157,11 +157,36 @@ class FoldConstants(Pass):
     rules = (fold_elementwise,)
 
 
+@rule("last")
+def last_of_scan_is_its_state(g, n, ctx):  # last(scan(...).out) -> scan(...).h when the cell outputs h
+    (ys,) = g.input_ids(n.id)
+    item = g.node(ys)
+    if item.op != "get_item" or item.attrs["index"] != 0:
+        return None
+    s = g.node(g.input_ids(ys)[0])
+    if s.op != "scan" or s.attrs["reverse"] or s.attrs.get("unroll") is not None:
+        return None
+    body = s.attrs["body"]
+    states = [k for k, name in enumerate(s.attrs["states"]) if body.outputs[name] == body.outputs["out"]]
+    if not states:
+        return None
+    index = 1 + states[0]
+    users = users_of(g, s.id)
+    found = [u for u in users if u.op == "get_item" and u.attrs["index"] == index]
+    final = found[0] if found else g.add("get_item", [s.id], {"index": index}, s.type[index], n.span, None, n.label)
+    if _same(g, final.id, n) is None:
+        return None
+    if g.uses(ys) == 1 and all(u.op == "get_item" and (u.attrs["index"] != 0 or u.id == ys) for u in users):
+        s.attrs = {**s.attrs, "stack_out": False}  # nothing else reads the stacked outputs: do not stack them
+    return final.id
+
+
 class Simplify(Pass):
     """Algebraic identities: x*1, x+0, x-0, x/1, x**1, identity, -(-x), relu(relu(x)), double
-    transposes, reshape chains, dropout outside training."""
+    transposes, reshape chains, dropout outside training, the last output of a scan whose cell
+    outputs its state (that state's final value, and the outputs are no longer stacked)."""
 
     name = "simplify"
     rules = (drop_mul_one, drop_add_zero, drop_sub_zero, drop_div_one, drop_pow_one, drop_identity,
              drop_concat_of_one, drop_double_neg, drop_repeated_idempotent, drop_inactive_dropout,
-             merge_transposes, merge_reshapes)
+             merge_transposes, merge_reshapes, last_of_scan_is_its_state)

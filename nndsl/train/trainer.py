@@ -122,15 +122,12 @@ class Trainer:
                 squares = {m: _sum_of_squares(grads[m]) for m in st.models}
                 finite = jnp.isfinite(loss) & jnp.isfinite(sum(squares.values()))
 
-                def apply(args):
-                    sub, opt, state, ns, grads = args
-                    upd, opt2 = tx.update(grads, opt, sub)
-                    return optax.apply_updates(sub, upd), opt2, interpret.merge(state, ns)
-
-                # A non-finite loss or gradient skips the update as one branch, rather than a
-                # select over every parameter and optimizer slot (measured: the MLP step 3% faster).
-                sub2, opt2, state2 = jax.lax.cond(finite, apply, lambda a: (a[0], a[1], a[2]),
-                                                  (sub, opt, state, ns, grads))
+                upd, opt2 = tx.update(grads, opt, sub)
+                sub2 = optax.apply_updates(sub, upd)
+                # A non-finite loss or gradient keeps the old values: a select XLA fuses into the
+                # update (a lax.cond around the update measured 1.3x slower on the LSTM step).
+                keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)
+                sub2, opt2, state2 = keep(sub2, sub), keep(opt2, opt), keep(interpret.merge(state, ns), state)
                 norms = {m: jnp.sqrt(v) for m, v in squares.items()}
                 return {**params, **sub2}, state2, opt2, loss, aux, ok & finite, norms
 

@@ -11,7 +11,7 @@ from nndsl.passes import PASSES
 from .util import assert_same, models
 
 EVERY_PASS = ["simplify", "fold-constants", "cse", "fold-batchnorm", "fuse-parallel-dense", "conv-as-matmul",
-              "hoist-scan-inputs", "hoist-scan-invariants", "scan-layers", "simplify", "cse", "dce"]
+              "split-concat-matmul", "hoist-scan-inputs", "hoist-scan-invariants", "scan-layers", "simplify", "cse", "dce"]
 assert set(EVERY_PASS) == set(PASSES)
 
 MLP = "import mlp"

@@ -417,3 +417,48 @@ def test_strided_transposed_convolutions_become_matmuls_and_stride_one_stays():
     z = jnp.asarray(np.random.default_rng(5).standard_normal((2, 3, 3, 4)), jnp.float32)
     base, rewritten = models(UPSAMPLER, "Up", passes=["conv-as-matmul"])
     assert_same(base, rewritten, [z])
+
+
+# ---------------------------------------------------------------------- split-concat-matmul
+def test_the_gate_matmul_on_h_and_x_is_split_inside_the_loop():
+    passes = ["fuse-parallel-dense", "split-concat-matmul", "hoist-scan-invariants", "dce"]
+    m = opt(CELL, "Net", passes)
+    text = dump(m, SEQ)
+    body = [ln for ln in text.splitlines() if ln.startswith("    ")]
+    outer = [ln for ln in text.splitlines() if not ln.startswith("    ")]
+    assert not any("concat" in ln for ln in body)  # no [h, x] per step
+    assert sum("matmul(" in ln for ln in body) == 2  # x @ W_x and h @ W_h, gates fused
+    assert any("split[axis=0, sections=[4, 3]]" in ln for ln in outer)  # the kernel's halves, once
+    assert any(ln.startswith("%") and "scan[n_consts=3," in ln for ln in outer)
+    base, split = models(CELL, "Net", passes=passes)
+    assert_same(base, split, [SEQ])
+
+
+# ---------------------------------------------------------------------- last of a scan
+LAST = """import cells
+model L {
+  input seq: [batch, time, 3]
+  output y = seq -> LSTM(4) -> last
+}
+model Both {
+  input seq: [batch, time, 3]
+  h = seq -> LSTM(4)
+  output y = h -> last
+  output all = h
+}
+"""
+
+
+def test_last_of_a_scan_is_its_final_state_and_stops_stacking():
+    m = opt(LAST, "L", ["simplify", "dce"])
+    text = dump(m, SEQ)
+    assert "last" not in ops(text) and "stack_out=false" in text
+    assert any(ln.startswith("%") and "get_item[index=1]" in ln for ln in text.splitlines())
+    base, simple = models(LAST, "L", passes=["simplify", "dce"])
+    assert_same(base, simple, [SEQ])
+    # when the sequence is also read, `last` still becomes the state but the outputs stay stacked
+    both = opt(LAST, "Both", ["simplify", "dce"])
+    text = dump(both, SEQ)
+    assert "last" not in ops(text) and "stack_out" not in text
+    base, simple = models(LAST, "Both", passes=["simplify", "dce"])
+    assert_same(base, simple, [SEQ])
