@@ -89,7 +89,7 @@ def test_rules_indexed_by_op_only_see_their_ops():
 def test_levels_and_unknown_names():
     assert LEVELS[0] == [] and set(LEVELS[1]) == {"simplify", "fold-constants", "cse", "dce"}
     assert set(level_passes(2, "cpu")) >= set(LEVELS[1]) | {"fold-batchnorm"}
-    # measured slower on XLA:CPU, so not in -O2 there (benchmarks/RESULTS.md)
+    # measured on XLA:CPU (benchmarks/RESULTS.md): hoisting the input half out of the loop was slower
     assert "hoist-scan-inputs" not in level_passes(2, "cpu")
     assert {"fuse-parallel-dense", "split-concat-matmul", "hoist-scan-invariants"} <= set(level_passes(2, "cpu"))
     assert "conv-as-matmul" not in level_passes(2, "some-unmeasured-platform")
