@@ -478,36 +478,60 @@ def optional(name: str) -> str:
 
 
 NOTES = """
-## What the passes do here, and what was tried
+## What nndsl chooses here, and what was tried
 
-- **Where -O2 gains on this CPU**: `conv-as-matmul` (LeNet-5's 5x5 convolutions on 1 and 6
-  channels as shifted slices + one matmul: the training step 1.1-1.3x faster than `lax.conv`; for
-  ResNet's 3x3x64 convolutions and 1x1 projections the patches were slower, hence the limit of 160
-  values per patch and no 1x1; DCGAN's first discriminator convolution converts too, neutrally).
-  Everything else in -O2 is a no-op on the training graphs of this suite, so -O2 equals -O0
-  there within noise.
-- **LSTM**: on XLA:CPU the fused gate matmul, hoisting the concatenated kernels out of the loop
-  and hoisting the input half of the gates (one big matmul over all steps) were all measured
-  slower than four separate matmuls (table above; in most runs of this script the hand-written
-  fused LSTM was slower than the 4-matmul one too), so -O2 on CPU leaves the cell as written. Also tried by hand: `lax.scan`
-  `unroll=2/4/8` (1.15-2.3x slower) and `_split_transpose=True` (no change).
-- **The remaining gap to hand-written JAX is the trainer, not the graph**: nndsl's step also
-  checks that the loss and gradient norm are finite, skips the update otherwise (`jnp.where` over
-  parameters and optimizer state) and reports per-model gradient norms. The rows "hand JAX + the
-  trainer's non-finite guard" add that to the hand-written step; where the step is short enough
-  for it to show (the MLP) it costs about what separates nndsl from the plain hand-written step.
-  Making the guard optional, or folding it into the optax update, is a trainer change.
-- **Batchnorm folding** removes a multiply-add per activation, but XLA:CPU already fuses
-  batchnorm and relu into one elementwise pass after the convolution, and folding does not remove
-  that pass: measured about 1.0x on ResNet-18 inference (the target was 1.1x; not met on this CPU).
+- **XLA options (-O1 and -O2)**: XLA:CPU in this jaxlib hands convolutions to YNNPACK by default,
+  and its convolutions measured slower than XLA's own (Eigen) ones on every convolutional model:
+  the rows "hand JAX compiled with nndsl's XLA options" show the gain for the same hand-written
+  program (LeNet-5 about 1.2x, ResNet-18 training 1.2-1.3x, inference 1.35x; DCGAN and the dense
+  models unchanged). nndsl keeps YNNPACK for dots only. The options are per executable (jax.jit
+  `compiler_options`, never the process's XLA_FLAGS), dropped if a jaxlib does not know them, and
+  recorded per platform in exported artifacts, which compile with them where they run.
+- **conv-as-matmul**: LeNet-5's 5x5 convolutions on 1 and 6 channels as shifted slices + one
+  matmul; strided transposed convolutions as one matmul + an overlap-add of each pixel's footprint
+  instead of XLA's convolution over the stride-dilated input (three quarters zeros at stride 2):
+  the DCGAN iteration 1.3-1.4x faster. Larger convolutions as patches were slower (ResNet-18 step
+  117 ms with the limit of 160 values per patch, 178 ms at 600, 202 ms with every 3x3 as patches).
+- **LSTM from its gate equations**: -O2 fuses the four gate matmuls, splits the fused matmul on
+  `[h, x]` into `x @ W_x + h @ W_h` inside the loop (no concatenation per step, none to take apart
+  in the backward loop) and prepares the kernel halves outside it; `last` of a scan reads the
+  final state instead of stacking every step's output. The hand-written fused LSTM pays for its
+  per-step concatenation; flax's OptimizedLSTMCell does not, and -O2 matches or beats it. Hoisting
+  the input half out of the loop (one big matmul over all steps) measured slower again (table
+  above). Also tried: `lax.scan` unroll 2-8 (slower), a fully unrolled Python loop (1.8x slower),
+  a custom VJP computing the weight gradients as one matmul after the loop (1.25x slower: it
+  recomputes each step's cell in the backward loop), and XLA flags (concurrency-optimized
+  scheduler, fast math, XNNPACK graph fusion, vector width, Eigen threading: all within 5%).
+- **Against PyTorch eager**: ahead on the MLP, DCGAN and (in most runs) LeNet-5, whose PyTorch
+  time swings between processes by up to 1.6x (2.8-4.6 ms over this session's runs). Behind on
+  the LSTM and ResNet-18, where PyTorch calls one library kernel that XLA:CPU has no equivalent
+  for. torch.nn.LSTM precomputes the input projection for all steps, runs a fused cell per step
+  and computes the weight gradients as large matmuls after the loop; nndsl's step (about 5 ms)
+  spends about 1.5 ms in the forward loop and 3.3 ms in the backward loop, where JAX's transpose
+  of a scan accumulates the weight gradients step by step. Written from the same gate equations,
+  PyTorch is 2.5x slower than nndsl. ResNet-18's time is convolutions: for a 3x3x64 convolution
+  on 8x32x32, XLA's forward takes 1.5 ms, its input gradient 1.5 ms and its weight gradient
+  2.0 ms, where PyTorch uses oneDNN. Patches + matmul for the weight gradient was slower (14.8 vs
+  5.1 ms for the whole gradient at 64 channels), and so were the XLA flags above.
+- **Batchnorm folding**: the inference table's control row is the point. The same network with no
+  batchnorm at all runs at the speed of the network with it, because XLA fuses batchnorm into one
+  elementwise pass after each convolution, and that pass is not what costs. Folding also rescales
+  every kernel on every call. It measured 0.87-0.89x here, so -O2 on CPU leaves it out (it remains
+  a pass, on by default for platforms not measured yet); the 1.1x target cannot be met on this CPU.
 - **Scan over layers** trades step time for compile time. Stacking the copies' weights costs
-  memory traffic every step (the deep MLP above: several times slower steps), and for training graphs
-  XLA:CPU compiled the gradient of a loop over a small body more slowly than the unrolled layers
-  (`(dense(512) -> relu) * 48`: 1.4-2.6 s against 0.1-0.3 s). It pays for long runs of large
-  blocks (ResNet-152 inference compiles about 2.5-4.5x faster), so -O2 stacks runs of at least 8
-  copies with at least 2 weighted layers each. `(dense(512) -> relu) * 48` already compiles in
-  about the time of `* 6` on XLA:CPU without it.
-- Timings come from a shared 2-core machine (its load average is in the header): differences
+  memory traffic every step (the deep MLP above: several times slower steps), and for training
+  graphs XLA:CPU compiled the gradient of a loop over a small body more slowly than the unrolled
+  layers. It pays for long runs of large blocks (ResNet-152 inference compiles about 2x faster),
+  so -O2 stacks runs of at least 8 copies with at least 2 weighted layers each.
+  `(dense(512) -> relu) * 48` already compiles in about the time of `* 6` on XLA:CPU without it.
+- **The non-finite guard**: nndsl's step checks that the loss and gradient norm are finite and
+  keeps the old parameters and optimizer state otherwise (a select XLA fuses into the update; a
+  `lax.cond` around the update measured 1.3x slower on the LSTM). The rows "hand JAX + the
+  trainer's non-finite guard" add it to the hand-written step: it is what separates nndsl from
+  hand-written JAX on the MLP, whose step is short enough for it to show.
+- Timings come from a shared 2-core machine (its load average is in the header). Each part of the
+  report runs in a fresh process: XLA:CPU step times drift with what a process ran before (the
+  LSTM step measured 1.6x slower after the other models had run in the same process). Differences
   under about 10% are within what repeated runs of this script move by.
 """
 
@@ -667,7 +691,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--torch-runs", type=int, default=3, help="PyTorch processes per model (0: none)")
+    ap.add_argument("--torch-runs", type=int, default=5, help="PyTorch processes per model (0: none)")
     ap.add_argument("--only", help="comma-separated model names (MLP, LeNet-5, LSTM, DCGAN, ResNet-18)")
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     ap.add_argument("--section", help=argparse.SUPPRESS)  # internal: one part, in this process
