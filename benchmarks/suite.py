@@ -443,12 +443,12 @@ def compile_rows(a) -> dict:
 
 def _compile_rows_once(a, warm_up: bool = False) -> dict:
     out = {"resnet": {}, "deep": {}, "deep_step": {}, "r152": {}}
-    side, width = (96, 256) if warm_up else (224, 512)
+    classes, width = (10, 256) if warm_up else (1000, 512)
     options = nndsl.loads("", opt_level=2).xla_options or None
     for depth in (18,) if warm_up else (18, 50, 101, 152):
-        x = jax.ShapeDtypeStruct((1, side, side, 3), jnp.float32)
+        x = jax.ShapeDtypeStruct((1, 224, 224, 3), jnp.float32)
         t = time.perf_counter()
-        m = nndsl.loads("import resnet", opt_level=2).model(f"ResNet{depth}")
+        m = nndsl.loads("import resnet", opt_level=2).model(f"ResNet{depth}", classes=classes)
         v = jax.eval_shape(lambda: m.init(jax.random.key(0), x))
         lowered = jax.jit(lambda v, x: m.apply(v, x)).lower(v, x)
         out["resnet"][depth] = time.perf_counter() - t
