@@ -85,6 +85,20 @@ def test_on_nan_skip_keeps_the_parameters_finite():
     assert all(np.isfinite(x).all() for x in leaves(r.variables))
 
 
+def test_a_non_finite_gradient_under_a_finite_loss_is_caught_in_the_step():
+    """sqrt at 0: the loss is 0, its gradient NaN; the step refuses the update by itself."""
+    src = NAN.replace("mean(log((data.x -> net) - 1000))", "mean(sqrt((data.x -> net) * 0))")
+    tr = nndsl.loads(src).trainer("blowup")
+    ts = tr.init(jax.random.key(0))
+    batch = {"x": np.ones((8, 2), np.float32), "y": np.zeros(8, np.int32)}
+    after, metrics = tr.step(ts, batch, jax.random.key(1))
+    assert float(metrics["l"]) == 0.0 and not bool(metrics["finite"])
+    for a, b in zip(leaves(ts["params"]), leaves(after["params"])):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(leaves(ts["opt"]), leaves(after["opt"])):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_on_nan_rollback_restores_the_last_checkpoint(tmp_path):
     src = NAN.replace("iterations 5", "iterations 6")
     tr = nndsl.loads(src).trainer("blowup")
