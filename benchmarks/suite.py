@@ -445,7 +445,7 @@ def _compile_rows_once(a, warm_up: bool = False) -> dict:
     out = {"resnet": {}, "deep": {}, "deep_step": {}, "r152": {}}
     classes, width = (10, 256) if warm_up else (1000, 512)
     options = nndsl.loads("", opt_level=2).xla_options or None
-    for depth in (18,) if warm_up else (18, 50, 101, 152):
+    for depth in (18, 50) if warm_up else (18, 50, 101, 152):  # warm-up: a basic and a bottleneck network
         x = jax.ShapeDtypeStruct((1, 224, 224, 3), jnp.float32)
         t = time.perf_counter()
         m = nndsl.loads("import resnet", opt_level=2).model(f"ResNet{depth}", classes=classes)
