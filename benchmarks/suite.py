@@ -512,12 +512,13 @@ NOTES = """
   recomputes each step's cell in the backward loop), and XLA flags (concurrency-optimized
   scheduler, fast math, XNNPACK graph fusion, vector width, Eigen threading: all within 5%).
 - **Against PyTorch eager**: ahead on the MLP, DCGAN and (in most runs) LeNet-5, whose PyTorch
-  time swings between processes by up to 1.6x (2.8-4.6 ms over this session's runs). Behind on
+  time swings between processes by up to 1.7x (2.8-4.8 ms over this session's runs). Behind on
   the LSTM and ResNet-18, where PyTorch calls one library kernel that XLA:CPU has no equivalent
   for. torch.nn.LSTM precomputes the input projection for all steps, runs a fused cell per step
   and computes the weight gradients as large matmuls after the loop; nndsl's step (about 5 ms)
-  spends about 1.5 ms in the forward loop and 3.3 ms in the backward loop, where JAX's transpose
-  of a scan accumulates the weight gradients step by step. Written from the same gate equations,
+  spends 1.6 ms in the forward loop and 3.2 ms in the backward loop, where JAX's transpose of a
+  scan accumulates the weight gradients step by step (in the slow processes of the last note,
+  the backward loop alone grows to 6.2 ms). Written from the same gate equations,
   PyTorch is 2.5x slower than nndsl. ResNet-18's time is convolutions: for a 3x3x64 convolution
   on 8x32x32, XLA's forward takes 1.5 ms, its input gradient 1.5 ms and its weight gradient
   2.0 ms, where PyTorch uses oneDNN. Patches + matmul for the weight gradient was slower (14.8 vs
