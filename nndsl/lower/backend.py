@@ -8,7 +8,7 @@ What is here was measured with benchmarks/suite.py (figures in benchmarks/RESULT
 
 - cpu: XLA:CPU hands convolutions and dots to YNNPACK by default. Its convolutions measured
   slower than XLA's own (Eigen) convolutions on every model of the suite: LeNet-5 training step
-  1.2x faster without, ResNet-18 1.15x, a 3x3x64 convolution's gradient 1.9x; DCGAN and the
+  1.2x faster without, ResNet-18 1.2-1.3x (inference 1.4x), a 3x3x64 convolution's gradient 1.9x; DCGAN and the
   dense-only models unchanged. So -O1 and above keep YNNPACK for dots only.
 
 -O0 uses XLA's defaults, so that -O0 against -O2 measures everything nndsl chooses.

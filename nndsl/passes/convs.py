@@ -2,7 +2,7 @@
 
 Strided transposed convolutions become `conv_transposeNd_matmul` (one matmul, then an
 overlap-add of each pixel's footprint) instead of XLA's convolution over the stride-dilated
-input, which multiplies mostly zeros: on XLA:CPU the DCGAN iteration ran 1.7x faster.
+input, which multiplies mostly zeros: on XLA:CPU the DCGAN iteration ran 1.3-1.4x faster.
 
 `conv-as-matmul` rewrites a convolution whose window times input channels is at most
 `MAX_PATCH` into `convNd_patches` (the same parameters and result, computed as im2col from

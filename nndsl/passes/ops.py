@@ -83,11 +83,9 @@ for _base in ("conv1d", "conv2d", "conv3d", "dense"):
                   {"name": f"{_base}_bn", "base": _base, "__doc__": WithBatchnorm.__doc__}))
 
 
-class ConvPatches(OpDef):
-    """A convolution computed as one matmul over patches gathered with shifted strided slices
-    (im2col): the same parameters, attributes and result as the convolution it replaces.
-    Where the window times the input channels is small, XLA:CPU runs this faster than its
-    convolution (benchmarks/RESULTS.md)."""
+class SameAsBase(OpDef):
+    """An internal op that computes what `base` computes another way: the same attributes,
+    parameters, type and FLOPs, only `apply` differs."""
 
     kind = "internal"
     base = ""
@@ -104,6 +102,13 @@ class ConvPatches(OpDef):
 
     def flops(self, out, x, **attrs):
         return OPS[self.base].flops(out, x, **attrs)
+
+
+class ConvPatches(SameAsBase):
+    """A convolution computed as one matmul over patches gathered with shifted strided slices
+    (im2col): the same parameters, attributes and result as the convolution it replaces.
+    Where the window times the input channels is small, XLA:CPU runs this faster than its
+    convolution (benchmarks/RESULTS.md)."""
 
     def apply(self, ctx, x, filters, kernel, stride, padding, dilation, groups, bias):
         import jax.numpy as jnp
@@ -141,29 +146,13 @@ for _n in (1, 2, 3):
                   {"name": f"conv{_n}d_patches", "base": f"conv{_n}d", "__doc__": ConvPatches.__doc__}))
 
 
-class ConvTransposeMatmul(OpDef):
+class ConvTransposeMatmul(SameAsBase):
     """A strided transposed convolution as one matmul and an overlap-add: every input pixel times
     the kernel reshaped to [in_channels, window * filters] gives each pixel's whole scattered
     footprint at once; footprints then add into the output with shifted pads, stride by stride.
     The same parameters, attributes and result as the op it replaces. XLA computes the op as a
     convolution of the stride-dilated input, three quarters zeros at stride 2; here no zero is
-    multiplied (benchmarks/RESULTS.md: the DCGAN iteration 1.7x faster on XLA:CPU)."""
-
-    kind = "internal"
-    base = ""
-
-    @property
-    def attrs(self):
-        return OPS[self.base].attrs
-
-    def infer(self, x, **attrs):
-        return OPS[self.base].infer(x, **attrs)
-
-    def params(self, x, **attrs):
-        return OPS[self.base].params(x, **attrs)
-
-    def flops(self, out, x, **attrs):
-        return OPS[self.base].flops(out, x, **attrs)
+    multiplied (benchmarks/RESULTS.md: the DCGAN iteration 1.3-1.4x faster on XLA:CPU)."""
 
     def apply(self, ctx, x, filters, kernel, stride, padding, bias):
         import jax.numpy as jnp
