@@ -7,9 +7,10 @@ own jitted code, and they travel with exported artifacts (nndsl/export.py record
 What is here was measured with benchmarks/suite.py (figures in benchmarks/RESULTS.md):
 
 - cpu: XLA:CPU hands convolutions and dots to YNNPACK by default. Its convolutions measured
-  slower than XLA's own (Eigen) convolutions on every model of the suite: LeNet-5 training step
-  1.2x faster without, ResNet-18 1.2-1.3x (inference 1.4x), a 3x3x64 convolution's gradient 1.9x; DCGAN and the
-  dense-only models unchanged. So -O1 and above keep YNNPACK for dots only.
+  slower than XLA's own (Eigen) convolutions on every convolutional model of the suite: without
+  them the LeNet-5 training step ran 1.2x faster, ResNet-18 1.2-1.3x (inference 1.4x), a 3x3x64
+  convolution's gradient 1.9x; DCGAN and the dense-only models were unchanged. So -O1 and above
+  keep YNNPACK for dots only.
 
 -O0 uses XLA's defaults, so that -O0 against -O2 measures everything nndsl chooses.
 """
