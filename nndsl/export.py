@@ -71,15 +71,15 @@ def load_exported(path: str | Path):
     """(callable, input names): the callable takes the inputs as arrays and returns the outputs,
     compiled with the XLA options the artifact recorded for this platform."""
     from jax import export
-    from .lower.backend import accepted
+    from .lower.backend import jit_with, supported
     meta, blob = read_header(Path(path).read_bytes(), Path(path).name)
     try:
         exp = export.deserialize(bytearray(blob))
     except Exception as e:  # a corrupt artifact is the user's to hear about, not a traceback
         raise NndslError(f"cannot read {Path(path).name}: {e}", code="E614") from None
     platform = jax.default_backend()
-    options = {k: v for k, v in meta.get("xla_options", {}).get(platform, {}).items() if accepted(platform, k, v)}
-    return jax.jit(exp.call, compiler_options=options or None), list(meta["inputs"])
+    options = supported(meta.get("xla_options", {}).get(platform, {}), platform)
+    return jit_with(exp.call, options), list(meta["inputs"])
 
 
 def export_train_step(trainer, path: str | Path) -> Path:

@@ -99,3 +99,15 @@ def test_a_version_1_artifact_still_loads(tmp_path, key):
     fn, names = nndsl.load_exported(tmp_path / "old.jaxexport")
     assert names == ["x"]
     np.testing.assert_allclose(fn(x), m.apply(v, x), rtol=1e-6)
+
+
+def test_a_loaded_artifact_can_be_called_inside_the_users_own_jit(tmp_path, key):
+    """The recorded XLA options apply where the artifact is the top-level computation; inside
+    another jit (where JAX refuses compiler options) it still runs."""
+    prog = nndsl.load(ROOT / "examples" / "lenet5.nn", opt_level=2)
+    m = prog.model("LeNet5")
+    x = jax.random.normal(key, (2, 32, 32, 1))
+    v = m.init(key, x)
+    export_model(m, v, tmp_path / "m.jaxexport")
+    fn, _ = nndsl.load_exported(tmp_path / "m.jaxexport")
+    np.testing.assert_allclose(jax.jit(lambda x: fn(x) * 2)(x), 2 * m.apply(v, x), rtol=1e-5, atol=1e-6)

@@ -32,7 +32,12 @@ def xla_options(opt_level: int, platform: str | None = None) -> dict[str, object
     if opt_level < 1:
         return {}
     platform = platform or jax.default_backend()
-    return {k: v for k, v in OPTIONS.get(platform, {}).items() if accepted(platform, k, v)}
+    return supported(OPTIONS.get(platform, {}), platform)
+
+
+def supported(options: dict, platform: str) -> dict:
+    """`options` without those this jaxlib does not know (for another platform: all of them)."""
+    return {k: v for k, v in options.items() if accepted(platform, k, v)}
 
 
 @functools.cache
@@ -48,11 +53,15 @@ def accepted(platform: str, key: str, value) -> bool:
 
 
 def jit(fn, opt_level: int, **kwargs):
-    """jax.jit with the platform's options for `opt_level`. JAX takes compiler options only on a
-    top-level jit, and nndsl's jitted functions (`trainer.step`) are public, made to be called
-    inside the user's own jit, grad or vmap too: there the plain jit runs, and the outer
-    computation is compiled with whatever options its owner chose."""
-    options = xla_options(opt_level)
+    """jax.jit with the platform's options for `opt_level`."""
+    return jit_with(fn, xla_options(opt_level), **kwargs)
+
+
+def jit_with(fn, options: dict, **kwargs):
+    """jax.jit with compiler `options`. JAX takes them only on a top-level jit, and nndsl's jitted
+    functions (`trainer.step`, a loaded export) are public, made to be called inside the user's
+    own jit, grad or vmap too: there the plain jit runs, and the outer computation is compiled
+    with whatever options its owner chose."""
     top = jax.jit(fn, compiler_options=options or None, **kwargs)
     if not options:
         return top
