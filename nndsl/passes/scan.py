@@ -184,6 +184,31 @@ def _distributable(body: Graph, n: Node, local: set, variant: set) -> bool:
     return False
 
 
+def step_locals(body: Graph, s: Node) -> tuple[set, set]:
+    """(values computed from the step inputs alone, values that depend on a step input or state)."""
+    n_st, n_seqs, _ = scan_groups(s)
+    steps = [body.inputs[0]] + body.inputs[1 + n_st:1 + n_st + n_seqs]
+    variant = _variant(body, body.inputs[:1 + n_st + n_seqs])
+    local = set(steps)
+    for nid in body.topo_order():
+        if nid not in local and _distributable(body, body.node(nid), local, variant):
+            local.add(nid)
+    return local, variant
+
+
+def rewrite_body(body: Graph, s: Node, fn) -> None:
+    """Applies `fn(body, node, local, variant)` to every node of scan `s`'s body, in order."""
+    local, variant = step_locals(body, s)
+    for nid in body.topo_order():
+        if nid not in body.nx:
+            continue
+        new = fn(body, body.node(nid), local, variant)
+        if new is not None:
+            body.replace_all_uses(nid, new)
+            erase_dead(body, nid)
+            local, variant = step_locals(body, s)
+
+
 class HoistScanInputs(Pass):
     """The part of a scan body that reads only the step input runs before the scan, over the
     whole sequence at once (one big matmul), and enters the scan as an extra sequence."""
@@ -197,32 +222,11 @@ class HoistScanInputs(Pass):
                 moved += self._hoist(g, s)
         return moved
 
-    def _locals(self, body: Graph, s: Node):
-        n_st, n_seqs, _ = scan_groups(s)
-        steps = [body.inputs[0]] + body.inputs[1 + n_st:1 + n_st + n_seqs]
-        variant = _variant(body, body.inputs[:1 + n_st + n_seqs])
-        local = set(steps)
-        for nid in body.topo_order():
-            if nid not in local and _distributable(body, body.node(nid), local, variant):
-                local.add(nid)
-        return local, variant
-
-    def _rewrite(self, body: Graph, s: Node, fn) -> None:
-        local, variant = HoistScanInputs._locals(self, body, s)
-        for nid in body.topo_order():
-            if nid not in body.nx:
-                continue
-            new = fn(body, body.node(nid), local, variant)
-            if new is not None:
-                body.replace_all_uses(nid, new)
-                erase_dead(body, nid)
-                local, variant = HoistScanInputs._locals(self, body, s)
-
     def _hoist(self, g: Graph, s: Node) -> int:
         body: Graph = s.attrs["body"]
         for fn in (decompose_dense_on_concat, split_concat_matmul, gather_step_terms):
-            self._rewrite(body, s, fn)
-        local, variant = self._locals(body, s)
+            rewrite_body(body, s, fn)
+        local, variant = step_locals(body, s)
         n_st, n_seqs, _ = scan_groups(s)
         steps = [body.inputs[0]] + body.inputs[1 + n_st:1 + n_st + n_seqs]
         outer_steps = [g.input_ids(s.id)[0]] + g.input_ids(s.id)[1 + n_st:1 + n_st + n_seqs]
@@ -281,6 +285,6 @@ class SplitConcatMatmul(Pass):
             body: Graph = s.attrs["body"]
             before = len(body)
             for fn in (decompose_dense_on_concat, split_concat_matmul):
-                HoistScanInputs._rewrite(self, body, s, fn)
+                rewrite_body(body, s, fn)
             changed += len(body) != before
         return changed
