@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import math
 
+import jax
+
 from ..ir.graph import Graph, Node
 from ..ops.conv import tup
 from .rewrite import Context, Pass, rule
 
 MAX_PATCH = {"cpu": 160}  # platform -> largest window * input channels computed as patches
+TRANSPOSED_AS_MATMUL = {"cpu"}  # platforms where the overlap-add measured faster
 KNOWN = {"filters", "kernel", "stride", "padding", "dilation", "groups", "bias"}  # what the patches op implements
 
 
 def max_patch() -> int:
-    import jax
     return MAX_PATCH.get(jax.default_backend(), 0)
 
 
@@ -38,16 +40,21 @@ def conv_as_matmul(g: Graph, n: Node, ctx: Context):  # conv(x) -> concat(shifte
         return None
     if window * c > ctx.options.get("max_patch", max_patch()):
         return None
-    return g.add(f"{n.op}_patches", g.input_ids(n.id), dict(n.attrs), n.type, n.span, n.path, n.label).id
+    return _computed_as(g, n, f"{n.op}_patches")
+
+
+def _computed_as(g: Graph, n: Node, op: str) -> str:
+    """A node of internal op `op` standing for `n`: same inputs, attributes, type and names."""
+    return g.add(op, g.input_ids(n.id), dict(n.attrs), n.type, n.span, n.path, n.label).id
 
 
 @rule("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
 def conv_transpose_as_matmul(g: Graph, n: Node, ctx: Context):  # convT(x) -> overlap-add(x @ kernel)
     x = g.node(g.input_ids(n.id)[0]).type
     s = tup(n.attrs["stride"], x.rank - 2, "stride")
-    if x.dtype != "float32" or min(s) < 2 or not ctx.options.get("convt_matmul", max_patch() > 0):
+    if x.dtype != "float32" or min(s) < 2 or jax.default_backend() not in TRANSPOSED_AS_MATMUL:
         return None  # at stride 1 nothing is dilated: XLA's convolution is the better kernel
-    return g.add(f"{n.op}_matmul", g.input_ids(n.id), dict(n.attrs), n.type, n.span, n.path, n.label).id
+    return _computed_as(g, n, f"{n.op}_matmul")
 
 
 class ConvAsMatmul(Pass):
