@@ -384,16 +384,31 @@ def cmd_export(a) -> int:
     return 0
 
 
-def _run_exported(a) -> int:
+def _read_inputs(paths: list) -> list:
+    """`--input` files as arrays (.npy, no pickles)."""
     import numpy as np
-    from .export import load_exported
-    fn, names = load_exported(a.file)
     xs = []
-    for path in a.input:
+    for path in paths:
         try:
             xs.append(np.load(path, allow_pickle=False))
         except (OSError, ValueError) as e:
             raise NndslError(f"cannot read input {path}: {e}", code="E603") from None
+    return xs
+
+
+def _save_outputs(path: str, y) -> None:
+    """One output as .npy, several (a dict by output name) as .npz."""
+    import numpy as np
+    if isinstance(y, dict):
+        np.savez(path, **{k: np.asarray(v) for k, v in y.items()})
+    else:
+        np.save(path, np.asarray(y))
+
+
+def _run_exported(a) -> int:
+    from .export import load_exported
+    fn, names = load_exported(a.file)
+    xs = _read_inputs(a.input)
     if len(xs) != len(names):
         raise NndslError(f"the exported model takes {len(names)} inputs ({', '.join(names)}), given {len(xs)}",
                          code="E328")
@@ -402,10 +417,7 @@ def _run_exported(a) -> int:
     except Exception as e:  # shape or dtype mismatch with the exported signature
         raise NndslError(f"the exported model cannot take these inputs: {str(e).splitlines()[0]}",
                          code="E616") from None
-    if isinstance(y, dict):
-        np.savez(a.output, **{k: np.asarray(v) for k, v in y.items()})
-    else:
-        np.save(a.output, np.asarray(y))
+    _save_outputs(a.output, y)
     print(f"wrote {a.output}")
     return 0
 
@@ -420,21 +432,13 @@ def cmd_run(a) -> int:
     prog = _load(a.file)
     model = prog.model(a.model, **_kv(a.arg))
     variables = load_variables(a.weights) if a.weights else {"params": {}, "state": {}}
-    xs = []
-    for path in a.input:
-        try:
-            xs.append(np.load(path, allow_pickle=False))
-        except (OSError, ValueError) as e:
-            raise NndslError(f"cannot read input {path}: {e}", code="E603") from None
+    xs = _read_inputs(a.input)
     g = model._graph_for(xs)
     _check_weights(g, variables)
     if not Path(a.output).resolve().parent.is_dir():
         raise NndslError(f"cannot write {a.output}: its folder does not exist", code="E609")
     y = model.apply(variables, *xs)
-    if isinstance(y, dict):
-        np.savez(a.output, **{k: np.asarray(v) for k, v in y.items()})
-    else:
-        np.save(a.output, np.asarray(y))
+    _save_outputs(a.output, y)
     print(f"wrote {a.output} {tuple(np.shape(y)) if not isinstance(y, dict) else list(y)}")
     return 0
 
