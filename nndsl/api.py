@@ -146,6 +146,8 @@ def load(path: str | Path, import_root: str | Path | None = None, opt_level: int
 
 def loads(text: str, name: str = "<string>", base: str | Path | None = None, opt_level: int = 1,
           passes: list[str] | None = None) -> Program:
+    from .files import check_text
+    check_text(text, name)  # the 10 MB limit `load` applies to a file
     return Program(load_text(text, name, base), opt_level, passes)
 
 

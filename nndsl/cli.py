@@ -240,7 +240,8 @@ def cmd_compile(a) -> int:
     apply_options(prog, a)
     if a.emit == "ast":
         from .syntax.parser import parse
-        print(_ast_text(parse(Path(a.file).read_text(), a.file)))
+        from .frontend import read_source
+        print(_ast_text(parse(read_source(Path(a.file)), a.file)))
         return 0
     model = prog.model(_pick_model(prog, a.model), **_kv(a.arg))
     if a.emit == "graph":

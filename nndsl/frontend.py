@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ErrorGroup, ImportFailure, LimitError, NameResolutionError, NndslError
+from .limits import MAX_SOURCE_BYTES
 from .resources import stdlib_dir
 from .source import Source, Span
 from .syntax import ast
 from .syntax.parser import parse
 
-MAX_FILE_BYTES = 10 * 1024 * 1024
+MAX_FILE_BYTES = MAX_SOURCE_BYTES
 MAX_IMPORT_DEPTH = 64
 
 
@@ -35,15 +36,10 @@ class Program:
 
 
 def read_source(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ImportFailure(f"no such file: {path.name}", code="E501") from None
-    except IsADirectoryError:
-        raise ImportFailure(f"{path.name} is a directory, not a .nn file", code="E501") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise LimitError(f"{path.name} is {len(data):,} bytes; the limit is {MAX_FILE_BYTES:,}",
-                         code="E402")
+    """A .nn file's text through the bounded reader (nndsl/files.py): regular files only, at most
+    MAX_FILE_BYTES, then refused if binary or not UTF-8."""
+    from .files import read_bytes
+    data = read_bytes(path, MAX_FILE_BYTES, "file", name=Path(path).name)
     if b"\x00" in data:
         raise ImportFailure(f"{path.name} is a binary file, not nndsl source (a NUL byte)",
                             _byte_span(data, data.index(b"\x00"), path), code="E502")
@@ -100,11 +96,12 @@ class Loader:
         self.origin[item.name] = item.name_span
 
     def _resolve(self, item: ast.Import, here: Path | None) -> Path:
+        from .files import resolve
         if item.is_path:
             base = here.parent if here else Path.cwd()
             target = (base / item.target)
             root = self.root or (here.parent.resolve() if here else Path.cwd().resolve())
-            resolved = target.resolve()
+            resolved = resolve(target, "import", item.span, name=item.target)
             if root not in resolved.parents and resolved != root:
                 raise ImportFailure(f'import "{item.target}" leaves the project directory',
                                     item.span, code="E503",
@@ -132,7 +129,8 @@ class Loader:
         try:
             text = read_source(path)
         except NndslError as e:
-            e.diagnostics[0].notes.insert(0, (e.diagnostics[0].span, "the offending byte"))
+            if e.diagnostics[0].span is not None:
+                e.diagnostics[0].notes.insert(0, (e.diagnostics[0].span, "the offending byte"))
             e.diagnostics[0].span = item.span
             raise
         self.load_text(text, str(path.name) if path.parent == stdlib_dir().resolve() else _display(path), path)

@@ -7,6 +7,7 @@ import os
 from .errors import LimitError
 
 MAX_EXTENT = 2**31 - 1
+MAX_SOURCE_BYTES = 10 * 1024 * 1024  # one .nn file, read from disk or given to loads()
 
 
 def machine_memory() -> int:
