@@ -1,13 +1,21 @@
 """Exported models: StableHLO through `jax.export`, with a symbolic batch size, runnable without
 the `.nn` source. The weights travel inside the artifact as constants of the exported function.
 
-An artifact is MAGIC, one JSON line, then the serialized export. The JSON names the inputs and
+An artifact (version 3) is MAGIC, a line `sha256:<hex>`, one JSON line, then the serialized
+export. The hash covers the JSON line and the export, and is verified before anything is parsed
+or deserialized: one flipped bit once ran with outputs off by 0.67. The JSON names the inputs and
 records what the optimization level chose per platform: the passes that wrote the graph and the
-XLA compiler options (nndsl/lower/backend.py) that `load_exported` compiles it with on each
-platform. Version-1 artifacts (a line of input names instead of JSON) still load.
+XLA compiler options that `load_exported` compiles it with. Those options reach the compiler, and
+some (`xla_dump_to`, on GPU options that substitute code) do far more than tune it, so an artifact
+may only carry options from nndsl's own table (nndsl/lower/backend.py), each with a value nndsl
+itself sets; anything else refuses the artifact.
+
+Versions 1 and 2 carried no checksum, so a damaged one cannot be told from a good one: they are
+refused with a message asking to export again, rather than run unverified.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -17,32 +25,75 @@ import jax.numpy as jnp
 from .errors import NndslError
 from .io import atomic_write
 
-MAGIC = b"NNDSLEXP2\n"
-MAGIC_V1 = b"NNDSLEXP1\n"
+MAGIC = b"NNDSLEXP3\n"
+OLD_MAGICS = (b"NNDSLEXP1\n", b"NNDSLEXP2\n")
+MAGIC_V1 = OLD_MAGICS[0]
+MAX_HEADER_BYTES = 1 << 20
 
 
-def _header(names: list[str], program) -> bytes:
+def _header(names: list[str], program) -> dict:
     from .lower.backend import OPTIONS, xla_options
     from .passes import pipeline
-    meta = {"inputs": names, "opt_level": program.opt_level,
+    return {"inputs": names, "opt_level": program.opt_level,
             "passes": pipeline(program.opt_level, program.passes),
             "xla_options": {p: xla_options(program.opt_level, p) for p in OPTIONS}}
-    return MAGIC + json.dumps(meta, sort_keys=True).encode() + b"\n"
+
+
+def pack(meta: dict, blob: bytes) -> bytes:
+    """An artifact's bytes: magic, checksum line, header line, payload."""
+    line = json.dumps(meta, sort_keys=True).encode()
+    digest = hashlib.sha256(line + b"\n" + blob).hexdigest().encode()
+    return MAGIC + b"sha256:" + digest + b"\n" + line + b"\n" + blob
 
 
 def read_header(data: bytes, name: str) -> tuple[dict, bytes]:
-    """(metadata, serialized export) of an artifact's bytes."""
-    if data.startswith(MAGIC_V1):
-        names, _, blob = data[len(MAGIC_V1):].partition(b"\n")
-        return {"inputs": names.decode().split(","), "xla_options": {}}, blob
+    """(metadata, serialized export) of an artifact's bytes, after its checksum and its header's
+    form are verified."""
+    if data.startswith(OLD_MAGICS):
+        raise NndslError(f"{name} was exported by an older nndsl, without a checksum, so damage to it "
+                         "could not be detected; it is not run", code="E630",
+                         help="export the model again with this version (`nndsl export`)")
     if not data.startswith(MAGIC):
         raise NndslError(f"{name} is not an nndsl export", code="E613")
-    line, _, blob = data[len(MAGIC):].partition(b"\n")
+    rest = data[len(MAGIC):]
+    sum_line, _, body = rest.partition(b"\n")
+    want = sum_line[len(b"sha256:"):].decode("ascii", "replace") if sum_line.startswith(b"sha256:") else ""
+    if len(want) != 64:
+        raise NndslError(f"cannot read {name}: its checksum line is damaged", code="E614")
+    if hashlib.sha256(body).hexdigest() != want:
+        raise NndslError(f"{name} is damaged: its contents do not match the checksum it was written with",
+                         code="E631", help="copy or export it again; a damaged artifact is never run")
+    line, _, blob = body.partition(b"\n")
     try:
-        meta = json.loads(line)
-    except ValueError as e:
-        raise NndslError(f"cannot read {name}: a damaged header ({e})", code="E614") from None
-    return meta, blob
+        meta = json.loads(line[:MAX_HEADER_BYTES])
+    except ValueError:
+        meta = None
+    return _check_meta(meta, name), blob
+
+
+def _check_meta(meta, name: str) -> dict:
+    """The header's form, and its XLA options against nndsl's allow-list."""
+    from .lower.backend import allowed_in_artifact
+
+    def bad(what: str) -> NndslError:
+        return NndslError(f"cannot read {name}: a damaged header ({what})", code="E614")
+    if not isinstance(meta, dict):
+        raise bad("not a JSON object")
+    inputs = meta.get("inputs")
+    if not (isinstance(inputs, list) and inputs and all(isinstance(n, str) and n for n in inputs)):
+        raise bad("`inputs` is not a list of names")
+    options = meta.get("xla_options", {})
+    if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+        raise bad("`xla_options` is not a table of options per platform")
+    for platform, opts in options.items():
+        for key, value in opts.items():
+            if not allowed_in_artifact(platform, key, value):
+                shown = "".join(c if c.isprintable() else "?" for c in f"{key}={value!r}")[:200]
+                raise NndslError(f"{name} asks for the XLA option `{shown}` on {platform[:40]!r}, which nndsl "
+                                 "never sets; it is not run", code="E632",
+                                 help="an artifact may only carry the compiler options nndsl itself chooses "
+                                      "(nndsl/lower/backend.py); export the model again")
+    return meta
 
 
 def export_model(model, variables, path: str | Path, batch: str = "b") -> Path:
@@ -63,7 +114,7 @@ def export_model(model, variables, path: str | Path, batch: str = "b") -> Path:
     except ImportError as e:
         raise NndslError(f"export needs the flatbuffers package ({e})", code="E612") from None
     names = [g.node(n).attrs["name"] for n in g.inputs]
-    atomic_write(Path(path), _header(names, model.program) + bytes(exp.serialize()))
+    atomic_write(Path(path), pack(_header(names, model.program), bytes(exp.serialize())))
     return Path(path)
 
 
@@ -72,11 +123,16 @@ def load_exported(path: str | Path):
     compiled with the XLA options the artifact recorded for this platform."""
     from jax import export
     from .lower.backend import jit_with, supported
-    meta, blob = read_header(Path(path).read_bytes(), Path(path).name)
+    from .files import read_bytes
+    from .limits import machine_memory
+    name = Path(path).name
+    meta, blob = read_header(read_bytes(path, machine_memory(), "exported model", error=NndslError, name=name),
+                             name)
     try:
         exp = export.deserialize(bytearray(blob))
-    except Exception as e:  # a corrupt artifact is the user's to hear about, not a traceback
-        raise NndslError(f"cannot read {Path(path).name}: {e}", code="E614") from None
+    except Exception:  # verified yet unreadable: another JAX's format; the user hears it, not a traceback
+        raise NndslError(f"cannot read {name}: this JAX ({jax.__version__}) cannot deserialize its model",
+                         code="E614") from None
     platform = jax.default_backend()
     options = supported(meta.get("xla_options", {}).get(platform, {}), platform)
     return jit_with(exp.call, options), list(meta["inputs"])
@@ -102,5 +158,6 @@ def export_train_step(trainer, path: str | Path) -> Path:
         new, metrics = step(jax.tree_util.tree_unflatten(treedef, flat), batch, jax.random.wrap_key_data(key_data))
         return jax.tree_util.tree_leaves(new), metrics
     exp = export.export(jax.jit(fn))(leaves, batch, kd)
-    atomic_write(Path(path), _header(["train_state", "batch", "key_data"], trainer.program) + bytes(exp.serialize()))
+    atomic_write(Path(path), pack(_header(["train_state", "batch", "key_data"], trainer.program),
+                                  bytes(exp.serialize())))
     return Path(path)

@@ -87,7 +87,8 @@ def test_the_artifact_records_the_choices_per_platform(tmp_path, key):
     np.testing.assert_allclose(fn(x), m.apply(v, x), rtol=1e-5, atol=1e-6)
 
 
-def test_a_version_1_artifact_still_loads(tmp_path, key):
+def test_an_unchecksummed_version_1_artifact_is_refused(tmp_path, key):
+    """Versions 1 and 2 carried no checksum: a damaged one would run, so neither runs (E630)."""
     from jax import export
     from nndsl.export import MAGIC_V1
     prog = nndsl.load(ROOT / "examples" / "xor_mlp.nn")
@@ -96,9 +97,12 @@ def test_a_version_1_artifact_still_loads(tmp_path, key):
     v = m.init(key, x)
     exp = export.export(jax.jit(lambda x: m.apply(v, x)))(jax.ShapeDtypeStruct(x.shape, x.dtype))
     (tmp_path / "old.jaxexport").write_bytes(MAGIC_V1 + b"x\n" + bytes(exp.serialize()))
-    fn, names = nndsl.load_exported(tmp_path / "old.jaxexport")
-    assert names == ["x"]
-    np.testing.assert_allclose(fn(x), m.apply(v, x), rtol=1e-6)
+    try:
+        nndsl.load_exported(tmp_path / "old.jaxexport")
+    except nndsl.NndslError as e:
+        assert e.diagnostics[0].code == "E630" and "export the model again" in str(e)
+    else:
+        raise AssertionError("an unverifiable artifact loaded")
 
 
 def test_a_loaded_artifact_can_be_called_inside_the_users_own_jit(tmp_path, key):

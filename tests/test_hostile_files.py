@@ -145,3 +145,112 @@ def test_language_server_import_of_a_fifo(tmp_path):
     text = 'import "pipe.nn"\n' + MODEL
     probs = diagnostics(text, str(tmp_path / "main.nn"))
     assert [p.code for p in probs] == ["E522"] and probs[0].line == 0
+
+
+# ------------------------------------------------------------------ exported artifacts
+
+XOR = "model XorMLP {\n  input x: [batch, 2]\n  output logit = x -> dense(4) -> tanh -> dense(1)\n}\n"
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    import jax
+    import numpy as np
+    from nndsl.export import export_model
+    folder = tmp_path_factory.mktemp("art")
+    m = nndsl.loads(XOR).model("XorMLP")
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
+    v = m.init(jax.random.key(0), x)
+    path = export_model(m, v, folder / "m.jaxexport")
+    np.save(folder / "x.npy", x)
+    return path, path.read_bytes(), np.asarray(m.apply(v, x))
+
+
+def _rewrite(data: bytes, edit) -> bytes:
+    """The artifact with its header edited by `edit` and the checksum recomputed, as a forger would."""
+    import json
+    from nndsl.export import MAGIC, pack
+    body = data[len(MAGIC):].partition(b"\n")[2]
+    line, _, blob = body.partition(b"\n")
+    meta = edit(json.loads(line))
+    return pack(meta, blob)
+
+
+def test_artifact_round_trip(artifact):
+    import numpy as np
+    path, _, want = artifact
+    fn, names = nndsl.load_exported(path)
+    assert names == ["x"]
+    np.testing.assert_allclose(fn(np.load(path.parent / "x.npy")), want, rtol=1e-6)
+
+
+def test_a_flipped_bit_anywhere_is_refused_before_deserializing(artifact, tmp_path):
+    import random
+    from nndsl.export import MAGIC
+    _, data, _ = artifact
+    rng = random.Random(0)
+    positions = [len(MAGIC) + 7 + 64 + 1 + 3, len(data) - 1] + rng.sample(range(len(MAGIC) + 72, len(data)), 30)
+    for pos in positions:
+        bad = bytearray(data)
+        bad[pos] ^= 1 << rng.randrange(8)
+        p = tmp_path / "bad.jaxexport"
+        p.write_bytes(bytes(bad))
+        e = _err(nndsl.load_exported, p)
+        assert e.diagnostics[0].code == "E631", (pos, str(e))
+
+
+def test_a_damaged_checksum_line(artifact, tmp_path):
+    from nndsl.export import MAGIC
+    _, data, _ = artifact
+    p = tmp_path / "bad.jaxexport"
+    p.write_bytes(MAGIC + b"md5:1234\n" + data[len(MAGIC):].partition(b"\n")[2])
+    assert _err(nndsl.load_exported, p).diagnostics[0].code == "E614"
+    p.write_bytes(data[:len(MAGIC) + 30])
+    assert _err(nndsl.load_exported, p).diagnostics[0].code == "E614"
+
+
+@pytest.mark.parametrize("option", [("cpu", "xla_dump_to", "/tmp/dump"),
+                                    ("gpu", "xla_gpu_cuda_data_dir", "/tmp/x"),
+                                    ("cpu", "xla_cpu_experimental_ynn_fusion_type", "LIBRARY_FUSION_TYPE_ALL"),
+                                    ("cpu", "xla_cpu_experimental_ynn_fusion_type", 3)])
+def test_xla_options_outside_the_allow_list_refuse_the_artifact(artifact, tmp_path, capsys, option):
+    platform, k, v = option
+
+    def edit(meta):
+        meta["xla_options"].setdefault(platform, {})[k] = v
+        return meta
+    p = tmp_path / "evil.jaxexport"
+    p.write_bytes(_rewrite(artifact[1], edit))
+    e = _err(nndsl.load_exported, p)
+    assert e.diagnostics[0].code == "E632" and k in e.message
+    rc, out = _cli(capsys, "run", p, "--input", artifact[0].parent / "x.npy", "--output", tmp_path / "y.npy")
+    assert rc == 1 and "E632" in out
+    assert not (tmp_path / "y.npy").exists() and not os.path.exists("/tmp/dump")
+
+
+def test_the_allow_list_is_the_options_nndsl_sets():
+    from nndsl.lower.backend import OPTIONS, allowed_in_artifact
+    for platform, opts in OPTIONS.items():
+        for k, v in opts.items():
+            assert allowed_in_artifact(platform, k, v)
+            assert not allowed_in_artifact("gpu" if platform != "gpu" else "cpu", k, v)
+    assert not allowed_in_artifact("cpu", "xla_dump_to", "x")
+
+
+@pytest.mark.parametrize("edit", [lambda m: [m], lambda m: "text", lambda m: None,
+                                  lambda m: {**m, "inputs": "x"}, lambda m: {**m, "inputs": []},
+                                  lambda m: {**m, "inputs": [1]}, lambda m: {k: v for k, v in m.items() if k != "inputs"},
+                                  lambda m: {**m, "xla_options": ["cpu"]},
+                                  lambda m: {**m, "xla_options": {"cpu": "x"}}])
+def test_headers_of_the_wrong_form(artifact, tmp_path, capsys, edit):
+    p = tmp_path / "odd.jaxexport"
+    p.write_bytes(_rewrite(artifact[1], edit))
+    assert _err(nndsl.load_exported, p).diagnostics[0].code == "E614"
+    rc, out = _cli(capsys, "run", p, "--input", artifact[0].parent / "x.npy", "--output", tmp_path / "y.npy")
+    assert rc == 1 and "E614" in out
+
+
+def test_a_fifo_artifact_is_refused(tmp_path, capsys):
+    os.mkfifo(tmp_path / "p.jaxexport")
+    e = _err(nndsl.load_exported, tmp_path / "p.jaxexport")
+    assert e.diagnostics[0].code == "E522"

@@ -26,6 +26,14 @@ OPTIONS: dict[str, dict[str, object]] = {
 }
 
 
+def allowed_in_artifact(platform: str, key: str, value) -> bool:
+    """Whether an exported artifact may carry this option: only what this table sets. Options go
+    to the compiler unchecked by anything else, and some write files (`xla_dump_to`) or, on GPU,
+    substitute code, so an artifact is not trusted to choose its own."""
+    table = OPTIONS.get(platform, {}) if isinstance(platform, str) else {}
+    return isinstance(key, str) and key in table and type(value) is type(table[key]) and value == table[key]
+
+
 def xla_options(opt_level: int, platform: str | None = None) -> dict[str, object]:
     """The compiler options -O`opt_level` uses on `platform` (default: JAX's default backend),
     without those this jaxlib does not know (an older or newer XLA renames its flags)."""
