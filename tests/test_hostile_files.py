@@ -254,3 +254,187 @@ def test_a_fifo_artifact_is_refused(tmp_path, capsys):
     os.mkfifo(tmp_path / "p.jaxexport")
     e = _err(nndsl.load_exported, tmp_path / "p.jaxexport")
     assert e.diagnostics[0].code == "E522"
+
+
+# ------------------------------------------------------------------ checkpoints
+
+RING = """
+model MLP { input x: [batch, 2]
+  output y = x -> dense(8) -> tanh -> dense(1) }
+train ring {
+  data ring_gaussians(modes=4, batch=16, n=400)
+  model net = MLP()
+  z ~ normal([batch, 1])
+  loss err = mse(data.x -> net, z)
+  step net minimize err with adam(lr=1e-2)
+  iterations 40
+  eval_every 10
+}
+train other {
+  data ring_gaussians(modes=4, batch=16, n=400)
+  model net = MLP()
+  loss err = mse(data.x -> net, data.x -> net)
+  step net minimize err with sgd(lr=1e-2)
+  iterations 40
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def ring_run(tmp_path_factory):
+    """One uninterrupted run that checkpoints every 7 iterations (not a multiple of the report
+    interval, 10), keeping every checkpoint."""
+    folder = tmp_path_factory.mktemp("ckpt")
+    prog = nndsl.loads(RING)
+    result = prog.trainer("ring").fit(progress=False, checkpoint_dir=folder, checkpoint_every=7, keep=100)
+    return prog, folder, result
+
+
+def _only(folder, step, dest):
+    """A checkpoint folder holding only checkpoint `step`: as if the run had been killed after it."""
+    import shutil
+    dest.mkdir()
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(folder / f"ckpt-{step:08d}{suffix}", dest)
+    return dest
+
+
+def _leaves(tree):
+    import jax
+    import numpy as np
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
+
+
+@pytest.mark.parametrize("step", [7, 14, 21, 35])
+def test_resumed_history_is_identical_when_intervals_do_not_divide(ring_run, tmp_path, step):
+    import numpy as np
+    prog, folder, straight = ring_run
+    resumed = prog.trainer("ring").fit(progress=False, resume=_only(folder, step, tmp_path / "c"))
+    assert resumed.history == straight.history
+    for a, b in zip(_leaves(straight.train_state), _leaves(resumed.train_state)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_history_json_of_a_killed_and_resumed_cli_run_matches(tmp_path, capsys):
+    """Through the command line: a run stopped after checkpoint 14 (simulated by removing the later
+    ones) resumes to the same history.json, byte for byte, as a run that never stopped."""
+    import shutil
+    (tmp_path / "p.nn").write_text(RING)
+    rc, _ = _cli(capsys, "train", tmp_path / "p.nn", "ring", "--no-progress", "--out", tmp_path / "a",
+                 "--checkpoint-every", "7", "--keep", "100")
+    assert rc == 0
+    ck = tmp_path / "a" / "checkpoints"
+    for p in list(ck.glob("ckpt-*")):
+        if int(p.name[5:13]) > 14:
+            p.unlink()
+    shutil.copytree(ck, tmp_path / "ck")
+    rc, _ = _cli(capsys, "train", tmp_path / "p.nn", "ring", "--no-progress", "--out", tmp_path / "b",
+                 "--resume", tmp_path / "ck")
+    assert rc == 0
+    assert (tmp_path / "a" / "history.json").read_bytes() == (tmp_path / "b" / "history.json").read_bytes()
+
+
+def test_another_train_block_with_the_same_layout_cannot_resume(ring_run, tmp_path):
+    prog, folder, _ = ring_run
+    e = _err(prog.trainer("other").fit, progress=False, resume=_only(folder, 21, tmp_path / "c"))
+    assert e.diagnostics[0].code == "E720"
+
+
+def _forge(folder, step, edit, name=None):
+    """Edits checkpoint `step`'s manifest and recomputes its checksum, as a deliberate forger would."""
+    import json
+    from nndsl.train.checkpoint import _digest
+    path = folder / f"ckpt-{step:08d}.json"
+    meta = json.loads(path.read_text())
+    edit(meta)
+    meta["manifest_sha256"] = _digest(meta)
+    target = folder / (name or path.name)
+    if name:
+        path.unlink()
+    target.write_text(json.dumps(meta))
+    return meta
+
+
+def _two(folder, dest):
+    """Checkpoints 14 and 21: the newest can be spoiled, the one before must then be used."""
+    import shutil
+    _only(folder, 14, dest)
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(folder / f"ckpt-{21:08d}{suffix}", dest)
+    return dest
+
+
+def _resumes_from_14(prog, folder, match):
+    with pytest.warns(UserWarning, match=match):
+        r = prog.trainer("ring").fit(progress=False, resume=folder)
+    return r
+
+
+def test_an_edited_step_breaks_the_manifest_checksum(ring_run, tmp_path):
+    import json
+    prog, folder, straight = ring_run
+    c = _two(folder, tmp_path / "c")
+    p = c / "ckpt-00000021.json"
+    meta = json.loads(p.read_text())
+    meta["step"] = 30
+    p.write_text(json.dumps(meta))
+    r = _resumes_from_14(prog, c, "checksum")
+    assert r.history == straight.history
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda m: m.update(step=2**70), "step"),
+    (lambda m: m.update(step=-1), "step"),
+    (lambda m: m.update(step=21.0), "step"),
+    (lambda m: m.update(step=True), "step"),
+    (lambda m: m.update(tensors="/dev/zero"), "tensors"),
+    (lambda m: m.update(tensors="../ckpt-00000021.safetensors"), "tensors"),
+    (lambda m: m.update(bytes=10), "limit"),
+    (lambda m: m.update(bytes="many"), "bytes"),
+    (lambda m: m.update(leaves=1), "arrays"),
+    (lambda m: m.update(data=[]), "data"),
+    (lambda m: m.pop("format"), "older nndsl"),
+])
+def test_forged_manifest_fields_are_validated(ring_run, tmp_path, edit, match):
+    prog, folder, straight = ring_run
+    c = _two(folder, tmp_path / "c")
+    _forge(c, 21, edit)
+    r = _resumes_from_14(prog, c, match)
+    assert r.history == straight.history
+
+
+def test_a_step_past_the_runs_total_is_an_error_not_done(ring_run, tmp_path):
+    prog, folder, _ = ring_run
+    c = _only(folder, 21, tmp_path / "c")
+    e = _err(prog.trainer("ring", iterations=20).fit, progress=False, resume=c)
+    assert e.diagnostics[0].code == "E721" and "20 iterations" in e.message
+
+
+def test_tensors_symlinked_out_of_the_folder(ring_run, tmp_path):
+    prog, folder, straight = ring_run
+    c = _two(folder, tmp_path / "c")
+    (c / "ckpt-00000021.safetensors").unlink()
+    os.symlink("/dev/zero", c / "ckpt-00000021.safetensors")
+    r = _resumes_from_14(prog, c, "outside")
+    assert r.history == straight.history
+
+
+def test_tensors_replaced_by_a_fifo_or_a_bigger_file(ring_run, tmp_path):
+    prog, folder, straight = ring_run
+    c = _two(folder, tmp_path / "c")
+    t = c / "ckpt-00000021.safetensors"
+    t.write_bytes(t.read_bytes() + b"\0" * 1000)
+    _resumes_from_14(prog, c, "limit")
+    t.unlink()
+    os.mkfifo(t)
+    r = _resumes_from_14(prog, c, "FIFO")
+    assert r.history == straight.history
+
+
+def test_manifest_that_is_a_fifo(ring_run, tmp_path):
+    prog, folder, straight = ring_run
+    c = _two(folder, tmp_path / "c")
+    (c / "ckpt-00000021.json").unlink()
+    os.mkfifo(c / "ckpt-00000021.json")
+    r = _resumes_from_14(prog, c, "FIFO")
+    assert r.history == straight.history

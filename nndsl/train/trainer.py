@@ -247,18 +247,24 @@ class Trainer:
         total, log_every = loop.total, loop.log_every
         start, history = 0, {}
         if resume is not None:
+            pending: dict = {}
             ckpt.sweep(Path(resume))
-            found = ckpt.load_latest(Path(resume), ts)
+            found = ckpt.load_latest(Path(resume), ts, total, self.identity(ts))
             if found is None:
                 raise TrainingError(f"no usable checkpoint in {resume}", code="E703")
             start, ts, data_state = found
-            loop.restore(data_state["loop"])
-            history = data_state.get("history", {})
+            try:
+                loop.restore(data_state["loop"])
+                history = _history(data_state.get("history", {}))
+                pending = _unpack_acc(data_state.get("acc", {}))
+            except (KeyError, TypeError, ValueError, IndexError):
+                raise TrainingError(f"the checkpoint at iteration {start} in {resume} has a damaged data "
+                                    "position", code="E722") from None
         if checkpoint_dir is not None:
             ckpt.sweep(Path(checkpoint_dir))
         step = self._compiled_step(loop.bs)
         ts = self.place(ts, False)
-        acc: dict = {}
+        acc: dict = pending if resume is not None else {}
         interrupted, bad_run, last_flag, rollbacks = False, 0, None, 0
         bar = _Bar(total, progress, self.spec.name)
         bar.advance(start)
@@ -294,8 +300,11 @@ class Trainer:
                 if checkpoint_dir is not None and checkpoint_every and (it + 1) % checkpoint_every == 0 \
                         and jax.process_index() == 0:
                     if bool(metrics["finite"]):  # never checkpoint right after a refused update
+                        # the metrics since the last report travel too: a resumed report averages
+                        # the same iterations as an uninterrupted one
                         ckpt.save(Path(checkpoint_dir), it + 1, ts,
-                                  {"loop": loop.state(), "history": history}, keep)
+                                  {"loop": loop.state(), "history": history, "acc": _pack_acc(acc)}, keep,
+                                  self.identity(ts))
                 bar.advance()
             if last_flag is not None and not bool(last_flag) and on_nan != "rollback":
                 self._nonfinite(on_nan, it, bad_run + 1, {})
@@ -343,7 +352,7 @@ class Trainer:
         if done >= self.MAX_ROLLBACKS:
             raise TrainingError(f"non-finite again at iteration {it + 1} after {done} rollbacks; giving up",
                                 self.spec.span, code="E701", help="lower the learning rate or set `clip_norm`")
-        found = ckpt.load_latest(Path(folder), ts)
+        found = ckpt.load_latest(Path(folder), ts, identity=self.identity(ts))
         if found is None:
             raise TrainingError(f"non-finite at iteration {it + 1} before the first checkpoint", self.spec.span,
                                 code="E701")
@@ -360,9 +369,42 @@ class Trainer:
                             + "; the update was not applied and no checkpoint holds it",
                             self.spec.span, code="E701", help="lower the learning rate or set `clip_norm`")
 
+    def identity(self, ts: dict) -> str:
+        """What a checkpoint records of the run that wrote it: the train block's name, its model
+        instances with their arguments, and the train state's layout. Two blocks whose parameters
+        happen to have the same layout still differ here, so neither resumes from the other's
+        checkpoints; the number of iterations is not part of it, so a run can be extended."""
+        import hashlib
+        import json
+        leaves, treedef = jax.tree_util.tree_flatten(ts)
+        desc = {"train": self.spec.name,
+                "models": {k: [m, repr(sorted(a.items()))] for k, (m, a) in sorted(self.spec.models.items())},
+                "layout": [str(treedef), [[list(np.shape(x)), str(getattr(x, "dtype", ""))] for x in leaves]]}
+        return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()
+
     def variables(self, ts: dict) -> dict:
         return {m: {"params": ts["params"].get(m, {}), "state": ts["state"].get(m, {})}
                 for m in self.spec.instances}
+
+
+def _pack_acc(acc: dict) -> dict:
+    """Metrics accumulated since the last report, as JSON (exact: a float32 round-trips through a
+    Python float)."""
+    return {k: {"dtype": str(np.asarray(v[0]).dtype), "values": [np.asarray(x).tolist() for x in v]}
+            for k, v in acc.items() if v}
+
+
+def _unpack_acc(packed) -> dict:
+    if not isinstance(packed, dict):
+        raise TypeError("acc")
+    return {str(k): [jnp.asarray(np.asarray(x, dtype=jnp.dtype(e["dtype"]))) for x in e["values"]]
+            for k, e in packed.items()}
+
+
+def _history(h) -> dict:
+    if not isinstance(h, dict) or not all(isinstance(v, list) for v in h.values()):
+        raise TypeError("history")
+    return h
 
 
 def _sum(tree):
