@@ -312,18 +312,26 @@ def cmd_train(a) -> int:
     trainer = prog.trainer(a.train, epochs=a.epochs, iterations=a.iterations, seed=a.seed,
                            clip_norm=a.clip_norm, devices=a.devices, mesh=_mesh_arg(a.mesh))
     out = Path(a.out or Path("runs") / trainer.name)
-    if out.exists() and not out.is_dir():
-        raise NndslError(f"--out {out} is a file, not a folder", code="E610")
-    ckpt_dir = out / "checkpoints" if a.checkpoint_every else None
-    result = trainer.fit(progress=not a.no_progress, on_nan=a.on_nan, checkpoint_dir=ckpt_dir,
-                         checkpoint_every=a.checkpoint_every, keep=a.keep, resume=a.resume,
-                         sample_dir=out / "samples" if trainer.spec.samples else None)
     from .distributed import is_main
-    if not is_main():  # every process holds the same replicated result; process 0 writes it
-        return 130 if result.interrupted else 0
-    for name, v in result.variables.items():
-        save_variables(out / f"{name}.safetensors", v)
-    save_json(out / "history.json", result.history)
+    from .train.runfolder import RunFolder
+    folder = RunFolder(out)  # checked, and locked against a second run, before the first step
+    if is_main():
+        folder.open()
+    try:
+        ckpt_dir = out / "checkpoints" if a.checkpoint_every else None
+        result = trainer.fit(progress=not a.no_progress, on_nan=a.on_nan, checkpoint_dir=ckpt_dir,
+                             checkpoint_every=a.checkpoint_every, keep=a.keep, resume=a.resume,
+                             sample_dir=out / "samples" if trainer.spec.samples else None)
+        if not is_main():  # every process holds the same replicated result; process 0 writes it
+            return 130 if result.interrupted else 0
+
+        def write(d: Path) -> None:
+            for name, v in result.variables.items():
+                save_variables(d / f"{name}.safetensors", v)
+            save_json(d / "history.json", result.history)
+        folder.save(write)
+    finally:
+        folder.close()
     _loss_curves(out, result.history)
     last = {k: round(v[-1], 4) for k, v in result.history.items() if v}
     status = "interrupted; saved what was trained" if result.interrupted else "done"
@@ -361,7 +369,10 @@ def _loss_curves(out: Path, history: dict) -> None:
         return
     from .plots import plot_histories
     if history:
-        plot_histories({"": history}, None, out / "curves.png", title=str(out.name))
+        try:
+            plot_histories({"": history}, None, out / "curves.png", title=str(out.name))
+        except OSError:  # a full disk after the weights were saved: the plot is the one thing missing
+            print(f"warning: could not write {out / 'curves.png'}", file=sys.stderr)
 
 
 def cmd_export(a) -> int:

@@ -438,3 +438,137 @@ def test_manifest_that_is_a_fifo(ring_run, tmp_path):
     os.mkfifo(c / "ckpt-00000021.json")
     r = _resumes_from_14(prog, c, "FIFO")
     assert r.history == straight.history
+
+
+# ------------------------------------------------------------------ run folders
+
+TINY = """
+model M { input x: [batch, 2]
+  output y = x -> dense(1) }
+train tiny {
+  data ring_gaussians(modes=4, batch=8, n=64)
+  model net = M()
+  loss l = mse(data.x -> net, data.x -> net -> relu)
+  step net minimize l with sgd(lr=0.1)
+  iterations 3
+}
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    p = tmp_path / "t.nn"
+    p.write_text(TINY)
+    return p
+
+
+def _no_training(monkeypatch):
+    """Fails the test if training starts: the destination must be refused first."""
+    from nndsl.train.trainer import Trainer
+
+    def boom(*a, **k):
+        raise AssertionError("training started before the destination was checked")
+    monkeypatch.setattr(Trainer, "fit", boom)
+
+
+def test_out_with_a_file_in_the_way_is_refused_before_training(tiny, tmp_path, capsys, monkeypatch):
+    _no_training(monkeypatch)
+    (tmp_path / "blocker").write_text("x")
+    rc, out = _cli(capsys, "train", tiny, "--no-progress", "--out", tmp_path / "blocker" / "run")
+    assert rc == 1 and "E640" in out and "blocker is a file" in out
+    rc, out = _cli(capsys, "train", tiny, "--no-progress", "--out", tmp_path / "blocker")
+    assert rc == 1 and "E610" in out
+
+
+def test_an_unwritable_out_is_refused_before_training(tiny, tmp_path, capsys, monkeypatch):
+    """Tests run as root, for whom a read-only folder is still writable: the refusal a real
+    read-only folder gives is simulated where the probe writes."""
+    import errno
+    import tempfile
+    _no_training(monkeypatch)
+    real = tempfile.mkstemp
+
+    def readonly(*a, dir=None, **k):
+        if dir is not None and str(dir).startswith(str(tmp_path / "ro")):
+            raise PermissionError(errno.EROFS, "Read-only file system")
+        return real(*a, dir=dir, **k)
+    monkeypatch.setattr(tempfile, "mkstemp", readonly)
+    rc, out = _cli(capsys, "train", tiny, "--no-progress", "--out", tmp_path / "ro")
+    assert rc == 1 and "E641" in out and "read-only file system" in out
+
+
+def test_a_full_disk_at_save_time_rescues_the_weights(tiny, tmp_path, capsys, monkeypatch):
+    import errno
+    import numpy as np
+    import nndsl.io
+    from safetensors.numpy import load_file
+    out_dir = tmp_path / "run"
+    real = nndsl.io.atomic_write
+
+    def full(path, data):
+        if str(path).startswith(str(out_dir)):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data)
+    monkeypatch.setattr(nndsl.io, "atomic_write", full)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    rc, out = _cli(capsys, "train", tiny, "--no-progress", "--out", out_dir)
+    assert rc == 1 and "E643" in out and "no space left on device" in out
+    rescued = [p for p in (tmp_path / "tmp").iterdir() if p.name.startswith("nndsl-rescue-run-")]
+    assert len(rescued) == 1 and str(rescued[0]) in out
+    w = load_file(rescued[0] / "net.safetensors")
+    assert any(k.endswith("kernel") for k in w) and all(np.isfinite(v).all() for v in w.values())
+    assert (rescued[0] / "history.json").is_file()
+
+
+def test_a_full_disk_for_a_checkpoint_costs_only_that_checkpoint(tiny, tmp_path, capsys, monkeypatch):
+    import errno
+    import nndsl.io
+    import nndsl.train.checkpoint as ck
+    real = ck.atomic_write
+    calls = []
+
+    def full(path, data):
+        calls.append(path)
+        if len(calls) == 1:  # the first checkpoint's tensors
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data)
+    monkeypatch.setattr(ck, "atomic_write", full)
+    with pytest.warns(UserWarning, match="no space left"):
+        rc, out = _cli(capsys, "train", tiny, "--no-progress", "--out", tmp_path / "run",
+                       "--checkpoint-every", "1")
+    assert rc == 0 and (tmp_path / "run" / "net.safetensors").is_file()
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("*.json")) == \
+        ["ckpt-00000002.json", "ckpt-00000003.json"]
+
+
+def test_a_second_run_on_the_same_folder_is_refused(tiny, tmp_path, capsys, monkeypatch):
+    """The first run holds the lock (here a RunFolder held open, as a running train would), the
+    second refuses naming the folder; once the first ends, the folder is free again."""
+    from nndsl.train.runfolder import RunFolder
+    out_dir = tmp_path / "run"
+    with RunFolder(out_dir):
+        _no_training(monkeypatch)
+        rc, out = _cli(capsys, "train", tiny, "--no-progress", "--out", out_dir)
+        assert rc == 1 and "E642" in out and str(out_dir) in out
+        monkeypatch.undo()
+    rc, out = _cli(capsys, "train", tiny, "--no-progress", "--out", out_dir)
+    assert rc == 0 and (out_dir / "net.safetensors").is_file()
+
+
+def test_two_processes_on_one_folder(tiny, tmp_path):
+    """Across processes, as the issue found it: a process holding the folder's lock makes a real
+    `nndsl train` on it refuse."""
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
+                               "from nndsl.train.runfolder import RunFolder\n"
+                               f"f = RunFolder({str(tmp_path / 'run')!r}); f.open()\n"
+                               "print('locked', flush=True); sys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        r = subprocess.run([sys.executable, "-m", "nndsl.cli", "train", str(tiny), "--no-progress", "--out",
+                            str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 1 and "E642" in r.stderr and "Traceback" not in r.stderr
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)

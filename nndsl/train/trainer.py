@@ -6,6 +6,7 @@ own models, in order, each seeing the parameters the previous one updated.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,9 +303,15 @@ class Trainer:
                     if bool(metrics["finite"]):  # never checkpoint right after a refused update
                         # the metrics since the last report travel too: a resumed report averages
                         # the same iterations as an uninterrupted one
-                        ckpt.save(Path(checkpoint_dir), it + 1, ts,
-                                  {"loop": loop.state(), "history": history, "acc": _pack_acc(acc)}, keep,
-                                  self.identity(ts))
+                        try:
+                            ckpt.save(Path(checkpoint_dir), it + 1, ts,
+                                      {"loop": loop.state(), "history": history, "acc": _pack_acc(acc)},
+                                      keep, self.identity(ts))
+                        except OSError as e:  # a full disk costs this checkpoint, not the run
+                            import warnings
+                            warnings.warn(f"checkpoint at iteration {it + 1} could not be written to "
+                                          f"{checkpoint_dir} ({os.strerror(e.errno or 0).lower()}); "
+                                          "training goes on", stacklevel=2)
                 bar.advance()
             if last_flag is not None and not bool(last_flag) and on_nan != "rollback":
                 self._nonfinite(on_nan, it, bad_run + 1, {})
