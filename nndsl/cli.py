@@ -391,34 +391,28 @@ def cmd_export(a) -> int:
         if g.params or g.state:
             if not a.weights:
                 raise NndslError(f"`{a.model}` has parameters: give --weights", code="E604")
+            _check_model_weights(model, variables)
         out = export_model(model, variables, a.output)
     print(f"wrote {out}")
     return 0
 
 
 def _read_inputs(paths: list) -> list:
-    """`--input` files as arrays (.npy, no pickles)."""
-    import numpy as np
-    xs = []
-    for path in paths:
-        try:
-            xs.append(np.load(path, allow_pickle=False))
-        except (OSError, ValueError) as e:
-            raise NndslError(f"cannot read input {path}: {e}", code="E603") from None
-    return xs
+    """`--input` files as arrays (.npy, no pickles, regular files only)."""
+    from .io import read_array
+    return [read_array(path) for path in paths]
 
 
-def _save_outputs(path: str, y) -> None:
-    """One output as .npy, several (a dict by output name) as .npz."""
-    import numpy as np
-    if isinstance(y, dict):
-        np.savez(path, **{k: np.asarray(v) for k, v in y.items()})
-    else:
-        np.save(path, np.asarray(y))
+def _save_outputs(path: str, y, names: list | None = None) -> None:
+    """Exactly the named file: one output as .npy or .npz, several only as .npz (nndsl/io.py)."""
+    from .io import save_outputs
+    print(save_outputs(path, y, names))
 
 
 def _run_exported(a) -> int:
     from .export import load_exported
+    from .io import check_output
+    check_output(a.output)
     fn, names = load_exported(a.file)
     xs = _read_inputs(a.input)
     if len(xs) != len(names):
@@ -430,12 +424,10 @@ def _run_exported(a) -> int:
         raise NndslError(f"the exported model cannot take these inputs: {str(e).splitlines()[0]}",
                          code="E616") from None
     _save_outputs(a.output, y)
-    print(f"wrote {a.output}")
     return 0
 
 
 def cmd_run(a) -> int:
-    import numpy as np
     from .io import load_variables
     if a.file.endswith(".jaxexport"):
         return _run_exported(a)
@@ -447,11 +439,14 @@ def cmd_run(a) -> int:
     xs = _read_inputs(a.input)
     g = model._graph_for(xs)
     _check_weights(g, variables)
-    if not Path(a.output).resolve().parent.is_dir():
-        raise NndslError(f"cannot write {a.output}: its folder does not exist", code="E609")
+    from .io import check_output
+    check_output(a.output)
+    if len(g.outputs) > 1 and Path(a.output).suffix.lower() != ".npz":  # refused before running
+        raise NndslError(f"the model has {len(g.outputs)} outputs ({', '.join(g.outputs)}), and a .npy file "
+                         "holds one array", code="E635", help=f"name a .npz file: --output "
+                         f"{Path(a.output).with_suffix('.npz')}")
     y = model.apply(variables, *xs)
-    _save_outputs(a.output, y)
-    print(f"wrote {a.output} {tuple(np.shape(y)) if not isinstance(y, dict) else list(y)}")
+    _save_outputs(a.output, y, list(g.outputs))
     return 0
 
 
@@ -464,9 +459,21 @@ def _check_weights(g, variables):
             except (KeyError, TypeError):
                 raise NndslError(f"the weights have no {kind} `{'/'.join(path)}` (were they trained for "
                                  "this model?)", code="E604") from None
-            if tuple(arr.shape) != tuple(spec.shape):
+            if len(arr.shape) != len(spec.shape) or any(isinstance(d, int) and d != n
+                                                         for d, n in zip(spec.shape, arr.shape)):
                 raise NndslError(f"weights `{'/'.join(path)}` have shape {list(arr.shape)}, the model "
                                  f"needs {list(spec.shape)}", code="E605")
+
+
+def _check_model_weights(model, variables) -> None:
+    """`run`'s check (E604/E605) for commands that have no inputs to build the graph from:
+    sizes a caller decides are not compared."""
+    from .values import NeedsConcrete
+    try:
+        g = model.graph()
+    except NeedsConcrete:
+        return
+    _check_weights(g, variables)
 
 
 def cmd_sample(a) -> int:
@@ -485,6 +492,7 @@ def cmd_sample(a) -> int:
     mname, margs = spec.models[inst]
     model = prog.model(mname, **margs)
     variables = load_variables(a.weights)
+    _check_model_weights(model, variables)
     if a.length < 1:
         return _usage("--length must be at least 1")
     print(generate(model, variables, spec.data.vocab, a.prompt, a.length, a.temperature, a.seed))

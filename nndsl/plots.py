@@ -42,10 +42,24 @@ def plot_histories(runs: dict, keys: list[str] | None, out: str | Path, title: s
 
 
 def load_history(path: str | Path) -> dict:
+    """A history.json as `nndsl train` writes it: {series name: [number, ...]}. Anything else is
+    refused here, with what is wrong, instead of a traceback from deep inside matplotlib."""
+    from .files import read_bytes
+    data = read_bytes(path, 256 * 2**20, "history", error=NndslError, name=str(path))
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise NndslError(f"cannot read history {path}: {e}", code="E802") from None
+        hist = json.loads(data)
+    except (ValueError, RecursionError):
+        raise NndslError(f"cannot read history {path}: not JSON", code="E802") from None
+    if not isinstance(hist, dict):
+        raise NndslError(f"cannot read history {path}: expected an object of series, "
+                         f"{{\"loss\": [numbers...]}}", code="E802")
+    for k, v in hist.items():
+        if not isinstance(v, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                              for x in v):
+            name = "".join(c if c.isprintable() else "?" for c in str(k))[:80]
+            raise NndslError(f"cannot read history {path}: series `{name}` is not a list of numbers",
+                             code="E802")
+    return hist
 
 
 def plot_layers(rows: list[dict], out: str | Path, title: str = "") -> Path:

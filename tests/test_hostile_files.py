@@ -156,6 +156,7 @@ XOR = "model XorMLP {\n  input x: [batch, 2]\n  output logit = x -> dense(4) -> 
 def artifact(tmp_path_factory):
     import jax
     import numpy as np
+
     from nndsl.export import export_model
     folder = tmp_path_factory.mktemp("art")
     m = nndsl.loads(XOR).model("XorMLP")
@@ -169,6 +170,7 @@ def artifact(tmp_path_factory):
 def _rewrite(data: bytes, edit) -> bytes:
     """The artifact with its header edited by `edit` and the checksum recomputed, as a forger would."""
     import json
+
     from nndsl.export import MAGIC, pack
     body = data[len(MAGIC):].partition(b"\n")[2]
     line, _, blob = body.partition(b"\n")
@@ -186,6 +188,7 @@ def test_artifact_round_trip(artifact):
 
 def test_a_flipped_bit_anywhere_is_refused_before_deserializing(artifact, tmp_path):
     import random
+
     from nndsl.export import MAGIC
     _, data, _ = artifact
     rng = random.Random(0)
@@ -343,6 +346,7 @@ def test_another_train_block_with_the_same_layout_cannot_resume(ring_run, tmp_pa
 def _forge(folder, step, edit, name=None):
     """Edits checkpoint `step`'s manifest and recomputes its checksum, as a deliberate forger would."""
     import json
+
     from nndsl.train.checkpoint import _digest
     path = folder / f"ckpt-{step:08d}.json"
     meta = json.loads(path.read_text())
@@ -499,9 +503,11 @@ def test_an_unwritable_out_is_refused_before_training(tiny, tmp_path, capsys, mo
 
 def test_a_full_disk_at_save_time_rescues_the_weights(tiny, tmp_path, capsys, monkeypatch):
     import errno
+
     import numpy as np
-    import nndsl.io
     from safetensors.numpy import load_file
+
+    import nndsl.io
     out_dir = tmp_path / "run"
     real = nndsl.io.atomic_write
 
@@ -523,7 +529,7 @@ def test_a_full_disk_at_save_time_rescues_the_weights(tiny, tmp_path, capsys, mo
 
 def test_a_full_disk_for_a_checkpoint_costs_only_that_checkpoint(tiny, tmp_path, capsys, monkeypatch):
     import errno
-    import nndsl.io
+
     import nndsl.train.checkpoint as ck
     real = ck.atomic_write
     calls = []
@@ -572,3 +578,200 @@ def test_two_processes_on_one_folder(tiny, tmp_path):
     finally:
         holder.stdin.close()
         holder.wait(timeout=60)
+
+
+# ------------------------------------------------------------------ nndsl run --output
+
+TWO = XOR + "model Two {\n  input x: [batch, 2]\n  output a = x -> dense(3)\n  output b = x -> dense(2) -> relu\n}\n"
+
+
+@pytest.fixture
+def runnable(tmp_path):
+    import jax
+    import numpy as np
+
+    from nndsl.io import save_variables
+    (tmp_path / "m.nn").write_text(TWO)
+    prog = nndsl.load(tmp_path / "m.nn")
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
+    np.save(tmp_path / "x.npy", x)
+    for name in ("XorMLP", "Two"):
+        v = prog.model(name).init(jax.random.key(1), x)
+        save_variables(tmp_path / f"{name}.safetensors", jax.tree_util.tree_map(np.asarray, v))
+    return tmp_path, prog, x
+
+
+def _run(capsys, d, model, output, *extra):
+    return _cli(capsys, "run", d / "m.nn", model, "--weights", d / f"{model}.safetensors", "--input", d / "x.npy",
+                "--output", output, *extra)
+
+
+def test_run_writes_exactly_the_named_npy(runnable, capsys):
+    import numpy as np
+
+    from nndsl.io import load_variables
+    d, prog, x = runnable
+    rc, out = _run(capsys, d, "XorMLP", d / "y.npy")
+    assert rc == 0 and f"wrote {d / 'y.npy'}: float32[4, 1]" in out
+    want = prog.model("XorMLP").apply(load_variables(d / "XorMLP.safetensors"), x)
+    np.testing.assert_allclose(np.load(d / "y.npy"), want, rtol=1e-6)
+    assert sorted(p.name for p in d.iterdir() if p.name.startswith("y")) == ["y.npy"]
+
+
+def test_run_refuses_an_extension_it_does_not_write(runnable, capsys):
+    d, _, _ = runnable
+    rc, out = _run(capsys, d, "XorMLP", d / "result.txt")
+    assert rc == 1 and "E633" in out and "result.npy" in out
+    assert not list(d.glob("result*"))
+
+
+@pytest.mark.parametrize("dest", ["/dev/full", "dir", "fifo"])
+def test_run_refuses_destinations_that_are_not_regular_files(runnable, capsys, dest):
+    d, _, _ = runnable
+    if dest == "dir":
+        target = d / "out.npy"
+        target.mkdir()
+    elif dest == "fifo":
+        target = d / "out.npy"
+        os.mkfifo(target)
+    else:
+        target = dest
+    rc, out = _run(capsys, d, "XorMLP", target)
+    if dest == "/dev/full":  # the extension is refused first; either way nothing is created
+        assert rc == 1 and "E633" in out and not os.path.exists("/dev/full.npy")
+        return
+    assert rc == 1 and "E634" in out
+    assert not list(d.glob("out.npy.*"))
+
+
+def test_run_multi_output_needs_npz_and_writes_it_exactly(runnable, capsys):
+    import numpy as np
+
+    from nndsl.io import load_variables
+    d, prog, x = runnable
+    rc, out = _run(capsys, d, "Two", d / "pools.npy")
+    assert rc == 1 and "E635" in out and "pools.npz" in out
+    assert not list(d.glob("pools*"))
+    rc, out = _run(capsys, d, "Two", d / "pools.npz")
+    assert rc == 0 and "a float32[4, 3], b float32[4, 2]" in out
+    want = prog.model("Two").apply(load_variables(d / "Two.safetensors"), x)
+    with np.load(d / "pools.npz") as f:
+        assert sorted(f.files) == ["a", "b"]
+        np.testing.assert_allclose(f["a"], want["a"], rtol=1e-6)
+        np.testing.assert_allclose(f["b"], want["b"], rtol=1e-6)
+    assert sorted(p.name for p in d.glob("pools*")) == ["pools.npz"]
+
+
+def test_run_one_output_into_npz_uses_the_outputs_name(runnable, capsys):
+    import numpy as np
+    d, _, _ = runnable
+    rc, out = _run(capsys, d, "XorMLP", d / "y.npz")
+    assert rc == 0
+    with np.load(d / "y.npz") as f:
+        assert f.files == ["logit"]
+
+
+def test_run_exported_output_rules(artifact, tmp_path, capsys):
+    path = artifact[0]
+    rc, out = _cli(capsys, "run", path, "--input", path.parent / "x.npy", "--output", tmp_path / "r.txt")
+    assert rc == 1 and "E633" in out and not list(tmp_path.iterdir())
+
+
+def test_run_input_that_is_a_fifo(runnable, capsys):
+    d, _, _ = runnable
+    os.mkfifo(d / "in.npy")
+    rc, out = _cli(capsys, "run", d / "m.nn", "XorMLP", "--weights", d / "XorMLP.safetensors",
+                   "--input", d / "in.npy", "--output", d / "y.npy")
+    assert rc == 1 and "E522" in out
+
+
+# ------------------------------------------------------------------ weights, sample, export, plot
+
+def test_weights_with_a_name_that_is_both_array_and_group(runnable, capsys):
+    import numpy as np
+    from safetensors.numpy import save_file
+    d, _, _ = runnable
+    for keys in (["params/dense_0", "params/dense_0/kernel"], ["params/dense_0/kernel", "params/dense_0"]):
+        save_file({k: np.zeros((2, 2), np.float32) for k in keys}, str(d / "both.safetensors"))
+        e = _err(nndsl.io.load_variables, d / "both.safetensors")
+        assert e.diagnostics[0].code == "E602" and "params/dense_0" in e.message
+        rc, out = _cli(capsys, "run", d / "m.nn", "XorMLP", "--weights", d / "both.safetensors",
+                       "--input", d / "x.npy", "--output", d / "y.npy")
+        assert rc == 1 and "E602" in out
+
+
+def test_weights_that_are_a_fifo(runnable, capsys):
+    d, _, _ = runnable
+    os.mkfifo(d / "w.safetensors")
+    rc, out = _cli(capsys, "run", d / "m.nn", "XorMLP", "--weights", d / "w.safetensors",
+                   "--input", d / "x.npy", "--output", d / "y.npy")
+    assert rc == 1 and "E522" in out
+
+
+def test_export_with_another_models_weights(runnable, capsys):
+    d, _, _ = runnable
+    rc, out = _cli(capsys, "export", d / "m.nn", "XorMLP", "--weights", d / "Two.safetensors",
+                   "-o", d / "x.jaxexport")
+    assert rc == 1 and ("E604" in out or "E605" in out) and not (d / "x.jaxexport").exists()
+
+
+CHARS = """
+model Chars(vocab: int) {
+  input chars: i32[batch, time]
+  output logits = chars -> embed(vocab, 4) -> dense(vocab)
+}
+model Other(vocab: int) {
+  input chars: i32[batch, time]
+  output logits = chars -> embed(vocab, 3) -> dense(vocab)
+}
+train t {
+  data text("sonnets", batch=4, seq=8)
+  model net = Chars(vocab=data.vocab)
+  loss ce = cross_entropy(data.x -> net, data.y)
+  step net minimize ce with sgd(lr=0.1)
+  iterations 1
+}
+"""
+
+
+def test_sample_with_another_models_weights(tmp_path, capsys):
+    import jax
+    import numpy as np
+    from nndsl.io import save_variables
+    (tmp_path / "c.nn").write_text(CHARS)
+    prog = nndsl.load(tmp_path / "c.nn")
+    vocab = len(prog.trainer("t").spec.data.vocab)
+    x = np.zeros((1, 8), np.int32)
+    for name, other_vocab in (("Other", vocab), ("Chars", vocab + 5)):
+        v = prog.model(name, vocab=other_vocab).init(jax.random.key(0), x)
+        save_variables(tmp_path / "w.safetensors", jax.tree_util.tree_map(np.asarray, v))
+        rc, out = _cli(capsys, "sample", tmp_path / "c.nn", "--weights", tmp_path / "w.safetensors",
+                       "--length", "5")
+        assert rc == 1 and "E605" in out, out
+    v = prog.model("Chars", vocab=vocab).init(jax.random.key(0), x)
+    save_variables(tmp_path / "w.safetensors", jax.tree_util.tree_map(np.asarray, v))
+    rc, out = _cli(capsys, "sample", tmp_path / "c.nn", "--weights", tmp_path / "w.safetensors", "--length", "5")
+    assert rc == 0
+
+
+@pytest.mark.parametrize("content", [b"[1, 2, 3]", b'{"loss": 3}', b'{"loss": ["a"]}', b'{"loss": [[1]]}',
+                                     b'{"loss": [true]}', b"not json", b"\xff\xfe", b'{"a": {"b": 1}}',
+                                     b"[" * 100000])
+def test_plot_of_a_malformed_history(tmp_path, capsys, content):
+    pytest.importorskip("matplotlib")
+    (tmp_path / "history.json").write_bytes(content)
+    rc, out = _cli(capsys, "plot", tmp_path / "history.json", "-o", tmp_path / "c.png")
+    assert rc == 1 and "E802" in out and not (tmp_path / "c.png").exists()
+
+
+def test_plot_of_a_fifo_history(tmp_path, capsys):
+    os.mkfifo(tmp_path / "history.json")
+    rc, out = _cli(capsys, "plot", tmp_path / "history.json", "-o", tmp_path / "c.png")
+    assert rc == 1 and "E522" in out
+
+
+def test_plot_of_a_good_history(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    (tmp_path / "history.json").write_text('{"loss": [3.0, 2.0, 1.5], "acc": [0.1, 0.5, NaN]}')
+    rc, out = _cli(capsys, "plot", tmp_path / "history.json", "-o", tmp_path / "c.png")
+    assert rc == 0 and (tmp_path / "c.png").stat().st_size > 0
