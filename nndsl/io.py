@@ -42,7 +42,17 @@ def unflatten(flat: dict) -> dict:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
+    """Writes `path` whole or not at all. A destination that exists and is not a regular file
+    (`-o /dev/full`, a FIFO, a folder) is refused: the rename would replace a device node, as
+    root, with a regular file."""
+    import stat
     path = Path(path)
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise NndslError(f"cannot write {path}: it is not a regular file (a folder, device or pipe)", code="E634")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -775,3 +775,22 @@ def test_plot_of_a_good_history(tmp_path, capsys):
     (tmp_path / "history.json").write_text('{"loss": [3.0, 2.0, 1.5], "acc": [0.1, 0.5, NaN]}')
     rc, out = _cli(capsys, "plot", tmp_path / "history.json", "-o", tmp_path / "c.png")
     assert rc == 0 and (tmp_path / "c.png").stat().st_size > 0
+
+
+def test_atomic_write_never_replaces_a_device_fifo_or_folder(tmp_path):
+    import stat
+    from nndsl.io import atomic_write
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "dir").mkdir()
+    for target in (tmp_path / "fifo", tmp_path / "dir", "/dev/null"):
+        e = _err(atomic_write, target, b"data")
+        assert e.diagnostics[0].code == "E634"
+    assert stat.S_ISFIFO(os.stat(tmp_path / "fifo").st_mode) and stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_export_to_a_device_is_refused(runnable, capsys):
+    import stat
+    d, _, _ = runnable
+    rc, out = _cli(capsys, "export", d / "m.nn", "XorMLP", "--weights", d / "XorMLP.safetensors", "-o", "/dev/null")
+    assert rc == 1 and "E634" in out and stat.S_ISCHR(os.stat("/dev/null").st_mode)
