@@ -794,3 +794,16 @@ def test_export_to_a_device_is_refused(runnable, capsys):
     d, _, _ = runnable
     rc, out = _cli(capsys, "export", d / "m.nn", "XorMLP", "--weights", d / "XorMLP.safetensors", "-o", "/dev/null")
     assert rc == 1 and "E634" in out and stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+@pytest.mark.parametrize("edit", [lambda m: m["data"]["loop"].update(pos=10**9),
+                                  lambda m: m["data"]["loop"].update(order=[10**9] * 3),
+                                  lambda m: m["data"]["loop"].update(rng={"state": 1}),
+                                  lambda m: m["data"].update(history=[1]),
+                                  lambda m: m["data"].update(acc={"err": {"dtype": "float32", "values": "x"}})])
+def test_a_forged_data_position_is_refused(ring_run, tmp_path, edit):
+    prog, folder, _ = ring_run
+    c = _only(folder, 21, tmp_path / "c")
+    _forge(c, 21, edit)
+    e = _err(prog.trainer("ring").fit, progress=False, resume=c)
+    assert e.diagnostics[0].code == "E722"

@@ -385,13 +385,23 @@ class Trainer:
         import json
         leaves, treedef = jax.tree_util.tree_flatten(ts)
         desc = {"train": self.spec.name,
-                "models": {k: [m, repr(sorted(a.items()))] for k, (m, a) in sorted(self.spec.models.items())},
+                "models": {k: [m, {n: _stable(v) for n, v in sorted(a.items())}]
+                           for k, (m, a) in sorted(self.spec.models.items())},
                 "layout": [str(treedef), [[list(np.shape(x)), str(getattr(x, "dtype", ""))] for x in leaves]]}
         return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()
 
     def variables(self, ts: dict) -> dict:
         return {m: {"params": ts["params"].get(m, {}), "state": ts["state"].get(m, {})}
                 for m in self.spec.instances}
+
+
+def _stable(v):
+    """A model argument as the same text in every process (no object addresses)."""
+    if isinstance(v, (bool, int, float, str)) or v is None:
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return [_stable(x) for x in v]
+    return type(v).__name__
 
 
 def _pack_acc(acc: dict) -> dict:
@@ -506,9 +516,16 @@ class _DataLoop:
                 "rng": self.rng.bit_generator.state}
 
     def restore(self, st: dict) -> None:
-        self.pos = st["pos"]
-        self.order = np.array(st["order"]) if st["order"] is not None else None
+        """The position a checkpoint saved, refused (ValueError) unless it is one this data could
+        have: an order that is a permutation of the examples and a position inside it."""
+        order = np.array(st["order"]) if st["order"] is not None else None
+        if (order is None) != (not self.n) or type(st["pos"]) is not int or not 0 <= st["pos"] <= self.n:
+            raise ValueError("data position")
+        if order is not None and (order.shape != (self.n,) or order.dtype.kind not in "iu"
+                                  or not np.array_equal(np.sort(order), np.arange(self.n))):
+            raise ValueError("data order")
         self.rng.bit_generator.state = st["rng"]
+        self.pos, self.order = st["pos"], order
 
 
 class _Bar:
