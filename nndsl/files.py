@@ -25,7 +25,7 @@ def _kind(mode: int) -> str:
                        (stat.S_ISBLK, "a block device")):
         if test(mode):
             return name
-    return "not a regular file"
+    return "a special file"
 
 
 def check_name(path: str | Path, what: str = "file", span=None, error=ImportFailure) -> Path:
@@ -40,7 +40,7 @@ def resolve(path: str | Path, what: str = "file", span=None, error=ImportFailure
             name: str | None = None) -> Path:
     """Path.resolve(), with a symlink loop and an impossible name as located errors."""
     p = check_name(path, what, span, error)
-    shown = _show(Path(name)) if name is not None else _show(p)
+    shown = _show(name if name is not None else p)
     try:
         return p.resolve()
     except RuntimeError:  # pathlib's own report of a symlink loop (Python < 3.13)
@@ -52,9 +52,9 @@ def resolve(path: str | Path, what: str = "file", span=None, error=ImportFailure
                     code="E501") from None
 
 
-def _show(p: Path) -> str:
+def _show(p) -> str:
     """The name as a message prints it: no control characters from a hostile name."""
-    s = str(p)
+    s = os.fspath(p)
     return "".join(c if c.isprintable() else "?" for c in s)
 
 
@@ -63,7 +63,7 @@ def read_bytes(path: str | Path, limit: int = MAX_SOURCE_BYTES, what: str = "fil
     """The contents of the regular file `path`, refused (never opened for a blocking read) if it is
     a directory, FIFO, socket or device, and refused unread past `limit` bytes."""
     p = check_name(path, what, span, error)
-    shown = name or _show(p)
+    shown = _show(name or p)
     try:
         st = os.stat(p)
     except OSError as e:
@@ -108,7 +108,7 @@ def _os_error(e: OSError, p: Path, shown: str, what: str, span, error) -> NndslE
         return error(f"no such {what}: {shown}", span, code="E501")
     if e.errno == errno.ENOTDIR:
         parent = next((q for q in p.parents if q.is_file()), None)
-        because = f" ({_show(Path(parent.name))} is a file, not a folder)" if parent is not None else ""
+        because = f" ({_show(parent.name)} is a file, not a folder)" if parent is not None else ""
         return error(f"no such {what}: {shown}{because}", span, code="E501")
     if e.errno == errno.EISDIR:
         return error(f"{shown} is a directory, not a regular file", span, code="E522")
@@ -128,5 +128,5 @@ def check_text(text, name: str = "<string>", limit: int = MAX_SOURCE_BYTES):
     if isinstance(text, str) and len(text) > limit // 4:  # a str of n characters is at most 4n bytes
         size = len(text.encode("utf-8", "surrogatepass"))
         if size > limit:
-            raise LimitError(f"{_show(Path(name))} is {size:,} bytes; the limit is {limit:,} bytes", code="E402")
+            raise LimitError(f"{_show(name)} is {size:,} bytes; the limit is {limit:,} bytes", code="E402")
     return text

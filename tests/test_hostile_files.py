@@ -807,3 +807,10 @@ def test_a_forged_data_position_is_refused(ring_run, tmp_path, edit):
     _forge(c, 21, edit)
     e = _err(prog.trainer("ring").fit, progress=False, resume=c)
     assert e.diagnostics[0].code == "E722"
+
+
+def test_a_file_name_with_control_characters_is_escaped_in_messages(tmp_path, capsys):
+    name = tmp_path / "a\x1b[32mok\rb.nn"
+    os.mkfifo(name)
+    rc, out = _cli(capsys, "check", name)
+    assert rc == 1 and "E522" in out and "\x1b" not in out and "\r" not in out
