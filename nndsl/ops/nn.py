@@ -26,7 +26,7 @@ class Dense(OpDef):
     without a mesh it changes nothing."""
 
     name = "dense"
-    attrs = (Attr("units", "int"), Attr("bias", "bool", True), Attr("shard", "str", None))
+    attrs = (Attr("units", "int", lo=1), Attr("bias", "bool", True), Attr("shard", "str", None))
 
     def infer(self, x, units, bias, shard=None):
         if units <= 0:
@@ -60,7 +60,7 @@ class Embed(OpDef):
     """Token ids [..] -> vectors [.., dim]; table [vocab, dim] ~ normal(1)."""
 
     name = "embed"
-    attrs = (Attr("vocab", "int"), Attr("dim", "int"))
+    attrs = (Attr("vocab", "int", lo=1), Attr("dim", "int", lo=1))
 
     def infer(self, x, vocab, dim):
         if x.is_float:

@@ -58,7 +58,7 @@ class Split(OpDef):
     """Splits into `sections` equal parts, or parts of the listed sizes; gives a tuple."""
 
     name = "split"
-    attrs = (Attr("sections", "ints"), Attr("axis", "int", -1))
+    attrs = (Attr("sections", "ints", lo=1), Attr("axis", "int", -1))
     kind = "function"
 
     def _sizes(self, x, sections, axis):

@@ -1,0 +1,250 @@
+"""Rows for the layer conventions of ONNX and PyTorch (issue 16): explicit and asymmetric padding,
+"same_lower", pooling's ceil_mode/dilation/count_include_pad, max pooling's indices and unpooling,
+transposed convolutions with groups/dilation/output_padding, the pad op, normalizations,
+activations, resizing and flattening.
+
+The references are written from the ONNX operator definitions, independently of nndsl's code:
+windows are gathered one output position at a time (or one tap at a time with explicit index
+arithmetic), transposed convolutions are scatter-adds pixel by pixel. Each takes the array module
+first, as refs.py's do, so test_numerics runs them in float64 numpy and in jax.numpy for
+gradients. test_onnx_conventions.py checks the same layers against onnx.reference as well.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from .harness import Case, F, Int, Pos, Wide
+from .refs import add_at, tup
+
+
+def row(id, ops, body, inputs, ref, **kw) -> Case:
+    return Case(id, tuple(ops.split()), body, tuple(inputs), ref, **kw)
+
+
+def W(p, layer, leaf="kernel"):
+    return p[layer][leaf]
+
+
+# ---------------------------------------------------------------- padding, as ONNX spells it
+def explicit_pads(sizes, k, s, d, padding):
+    """(before, after) per axis: "same" is ONNX SAME_UPPER, "same_lower" SAME_LOWER."""
+    n = len(sizes)
+    if padding == "valid":
+        return [(0, 0)] * n
+    if padding in ("same", "same_lower"):
+        out = []
+        for i in range(n):
+            o = -(-sizes[i] // s[i])
+            total = max((o - 1) * s[i] + d[i] * (k[i] - 1) + 1 - sizes[i], 0)
+            before = total // 2 if padding == "same" else total - total // 2
+            out.append((before, total - before))
+        return out
+    if isinstance(padding, int):
+        return [(padding, padding)] * n
+    return [(p, p) if isinstance(p, int) else tuple(p) for p in padding]
+
+
+def conv(xp, x, w, b=None, stride=1, padding="valid", dilation=1, groups=1):
+    """ONNX Conv, channels-last: y[o] = sum_k x[o * s + k * d - before] w[k], zero outside."""
+    n = x.ndim - 2
+    k, s, d = w.shape[:n], tup(stride, n), tup(dilation, n)
+    pads = explicit_pads(x.shape[1:-1], k, s, d, padding)
+    xpad = xp.pad(x, [(0, 0), *pads, (0, 0)])
+    outs = [(xpad.shape[1 + i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(n)]
+    cin, f = w.shape[n], w.shape[-1]
+    y = 0
+    for off in itertools.product(*(range(ki) for ki in k)):
+        idx = tuple(slice(o * d[i], o * d[i] + (outs[i] - 1) * s[i] + 1, s[i]) for i, o in enumerate(off))
+        patch = xpad[(slice(None), *idx, slice(None))]
+        patch = patch.reshape(*patch.shape[:-1], groups, cin)
+        y = y + xp.einsum("...gc,cgf->...gf", patch, w[off].reshape(cin, groups, f // groups)).reshape(
+            *patch.shape[:-2], f)
+    return y if b is None else y + b
+
+
+def conv_transpose(xp, x, w, b=None, stride=1, padding="same", output_padding=0, dilation=1, groups=1):
+    """ONNX ConvTranspose, channels-last, pixel by pixel: out[i * s + k * d] += x[i] @ w[k] within
+    each group, over (n - 1) * s + d * (k - 1) + 1 + output_padding positions, then cropped."""
+    n = x.ndim - 2
+    k, s, d, op = w.shape[:n], tup(stride, n), tup(dilation, n), tup(output_padding, n)
+    sizes = x.shape[1:-1]
+    eff = [d[i] * (k[i] - 1) + 1 for i in range(n)]
+    full = [(sizes[i] - 1) * s[i] + eff[i] + op[i] for i in range(n)]
+    crops = []
+    for i in range(n):
+        if padding == "valid":
+            crops.append((0, -max(s[i] - eff[i] - op[i], 0)))
+        elif padding in ("same", "same_lower"):
+            total = eff[i] + op[i] - s[i]  # ONNX: output = input * stride
+            if total < 0:
+                crops.append((0, total))
+            else:
+                lo = total // 2 if padding == "same" else total - total // 2
+                crops.append((lo, total - lo))
+        else:
+            crops.append(explicit_pads(sizes, k, s, d, padding)[i])
+    room = [full[i] + max(-crops[i][1], 0) for i in range(n)]
+    cin, f = w.shape[n], w.shape[-1]
+    g_in, g_out = cin, f // groups
+    out = xp.zeros((x.shape[0], *room, f), x.dtype)
+    for pix in itertools.product(*(range(m) for m in sizes)):
+        v = x[(slice(None), *pix)].reshape(x.shape[0], groups, g_in)
+        for tap in itertools.product(*(range(ki) for ki in k)):
+            wk = w[tap].reshape(g_in, groups, g_out)
+            value = xp.einsum("bgc,cgf->bgf", v, wk).reshape(x.shape[0], f)
+            where = tuple(pix[i] * s[i] + tap[i] * d[i] for i in range(n))
+            out = add_at(xp, out, (slice(None), *where, slice(None)), value)
+    keep = tuple(slice(lo, lo + full[i] - lo - hi) for i, (lo, hi) in enumerate(crops))
+    out = out[(slice(None), *keep, slice(None))]
+    return out if b is None else out + b
+
+
+# ---------------------------------------------------------------- pooling
+def pool_geometry(sizes, window, stride, padding, dilation, ceil_mode):
+    n = len(sizes)
+    k, d = tup(window, n), tup(dilation, n)
+    s = tup(stride if stride is not None else window, n)
+    pads = explicit_pads(sizes, k, s, d, padding)
+    outs = []
+    for i in range(n):
+        if padding in ("same", "same_lower"):
+            outs.append(-(-sizes[i] // s[i]))
+            continue
+        num = sizes[i] + sum(pads[i]) - (d[i] * (k[i] - 1) + 1)
+        o = (-(-num // s[i]) if ceil_mode else num // s[i]) + 1
+        if ceil_mode and (o - 1) * s[i] >= sizes[i] + pads[i][0]:
+            o -= 1  # the last window may not start in the padding after the input
+        outs.append(o)
+    return k, s, d, pads, outs
+
+
+def pool(xp, x, window=2, stride=None, padding="valid", dilation=1, ceil_mode=False, kind="max",
+         count_include_pad=False):
+    """One output position at a time: the taps p = o * s + k * d - before that fall inside the
+    input (or, for count_include_pad, inside the explicit padding, where they count as zeros)."""
+    sizes = x.shape[1:-1]
+    k, s, d, pads, outs = pool_geometry(sizes, window, stride, padding, dilation, ceil_mode)
+    rows = []
+    for o in itertools.product(*(range(m) for m in outs)):
+        vals, count = [], 0
+        for tap in itertools.product(*(range(ki) for ki in k)):
+            p = [o[i] * s[i] + tap[i] * d[i] - pads[i][0] for i in range(len(k))]
+            inside = all(0 <= p[i] < sizes[i] for i in range(len(k)))
+            padded = all(-pads[i][0] <= p[i] < sizes[i] + pads[i][1] for i in range(len(k)))
+            if inside:
+                vals.append(x[(slice(None), *p, slice(None))])
+            count += inside or (count_include_pad and padded)
+        if kind == "max":
+            v = vals[0]
+            for u in vals[1:]:
+                v = xp.maximum(v, u)
+        else:
+            v = sum(vals[1:], vals[0]) / count
+        rows.append(v)
+    return xp.stack(rows, 1).reshape(x.shape[0], *outs, x.shape[-1])
+
+
+def argmax_pool(x, window=2, stride=None, padding="valid", dilation=1, ceil_mode=False):
+    """numpy loops: the first maximum in the window's row-major tap order, as a flat h * W + w."""
+    sizes = x.shape[1:-1]
+    k, s, d, pads, outs = pool_geometry(sizes, window, stride, padding, dilation, ceil_mode)
+    vals = np.zeros((x.shape[0], *outs, x.shape[-1]), x.dtype)
+    idx = np.zeros(vals.shape, np.int32)
+    for b, c in itertools.product(range(x.shape[0]), range(x.shape[-1])):
+        for o in itertools.product(*(range(m) for m in outs)):
+            best, where = -np.inf, -1
+            for tap in itertools.product(*(range(ki) for ki in k)):
+                p = [o[i] * s[i] + tap[i] * d[i] - pads[i][0] for i in range(len(k))]
+                if all(0 <= p[i] < sizes[i] for i in range(len(k))) and x[(b, *p, c)] > best:
+                    best, where = x[(b, *p, c)], int(np.ravel_multi_index(p, sizes))
+            vals[(b, *o, c)], idx[(b, *o, c)] = best, where
+    return vals, idx
+
+
+def unpool(x, idx, out_sizes):
+    y = np.zeros((x.shape[0], math.prod(out_sizes), x.shape[-1]), x.dtype)
+    for b, c in itertools.product(range(x.shape[0]), range(x.shape[-1])):
+        for v, i in zip(x[b, ..., c].ravel(), idx[b, ..., c].ravel()):
+            y[b, i, c] = v
+    return y.reshape(x.shape[0], *out_sizes, x.shape[-1])
+
+
+def maxpool_unpool(xp, p, x):
+    v, i = argmax_pool(np.asarray(x), 2)
+    return {"v": v, "i": i, "u": unpool(v, i, x.shape[1:-1])}
+
+
+# ---------------------------------------------------------------- rows
+CASES = [
+    # explicit and asymmetric padding, "same_lower"
+    row("conv2d-pairs", "conv2d", "input x: [batch, 6, 5, 2]\noutput y = x -> conv2d(3, 3, padding=[[0, 2], [1, 1]])",
+        [F(2, 6, 5, 2)], lambda xp, p, x: conv(xp, x, W(p, "conv2d_0"), W(p, "conv2d_0", "bias"),
+                                                 padding=[[0, 2], [1, 1]])),
+    row("conv2d-per-axis-pad", "conv2d",
+        "input x: [batch, 6, 5, 2]\noutput y = x -> conv2d(3, 3, stride=2, padding=[2, 0], bias=false)",
+        [F(2, 6, 5, 2)], lambda xp, p, x: conv(xp, x, W(p, "conv2d_0"), None, 2, [2, 0])),
+    row("conv1d-same-lower", "conv1d",
+        'input x: [batch, 8, 2]\noutput y = x -> conv1d(3, 4, stride=3, padding="same_lower")', [F(2, 8, 2)],
+        lambda xp, p, x: conv(xp, x, W(p, "conv1d_0"), W(p, "conv1d_0", "bias"), 3, "same_lower")),
+    row("conv3d-pairs-dilation", "conv3d",
+        "input x: [batch, 4, 5, 4, 2]\noutput y = x -> conv3d(2, 2, dilation=[1, 2, 1], padding=[[1, 0], [0, 2], [1, 1]])",
+        [F(2, 4, 5, 4, 2)], lambda xp, p, x: conv(xp, x, W(p, "conv3d_0"), W(p, "conv3d_0", "bias"),
+                                                    1, [[1, 0], [0, 2], [1, 1]], [1, 2, 1])),
+    row("conv2d-same-lower-dilation-groups", "conv2d",
+        'input x: [batch, 6, 6, 4]\noutput y = x -> conv2d(4, 2, dilation=2, groups=2, padding="same_lower")',
+        [F(2, 6, 6, 4)], lambda xp, p, x: conv(xp, x, W(p, "conv2d_0"), W(p, "conv2d_0", "bias"),
+                                                 1, "same_lower", 2, 2)),
+    # transposed convolutions
+    row("convT2d-groups-dilation-outpad", "conv_transpose2d",
+        "input x: [batch, 3, 4, 4]\noutput y = x -> conv_transpose2d(6, 3, stride=2, padding=1, "
+        "output_padding=1, dilation=[1, 2], groups=2)", [F(2, 3, 4, 4)],
+        lambda xp, p, x: conv_transpose(xp, x, W(p, "conv_transpose2d_0"), W(p, "conv_transpose2d_0", "bias"),
+                                        2, 1, 1, (1, 2), 2)),
+    row("convT1d-pairs", "conv_transpose1d",
+        "input x: [batch, 4, 2]\noutput y = x -> conv_transpose1d(3, 4, stride=3, padding=[[0, 2]], bias=false)",
+        [F(2, 4, 2)], lambda xp, p, x: conv_transpose(xp, x, W(p, "conv_transpose1d_0"), None, 3, [[0, 2]])),
+    row("convT2d-same-lower-outpad", "conv_transpose2d",
+        'input x: [batch, 3, 3, 2]\noutput y = x -> conv_transpose2d(2, 3, stride=2, padding="same_lower", '
+        'output_padding=[1, 0])', [F(2, 3, 3, 2)],
+        lambda xp, p, x: conv_transpose(xp, x, W(p, "conv_transpose2d_0"), W(p, "conv_transpose2d_0", "bias"),
+                                        2, "same_lower", (1, 0))),
+    row("convT3d-dilation-valid", "conv_transpose3d",
+        'input x: [batch, 2, 3, 2, 2]\noutput y = x -> conv_transpose3d(2, 2, dilation=2, padding="valid")',
+        [F(1, 2, 3, 2, 2)],
+        lambda xp, p, x: conv_transpose(xp, x, W(p, "conv_transpose3d_0"), W(p, "conv_transpose3d_0", "bias"),
+                                        1, "valid", 0, 2)),
+    # pooling
+    row("max_pool-ceil", "max_pool", "input x: [batch, 7, 6, 2]\noutput y = x -> max_pool(3, stride=2, ceil_mode=true)",
+        [F(2, 7, 6, 2)], lambda xp, p, x: pool(xp, x, 3, 2, ceil_mode=True)),
+    row("max_pool-ceil-pad-lastwindow", "max_pool",
+        "input x: [batch, 6, 2]\noutput y = x -> max_pool(2, stride=2, padding=1, ceil_mode=true)",
+        [F(2, 6, 2)], lambda xp, p, x: pool(xp, x, 2, 2, 1, ceil_mode=True)),
+    row("max_pool-dilation-pairs", "max_pool",
+        "input x: [batch, 7, 7, 2]\noutput y = x -> max_pool(2, stride=1, dilation=[2, 3], padding=[[1, 0], [0, 1]])",
+        [F(2, 7, 7, 2)], lambda xp, p, x: pool(xp, x, 2, 1, [[1, 0], [0, 1]], (2, 3))),
+    row("max_pool3d-same-lower", "max_pool",
+        'input x: [batch, 3, 4, 5, 2]\noutput y = x -> max_pool(2, padding="same_lower")',
+        [F(1, 3, 4, 5, 2)], lambda xp, p, x: pool(xp, x, 2, None, "same_lower")),
+    row("avg_pool-include-pad", "avg_pool",
+        "input x: [batch, 5, 5, 2]\noutput y = x -> avg_pool(3, stride=2, padding=1, count_include_pad=true)",
+        [F(2, 5, 5, 2)], lambda xp, p, x: pool(xp, x, 3, 2, 1, kind="avg", count_include_pad=True)),
+    row("avg_pool-include-pad-ceil", "avg_pool",
+        "input x: [batch, 6, 7, 2]\noutput y = x -> avg_pool(3, stride=2, padding=[1, 0], ceil_mode=true, "
+        "count_include_pad=true)", [F(2, 6, 7, 2)],
+        lambda xp, p, x: pool(xp, x, 3, 2, [1, 0], ceil_mode=True, kind="avg", count_include_pad=True)),
+    row("avg_pool-exclude-pad-ceil-dilation", "avg_pool",
+        "input x: [batch, 8, 2]\noutput y = x -> avg_pool(2, stride=2, dilation=2, padding=[[1, 2]], ceil_mode=true)",
+        [F(2, 8, 2)], lambda xp, p, x: pool(xp, x, 2, 2, [[1, 2]], 2, True, kind="avg")),
+    row("avg_pool-same-lower", "avg_pool",
+        'input x: [batch, 5, 5, 2]\noutput y = x -> avg_pool(2, padding="same_lower")',
+        [F(2, 5, 5, 2)], lambda xp, p, x: pool(xp, x, 2, None, "same_lower", kind="avg")),
+    row("max_pool-indices-unpool", "max_pool max_unpool",
+        "input x: [batch, 4, 6, 3]\nm, j = x -> max_pool(2, indices=true)\noutput v = m\noutput i = j\n"
+        "output u = max_unpool(m, j, 2)", [Wide(2, 4, 6, 3)], maxpool_unpool, grad=False),
+    row("max_pool-indices-values-grad", "max_pool",
+        "input x: [batch, 5, 5, 2]\nm, j = x -> max_pool(3, stride=2, padding=1, dilation=[1, 2], indices=true)\n"
+        "output y = m", [F(2, 5, 5, 2)], lambda xp, p, x: pool(xp, x, 3, 2, 1, (1, 2))),
+]
