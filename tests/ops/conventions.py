@@ -177,6 +177,25 @@ def maxpool_unpool(xp, p, x):
     return {"v": v, "i": i, "u": unpool(v, i, x.shape[1:-1])}
 
 
+# ---------------------------------------------------------------- activations (ONNX definitions)
+def erf(xp, x):
+    if xp is np:
+        return np.vectorize(math.erf)(x)
+    import jax.scipy.special
+    return jax.scipy.special.erf(x)
+
+
+def softplus(xp, x):
+    return xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(x, 0)
+
+
+SELU_ALPHA, SELU_GAMMA = 1.67326319217681884765625, 1.05070102214813232421875  # ONNX Selu
+
+
+def act(body, inputs=None):
+    return f"input x: [batch, 3, 4]\noutput y = x -> {body}"
+
+
 # ---------------------------------------------------------------- rows
 CASES = [
     # explicit and asymmetric padding, "same_lower"
@@ -247,4 +266,27 @@ CASES = [
     row("max_pool-indices-values-grad", "max_pool",
         "input x: [batch, 5, 5, 2]\nm, j = x -> max_pool(3, stride=2, padding=1, dilation=[1, 2], indices=true)\n"
         "output y = m", [F(2, 5, 5, 2)], lambda xp, p, x: pool(xp, x, 3, 2, 1, (1, 2))),
+    # activations
+    row("gelu-exact", "gelu", act("gelu(approximate=false)"), [Wide(2, 3, 4)],
+        lambda xp, p, x: 0.5 * x * (1 + erf(xp, x / math.sqrt(2)))),
+    row("gelu-tanh-explicit", "gelu", act("gelu(approximate=true)"), [Wide(2, 3, 4)],
+        lambda xp, p, x: 0.5 * x * (1 + xp.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))),
+    row("selu", "selu", act("selu"), [Wide(2, 3, 4)],
+        lambda xp, p, x: SELU_GAMMA * xp.where(x > 0, x, SELU_ALPHA * (xp.exp(xp.minimum(x, 0)) - 1))),
+    row("celu", "celu", act("celu(alpha=1.5)"), [Wide(2, 3, 4)],
+        lambda xp, p, x: xp.maximum(x, 0) + xp.minimum(0, 1.5 * (xp.exp(xp.minimum(x, 0) / 1.5) - 1))),
+    row("hard_sigmoid-default", "hard_sigmoid", act("hard_sigmoid"), [Wide(2, 3, 4)],
+        lambda xp, p, x: xp.maximum(0, xp.minimum(1, x / 6 + 0.5))),
+    row("hard_sigmoid-onnx", "hard_sigmoid", act("hard_sigmoid(alpha=0.2, beta=0.4)"), [Wide(2, 3, 4)],
+        lambda xp, p, x: xp.maximum(0, xp.minimum(1, 0.2 * x + 0.4))),
+    row("hard_swish", "hard_swish", act("hard_swish"), [Wide(2, 3, 4)],
+        lambda xp, p, x: x * xp.maximum(0, xp.minimum(1, x / 6 + 0.5))),
+    row("mish", "mish", act("mish"), [Wide(2, 3, 4)], lambda xp, p, x: x * xp.tanh(softplus(xp, x))),
+    row("softsign", "softsign", act("softsign"), [Wide(2, 3, 4)], lambda xp, p, x: x / (1 + xp.abs(x))),
+    row("prelu-per-channel", "prelu", act("prelu"), [F(2, 3, 4)],
+        lambda xp, p, x: xp.where(x >= 0, x, W(p, "prelu_0", "slope") * x)),
+    row("prelu-shared", "prelu", act("prelu(per_channel=false)"), [F(2, 3, 4)],
+        lambda xp, p, x: xp.where(x >= 0, x, W(p, "prelu_0", "slope") * x)),
+    row("log_softmax-axis", "log_softmax", act("log_softmax(axis=1)"), [Wide(2, 3, 4)],
+        lambda xp, p, x: x - xp.log(xp.sum(xp.exp(x), axis=1, keepdims=True))),
 ]
