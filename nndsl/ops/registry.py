@@ -48,7 +48,7 @@ class Attr:
     default: Any = REQUIRED
     lo: Any = None
     hi: Any = None
-    choices: tuple = ()
+    choices: tuple | None = None  # None: a padding's usual words; (): no words
 
     def __post_init__(self):
         if self.type in ("int", "ints", "padding") and self.lo is not None and self.hi is None:
@@ -87,8 +87,8 @@ class Attr:
             one = self._number("integer")
             return f"{one}, or a list of them (one per axis)"
         if t == "padding":
-            words = ", ".join(f'"{w}"' for w in self.choices or PAD_WORDS)
-            return (f"{words}, a non-negative integer (the same before and after every axis), a list "
+            words = ", ".join(f'"{w}"' for w in (PAD_WORDS if self.choices is None else self.choices))
+            return ((f"{words}, " if words else "") + f"a non-negative integer (the same before and after every axis), a list "
                     f"of one per axis, or a list of [before, after] pairs, one per axis")
         if t == "str" and self.choices:
             return "one of " + ", ".join(f'"{c}"' for c in self.choices)
@@ -129,7 +129,7 @@ class Attr:
         def count(x):
             return isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_STATIC
         if isinstance(v, str):
-            if v.lower() in (self.choices or PAD_WORDS):
+            if v.lower() in (PAD_WORDS if self.choices is None else self.choices):
                 return v.lower()
         elif count(v):
             return v

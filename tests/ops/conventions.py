@@ -196,6 +196,52 @@ def act(body, inputs=None):
     return f"input x: [batch, 3, 4]\noutput y = x -> {body}"
 
 
+# ---------------------------------------------------------------- pad and normalization
+def pad_ref(xp, x, pads, mode="constant", value=0.0):
+    """Index arithmetic per axis, one axis at a time (ONNX Pad's modes)."""
+    for axis, (lo, hi) in enumerate(pads):
+        n = x.shape[axis]
+        src = []
+        for j in range(-lo, n + hi):
+            if 0 <= j < n:
+                src.append(j)
+            elif mode == "edge":
+                src.append(min(max(j, 0), n - 1))
+            elif mode == "reflect":
+                src.append(-j if j < 0 else 2 * (n - 1) - j)
+            elif mode == "wrap":
+                src.append(j % n)
+            else:
+                src.append(None)
+        parts = []
+        for j in src:
+            idx = (slice(None),) * axis + (slice(j, j + 1) if j is not None else slice(0, 1),)
+            part = x[idx]
+            parts.append(part if j is not None else xp.full(part.shape, value, x.dtype))
+        x = xp.concatenate(parts, axis)
+    return x
+
+
+def layernorm_ref(xp, x, scale, bias, axes, eps=1e-5):
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    return (x - mean) / xp.sqrt(var + eps) * scale + bias
+
+
+def groupnorm_ref(xp, x, scale, bias, groups, eps=1e-5):
+    """Channel c belongs to group c // (C / groups); statistics per example and group."""
+    c = x.shape[-1]
+    size = c // groups
+    outs = []
+    for g in range(groups):
+        part = x[..., g * size:(g + 1) * size]
+        axes = tuple(range(1, x.ndim))
+        mean = part.mean(axis=axes, keepdims=True)
+        var = ((part - mean) ** 2).mean(axis=axes, keepdims=True)
+        outs.append((part - mean) / xp.sqrt(var + eps))
+    return xp.concatenate(outs, -1) * scale + bias
+
+
 # ---------------------------------------------------------------- rows
 CASES = [
     # explicit and asymmetric padding, "same_lower"
@@ -289,4 +335,29 @@ CASES = [
         lambda xp, p, x: xp.where(x >= 0, x, W(p, "prelu_0", "slope") * x)),
     row("log_softmax-axis", "log_softmax", act("log_softmax(axis=1)"), [Wide(2, 3, 4)],
         lambda xp, p, x: x - xp.log(xp.sum(xp.exp(x), axis=1, keepdims=True))),
+    # pad
+    row("pad-constant-spatial", "pad", "input x: [batch, 3, 4, 2]\noutput y = x -> pad([[1, 0], [0, 2]], value=1.5)",
+        [F(2, 3, 4, 2)], lambda xp, p, x: pad_ref(xp, x, [(0, 0), (1, 0), (0, 2), (0, 0)], value=1.5)),
+    row("pad-reflect", "pad", 'input x: [batch, 4, 5, 2]\noutput y = x -> pad([[2, 1], [3, 4]], mode="reflect")',
+        [F(2, 4, 5, 2)], lambda xp, p, x: pad_ref(xp, x, [(0, 0), (2, 1), (3, 4), (0, 0)], "reflect")),
+    row("pad-edge-axes", "pad", 'input x: [batch, 3, 4]\noutput y = x -> pad([2, 1], mode="edge", axes=[-1, 1])',
+        [F(2, 3, 4)], lambda xp, p, x: pad_ref(xp, x, [(0, 0), (1, 1), (2, 2)], "edge")),
+    row("pad-wrap-batch-and-channels", "pad", 'input x: [batch, 3, 2]\noutput y = x -> pad([[1, 2], [2, 0]], mode="wrap", axes=[0, 2])',
+        [F(3, 3, 2)], lambda xp, p, x: pad_ref(xp, x, [(1, 2), (0, 0), (2, 0)], "wrap")),
+    # normalization
+    row("layernorm-two-axes", "layernorm", "input x: [batch, 3, 4]\noutput y = x -> layernorm(axes=[-2, -1])",
+        [F(2, 3, 4)], lambda xp, p, x: layernorm_ref(xp, x, W(p, "layernorm_0", "scale"),
+                                                       W(p, "layernorm_0", "bias"), (1, 2))),
+    row("layernorm-last", "layernorm", "input x: [batch, 3, 4]\noutput y = x -> layernorm(eps=0.01)",
+        [F(2, 3, 4)], lambda xp, p, x: layernorm_ref(xp, x, W(p, "layernorm_0", "scale"),
+                                                       W(p, "layernorm_0", "bias"), (2,), 0.01)),
+    row("rmsnorm", "rmsnorm", "input x: [batch, 3, 4]\noutput y = x -> rmsnorm",
+        [F(2, 3, 4)], lambda xp, p, x: x / xp.sqrt((x ** 2).mean(-1, keepdims=True) + 1e-5)
+        * W(p, "rmsnorm_0", "scale")),
+    row("rmsnorm-two-axes", "rmsnorm", "input x: [batch, 3, 4]\noutput y = x -> rmsnorm(axes=[1, 2], eps=0.1)",
+        [F(2, 3, 4)], lambda xp, p, x: x / xp.sqrt((x ** 2).mean((1, 2), keepdims=True) + 0.1)
+        * W(p, "rmsnorm_0", "scale")),
+    row("groupnorm", "groupnorm", "input x: [batch, 3, 3, 6]\noutput y = x -> groupnorm(3)",
+        [F(2, 3, 3, 6)], lambda xp, p, x: groupnorm_ref(xp, x, W(p, "groupnorm_0", "scale"),
+                                                          W(p, "groupnorm_0", "bias"), 3)),
 ]
