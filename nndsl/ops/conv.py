@@ -314,6 +314,8 @@ class Pool(OpDef):
             o = out_dim(shape[1 + i], w[i], s[i], d[i], p, ceil_mode)
             if isinstance(o, int) and o <= 0:
                 raise OpError(f"{self.name}: window {w[i]} does not fit input size {shape[1 + i]}")
+            if isinstance(o, int) and isinstance(shape[1 + i], int) and isinstance(p, tuple):
+                _no_window_all_padding(self.name, i, shape[1 + i], o, w[i], s[i], d[i], p[0])
             spatial.append(o)
         return spatial
 
@@ -332,6 +334,18 @@ class Pool(OpDef):
         edge = [(0, 0)]
         return ((1, *w, 1), (1, *s, 1), (1, *d, 1), edge + pad + edge,
                 edge + [(0, e) for e in extra] + edge)
+
+
+def _no_window_all_padding(what, axis, size, out, k, s, d, before):
+    """A window of padding only has no maximum and no average (PyTorch refuses padding over half
+    the window, ONNX leaves it undefined): refused where it would happen."""
+    # with taps closer than the input is long, the first and last windows are the worst ones
+    starts = (0, out - 1) if size >= d or out > 4096 else range(out)
+    for o in starts:
+        t = o * s - before
+        if not any(0 <= t + j * d < size for j in range(k)):
+            raise OpError(f"{what}: with this padding, window {o} on spatial axis {axis} sees only padding",
+                          help="pad less than the window (at most half of it, as PyTorch requires)")
 
 
 def _add(a, b):
