@@ -360,4 +360,18 @@ CASES = [
     row("groupnorm", "groupnorm", "input x: [batch, 3, 3, 6]\noutput y = x -> groupnorm(3)",
         [F(2, 3, 3, 6)], lambda xp, p, x: groupnorm_ref(xp, x, W(p, "groupnorm_0", "scale"),
                                                           W(p, "groupnorm_0", "bias"), 3)),
+    # reshaping across the batch axis
+    row("flatten-axis2", "flatten", "input x: [batch, 3, 4, 2]\noutput y = x -> flatten(axis=2)", [F(2, 3, 4, 2)],
+        lambda xp, p, x: x.reshape(2 * 3, 4 * 2)),
+    row("flatten-axis0", "flatten", "input x: [batch, 3, 2]\noutput y = x -> flatten(axis=0)", [F(2, 3, 2)],
+        lambda xp, p, x: x.reshape(1, 12)),
+    row("flatten-axis-neg", "flatten", "input x: [batch, 3, 4, 2]\noutput y = x -> flatten(axis=-1)", [F(2, 3, 4, 2)],
+        lambda xp, p, x: x.reshape(24, 2)),
+    row("reshape-merge-split-batch", "reshape dense",
+        "input x: [batch, 3, 4]\nm = x -> reshape([-1, 4], full=true) -> dense(5)\n"
+        "output y = m -> reshape([-1, 3, 5], full=true)", [F(2, 3, 4)],
+        lambda xp, p, x: (x.reshape(6, 4) @ W(p, "dense_0") + W(p, "dense_0", "bias")).reshape(2, 3, 5)),
+    row("flatten-then-split-batch", "flatten reshape",
+        "input x: [batch, 3, 4]\noutput y = x -> flatten(axis=2) -> reshape([batch, 3, 4], full=true)", [F(2, 3, 4)],
+        lambda xp, p, x: x),
 ]
