@@ -617,6 +617,13 @@ def _coerce_type(owner, a, v, span):
             return tuple(v)
         if isinstance(v, bool) or not isinstance(v, int):
             raise bad()
+    elif a.type == "floats":
+        if v is None and a.default is None:
+            return v
+        vals = v if isinstance(v, list) else [v]
+        if not vals or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in vals):
+            raise bad()
+        return tuple(float(x) for x in v) if isinstance(v, list) else float(v)
     elif a.type in ("any", "padding"):
         if not _is_static(v):
             raise TypeCheckError(f"argument `{a.name}` of `{owner}` must be a static value, found {describe(v)}",

@@ -217,6 +217,11 @@ class ConvTranspose(OpDef):
                 out.append(tuple(pad))
         return out
 
+    def _crop(self, padding, k, s):
+        """Per axis (start, length change relative to (n - 1) * s + k) of the kept window, for
+        the undilated transposed convolution without output_padding."""
+        return [(lo, -lo - hi) for lo, hi in self._crops(padding, k, s, (1,) * self.n, (0,) * self.n)]
+
     def _geom(self, kernel, stride, padding, output_padding, dilation):
         k, s = tup(kernel, self.n, "kernel"), tup(stride, self.n, "stride")
         d, op = tup(dilation, self.n, "dilation"), tup(output_padding, self.n, "output_padding")
@@ -502,20 +507,31 @@ class GlobalMaxPool(GlobalPool):
 
 @register
 class Upsample(OpDef):
-    """Nearest-neighbour upsampling of every spatial axis by `factor`."""
+    """Upsampling of every spatial axis by an integer `factor`: mode "nearest" repeats each
+    element (Keras UpSampling, PyTorch Upsample(mode="nearest")); "bilinear" (also "linear",
+    trilinear in 3-D) interpolates with half-pixel centers (PyTorch's align_corners=False, ONNX
+    Resize linear half_pixel). `resize` takes any output size or scale."""
 
     name = "upsample"
-    attrs = (Attr("factor", "ints", 2, lo=1),)
+    attrs = (Attr("factor", "ints", 2, lo=1), Attr("mode", "str", "nearest",
+                                                  choices=("nearest", "bilinear", "linear")))
 
-    def infer(self, x, factor):
+    def infer(self, x, factor, mode="nearest"):
         n = x.rank - 2
         if n < 1:
             raise OpError(f"upsample expects spatial axes, found {shape_str(x.shape)}")
         f = tup(factor, n, "factor")
-        return x.with_shape((x.shape[0], *(dim_op(d, "*", k) for d, k in zip(x.shape[1:-1], f)), x.shape[-1]))
+        shape = (x.shape[0], *(dim_op(d, "*", k) for d, k in zip(x.shape[1:-1], f)), x.shape[-1])
+        return TensorType(shape, "float32") if mode != "nearest" and not x.is_float else x.with_shape(shape)
 
-    def apply(self, ctx, x, factor):
+    def apply(self, ctx, x, factor, mode="nearest"):
         f = tup(factor, x.ndim - 2, "factor")
+        if mode != "nearest":
+            from .resize import resize_axis
+            x = x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.float32)
+            for i, k in enumerate(f):
+                x = resize_axis(x, 1 + i, x.shape[1 + i] * k, float(k), "linear", "half_pixel", "")
+            return x
         for i, k in enumerate(f):
             x = jnp.repeat(x, k, axis=1 + i)
         return x

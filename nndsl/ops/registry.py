@@ -6,6 +6,7 @@ counted before anything is allocated), and its lowering to pure jax.numpy (`appl
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -83,6 +84,9 @@ class Attr:
             return self._number("integer")
         if t == "float":
             return self._number("number")
+        if t == "floats":
+            one = "a positive number" if self.lo is not None and self.lo > 0 else "a number"
+            return f"{one}, or a list of them (one per axis)"
         if t == "ints":
             one = self._number("integer")
             return f"{one}, or a list of them (one per axis)"
@@ -118,6 +122,12 @@ class Attr:
             if not all(isinstance(x, int) and not isinstance(x, bool) and self._in_range(x) for x in vals):
                 raise ArgError(self.accepts(any(self._over(x) for x in vals)))
             return tuple(v) if isinstance(v, (tuple, list)) else v
+        elif t == "floats":
+            vals = v if isinstance(v, (tuple, list)) else (v,)
+            if not vals or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                                   and self._in_range(x) for x in vals):
+                raise ArgError(self.accepts())
+            return tuple(float(x) for x in v) if isinstance(v, (tuple, list)) else float(v)
         elif t == "str" and self.choices:
             if v not in self.choices:
                 raise ArgError(self.accepts())

@@ -242,6 +242,45 @@ def groupnorm_ref(xp, x, scale, bias, groups, eps=1e-5):
     return xp.concatenate(outs, -1) * scale + bias
 
 
+# ---------------------------------------------------------------- resize (ONNX Resize, 2-D)
+def _coord(x, n_in, n_out, scale, mode):
+    if mode == "half_pixel":
+        return (x + 0.5) / scale - 0.5
+    if mode == "pytorch_half_pixel":
+        return (x + 0.5) / scale - 0.5 if n_out > 1 else 0.0
+    if mode == "align_corners":
+        return x * (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+    return x / scale
+
+
+def resize2d(xp, x, out, scales=None, mode="nearest", coords="half_pixel", rounding="round_prefer_floor"):
+    """Position by position: bilinear from the four neighbours (the coordinate clamped into the
+    input), nearest by the rounding rule."""
+    h, w = x.shape[1:3]
+    scales = scales or (out[0] / h, out[1] / w)
+    rows = []
+    for i in range(out[0]):
+        for j in range(out[1]):
+            ci = _coord(i, h, out[0], scales[0], coords)
+            cj = _coord(j, w, out[1], scales[1], coords)
+            if mode == "nearest":
+                def pick(c, n):
+                    frac = c - math.floor(c)
+                    r = {"floor": math.floor(c), "ceil": math.ceil(c),
+                         "round_prefer_floor": math.floor(c) if frac == 0.5 else round(c),
+                         "round_prefer_ceil": math.ceil(c) if frac == 0.5 else round(c)}[rounding]
+                    return min(max(int(r), 0), n - 1)
+                rows.append(x[:, pick(ci, h), pick(cj, w)])
+                continue
+            ci, cj = min(max(ci, 0), h - 1), min(max(cj, 0), w - 1)
+            i0, j0 = int(math.floor(ci)), int(math.floor(cj))
+            i1, j1 = min(i0 + 1, h - 1), min(j0 + 1, w - 1)
+            a, b = ci - i0, cj - j0
+            rows.append((1 - a) * (1 - b) * x[:, i0, j0] + (1 - a) * b * x[:, i0, j1]
+                        + a * (1 - b) * x[:, i1, j0] + a * b * x[:, i1, j1])
+    return xp.stack(rows, 1).reshape(x.shape[0], out[0], out[1], x.shape[-1])
+
+
 # ---------------------------------------------------------------- rows
 CASES = [
     # explicit and asymmetric padding, "same_lower"
@@ -374,4 +413,23 @@ CASES = [
     row("flatten-then-split-batch", "flatten reshape",
         "input x: [batch, 3, 4]\noutput y = x -> flatten(axis=2) -> reshape([batch, 3, 4], full=true)", [F(2, 3, 4)],
         lambda xp, p, x: x),
+    # resizing
+    row("resize-linear-size", "resize", 'input x: [batch, 4, 5, 2]\noutput y = x -> resize(size=[7, 3], mode="linear")',
+        [F(2, 4, 5, 2)], lambda xp, p, x: resize2d(xp, x, (7, 3), mode="linear")),
+    row("resize-linear-scale-align", "resize",
+        'input x: [batch, 4, 5, 2]\noutput y = x -> resize(scale=[1.5, 0.6], mode="linear", '
+        'coordinate_transformation_mode="align_corners")',
+        [F(2, 4, 5, 2)], lambda xp, p, x: resize2d(xp, x, (6, 3), (1.5, 0.6), "linear", "align_corners")),
+    row("resize-linear-pytorch-half", "resize",
+        'input x: [batch, 3, 4, 2]\noutput y = x -> resize(scale=2.5, mode="linear", '
+        'coordinate_transformation_mode="pytorch_half_pixel")',
+        [F(2, 3, 4, 2)], lambda xp, p, x: resize2d(xp, x, (7, 10), (2.5, 2.5), "linear", "pytorch_half_pixel")),
+    row("resize-nearest-asymmetric-floor", "resize",
+        'input x: [batch, 4, 5, 2]\noutput y = x -> resize(size=[6, 8], coordinate_transformation_mode="asymmetric", '
+        'nearest_mode="floor")',
+        [F(2, 4, 5, 2)], lambda xp, p, x: resize2d(xp, x, (6, 8), None, "nearest", "asymmetric", "floor")),
+    row("resize-nearest-default", "resize", "input x: [batch, 5, 5, 2]\noutput y = x -> resize(scale=[0.7, 1.3])",
+        [F(2, 5, 5, 2)], lambda xp, p, x: resize2d(xp, x, (3, 6), (0.7, 1.3))),
+    row("upsample-bilinear", "upsample", 'input x: [batch, 3, 4, 2]\noutput y = x -> upsample(2, mode="bilinear")',
+        [F(2, 3, 4, 2)], lambda xp, p, x: resize2d(xp, x, (6, 8), (2.0, 2.0), "linear")),
 ]

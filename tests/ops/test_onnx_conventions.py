@@ -241,3 +241,36 @@ def test_prelu_matches_onnx():
     x = rand(2, 3, 4)
     p, y = ours("input x: [batch, 3, 4]\noutput y = x -> prelu", x)
     close(y, onnx_run("PRelu", {"x": x, "slope": p["prelu_0"]["slope"]}))
+
+
+# ------------------------------------------------------------------------------- resize
+RESIZES = [
+    ('resize(size=[7, 3], mode="linear")', dict(sizes=[2, 2, 7, 3]), dict(mode="linear")),
+    ('resize(scale=[1.5, 0.6], mode="linear", coordinate_transformation_mode="align_corners")',
+     dict(scales=[1, 1, 1.5, 0.6]), dict(mode="linear", coordinate_transformation_mode="align_corners")),
+    ('resize(scale=2.5, mode="linear", coordinate_transformation_mode="pytorch_half_pixel")',
+     dict(scales=[1, 1, 2.5, 2.5]), dict(mode="linear", coordinate_transformation_mode="pytorch_half_pixel")),
+    ('resize(scale=[0.7, 1.3], mode="linear", coordinate_transformation_mode="asymmetric")',
+     dict(scales=[1, 1, 0.7, 1.3]), dict(mode="linear", coordinate_transformation_mode="asymmetric")),
+    ('resize(size=[6, 8], coordinate_transformation_mode="asymmetric", nearest_mode="floor")',
+     dict(sizes=[2, 2, 6, 8]), dict(coordinate_transformation_mode="asymmetric", nearest_mode="floor")),
+    ("resize(scale=[0.7, 1.3])", dict(scales=[1, 1, 0.7, 1.3]), {}),
+    ('resize(size=[9, 2], nearest_mode="round_prefer_ceil", coordinate_transformation_mode="align_corners")',
+     dict(sizes=[2, 2, 9, 2]), dict(nearest_mode="round_prefer_ceil", coordinate_transformation_mode="align_corners")),
+    ('upsample(2, mode="bilinear")', dict(scales=[1, 1, 2, 2]), dict(mode="linear")),
+    ("upsample([2, 3])", dict(scales=[1, 1, 2, 3]), dict(coordinate_transformation_mode="asymmetric",
+                                                        nearest_mode="floor")),
+]
+
+
+@pytest.mark.parametrize("call, size, attrs", RESIZES, ids=[r[0] for r in RESIZES])
+def test_resize_matches_onnx(call, size, attrs):
+    x = rand(2, 4, 5, 2)
+    _, y = ours(f"input x: [batch, 4, 5, 2]\noutput y = x -> {call}", x)
+    inputs = {"x": cf(x), "roi": np.zeros(0, np.float32)}
+    if "scales" in size:
+        inputs["scales"] = np.asarray(size["scales"], np.float32)
+    else:
+        inputs["scales"] = np.zeros(0, np.float32)
+        inputs["sizes"] = np.asarray(size["sizes"], np.int64)
+    close(y, cl(onnx_run("Resize", inputs, opset=19, **attrs)))
