@@ -316,14 +316,14 @@ def eval_init(b: Builder, e, env, rank: int):
             if isinstance(a, ast.Kwarg):
                 kw[a.name] = b.eval(a.value, env)
             else:
-                args.append(b.eval(a, env))
+                args.append((b.eval(a, env), a.span))
     if name in I.PLAIN and not args and not kw:
         return I.PLAIN[name], name
     if name in I.FACTORIES:
-        try:
-            return I.FACTORIES[name](*args, **kw), f"{name}({', '.join(map(str, args))})"
-        except TypeError as err:
-            raise TypeCheckError(f"bad arguments for initializer `{name}`: {err}", e.span, code="E336") from None
+        # declared like an op's arguments, so a wrong one says what is accepted (E322-E326)
+        from ..build.builder import bind_args
+        bound = bind_args(name, I.ARGS[name], args, kw, e.span, {})
+        return I.FACTORIES[name](**bound), f"{name}({', '.join(str(v) for v, _ in args)})"
     from ..errors import closest
     known = list(I.PLAIN) + list(I.FACTORIES)
     guess = closest(name or "", known)

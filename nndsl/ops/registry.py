@@ -114,6 +114,8 @@ class Attr:
         if v is None and self.default is None:
             return v
         t = self.type
+        if t == "float" and isinstance(v, float) and v != v:
+            raise ArgError(self.accepts() + " (not NaN)")
         if t in ("int", "float"):
             if isinstance(v, (int, float)) and not isinstance(v, bool) and not self._in_range(v):
                 raise ArgError(self.accepts(self._over(v)))

@@ -151,3 +151,25 @@ def test_windowed_layers_check_or_run(call, key):
         variables = net.init(jax.random.key(0), x)
         y = np.asarray(net.apply(variables, x))
         assert y.size > 0 and np.isfinite(y).all(), body
+
+
+# ----------------------------------------------------------------------------- initializers
+INITS = [("normal(0.1, foo=1)", "E323", "`normal` has no argument `foo`"),
+         ('normal("a")', "E326", "argument `std` of `normal` must be a number >= 0"),
+         ("normal(-1)", "E326", "argument `std` of `normal` must be a number >= 0"),
+         ("constant()", "E324", "`constant` needs argument `value`"),
+         ("uniform(1, 2, 3)", "E322", "`uniform` takes 2 arguments, 3 given")]
+
+
+@pytest.mark.parametrize("init, code, says", INITS, ids=[i[0] for i in INITS])
+def test_initializer_arguments_are_declared_like_op_arguments(init, code, says):
+    src = f"model M {{\n  input x: [batch, 3]\n  param w: [3, 2] ~ {init}\n  output y = x @ w\n}}\n"
+    with pytest.raises(nndsl.NndslError) as e:
+        nndsl.loads(src).model("M")
+    text = str(e.value)
+    assert code in text and says in text and not PYTHON_TEXT.search(text), text
+
+
+def test_nan_float_argument_is_refused():
+    text = error_of("x -> leaky_relu(alpha=1e999 - 1e999)", shape="[batch, 3]")
+    assert "argument `alpha` of `leaky_relu` must be a number (not NaN)" in text, text
