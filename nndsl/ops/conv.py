@@ -187,13 +187,15 @@ class ConvTranspose(OpDef):
     asymmetrically (ONNX pads), "same" keeps n * stride positions (ONNX SAME_UPPER: the odd crop
     at the end), "same_lower" likewise with the odd crop at the start, and "valid" keeps them all,
     extended to at least n * stride ((n - 1) * stride + max(kernel, stride), Keras).
+    `output_size` asks for a size: ONNX's output_shape with a padding word, PyTorch's output_size
+    with numeric padding.
     """
 
     n = 2
     attrs = (Attr("filters", "int", lo=1), *size_attrs(("kernel", REQUIRED), ("stride", 1)),
              Attr("padding", "padding", "same"), Attr("bias", "bool", True),
              Attr("output_padding", "ints", 0, lo=0), *size_attrs(("dilation", 1)),
-             Attr("groups", "int", 1, lo=1))
+             Attr("groups", "int", 1, lo=1), Attr("output_size", "ints", None, lo=1))
 
     def _crops(self, padding, k, s, d, op) -> list:
         """Per axis (cropped at the start, cropped at the end) of the full result; negative
@@ -222,14 +224,43 @@ class ConvTranspose(OpDef):
         the undilated transposed convolution without output_padding."""
         return [(lo, -lo - hi) for lo, hi in self._crops(padding, k, s, (1,) * self.n, (0,) * self.n)]
 
-    def _geom(self, kernel, stride, padding, output_padding, dilation):
+    def _geom(self, kernel, stride, padding, output_padding, dilation, output_size=None, sizes=None):
         k, s = tup(kernel, self.n, "kernel"), tup(stride, self.n, "stride")
         d, op = tup(dilation, self.n, "dilation"), tup(output_padding, self.n, "output_padding")
-        return k, s, d, op, self._crops(padding, k, s, d, op)
+        if output_size is None:
+            return k, s, d, op, self._crops(padding, k, s, d, op)
+        return k, s, d, op, self._sized(padding, k, s, d, op, tup(output_size, self.n, "output_size"), sizes)
 
-    def infer(self, x, filters, kernel, stride, padding, bias, output_padding=0, dilation=1, groups=1):
+    def _sized(self, padding, k, s, d, op, out, sizes):
+        """Crops that give `output_size`: with "same"/"same_lower"/"valid" the crop is split as ONNX
+        ConvTranspose's output_shape does (SAME_UPPER: the odd element at the end; otherwise at
+        the start); with numeric padding the difference is output padding at the end, as
+        PyTorch's output_size (which must then lie in [0, max(stride, dilation)))."""
+        if not all(isinstance(n, int) for n in sizes):
+            raise OpError(f"{self.name}: output_size needs static spatial sizes")
+        crops = []
+        base = None if isinstance(padding, str) else self._crops(padding, k, s, d, (0,) * self.n)
+        for i in range(self.n):
+            full = (sizes[i] - 1) * s[i] + d[i] * (k[i] - 1) + 1 + op[i]
+            if base is None:
+                total = full - out[i]
+                small, big = total // 2, total - total // 2
+                crops.append((small, big) if padding == "same" else (big, small))
+            else:
+                lo, hi = base[i]
+                extra = out[i] - (full - op[i] - lo - hi)
+                if not 0 <= extra < max(s[i], d[i]):
+                    raise OpError(f"{self.name}: output_size {out[i]} on spatial axis {i} is not reachable "
+                                  f"with this padding (PyTorch allows {full - op[i] - lo - hi} to "
+                                  f"{full - op[i] - lo - hi + max(s[i], d[i]) - 1})")
+                crops.append((lo, hi + op[i] - extra))
+        return crops
+
+    def infer(self, x, filters, kernel, stride, padding, bias, output_padding=0, dilation=1, groups=1,
+              output_size=None):
         _check_rank(x, self.n, self.name)
-        k, s, d, op, crops = self._geom(kernel, stride, padding, output_padding, dilation)
+        k, s, d, op, crops = self._geom(kernel, stride, padding, output_padding, dilation, output_size,
+                                        x.shape[1:-1])
         c = x.shape[-1]
         if isinstance(c, int) and c % groups:
             raise OpError(f"{self.name}: {c} input channels do not divide into {groups} groups")
@@ -245,7 +276,8 @@ class ConvTranspose(OpDef):
             spatial.append(full)
         return TensorType((x.shape[0], *spatial, filters), x.dtype)
 
-    def params(self, x, filters, kernel, stride, padding, bias, output_padding=0, dilation=1, groups=1):
+    def params(self, x, filters, kernel, stride, padding, bias, output_padding=0, dilation=1, groups=1,
+               output_size=None):
         k = tup(kernel, self.n, "kernel")
         cin = x.shape[-1] // groups if isinstance(x.shape[-1], int) else x.shape[-1]
         p = {"kernel": ParamSpec((*k, cin, filters), I.glorot, init_name="glorot")}
@@ -253,10 +285,12 @@ class ConvTranspose(OpDef):
             p["bias"] = ParamSpec((filters,), I.zeros, init_name="zeros")
         return p
 
-    def apply(self, ctx, x, filters, kernel, stride, padding, bias, output_padding=0, dilation=1, groups=1):
+    def apply(self, ctx, x, filters, kernel, stride, padding, bias, output_padding=0, dilation=1, groups=1,
+              output_size=None):
         # A correlation of the stride-dilated input with the spatially flipped (dilated) kernel is
         # the scatter-add above; padding (eff - 1 - crop) on each side realizes the crops.
-        k, s, d, op, crops = self._geom(kernel, stride, padding, output_padding, dilation)
+        k, s, d, op, crops = self._geom(kernel, stride, padding, output_padding, dilation, output_size,
+                                        x.shape[1:-1])
         pads = [(d[i] * (k[i] - 1) - lo, d[i] * (k[i] - 1) + op[i] - hi) for i, (lo, hi) in enumerate(crops)]
         w = jnp.flip(ctx.params["kernel"], axis=tuple(range(self.n)))
         y = jax.lax.conv_general_dilated(x, w, (1,) * self.n, pads, lhs_dilation=s, rhs_dilation=d,

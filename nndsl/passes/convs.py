@@ -56,7 +56,8 @@ def conv_transpose_as_matmul(g: Graph, n: Node, ctx: Context):  # convT(x) -> ov
         return None  # at stride 1 nothing is dilated: XLA's convolution is the better kernel
     a = n.attrs
     if a.get("groups", 1) != 1 or set(tup(a.get("dilation", 1), x.rank - 2, "dilation")) != {1} \
-            or set(tup(a.get("output_padding", 0), x.rank - 2, "output_padding")) != {0}:
+            or set(tup(a.get("output_padding", 0), x.rank - 2, "output_padding")) != {0} \
+            or a.get("output_size") is not None:
         return None  # the overlap-add implements the plain transposed convolution only
     return _computed_as(g, n, f"{n.op}_matmul")
 

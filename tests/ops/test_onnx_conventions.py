@@ -118,6 +118,10 @@ CONVT = [
      dict(strides=[2, 2], auto_pad="SAME_LOWER")),
     ("conv_transpose1d(4, 3, stride=2, output_padding=1, padding=0, groups=2)", (2, 5, 4), 2,
      dict(strides=[2], output_padding=[1], group=2, engine="onnxruntime")),
+    ('conv_transpose2d(2, 3, stride=[3, 2], padding="valid", output_size=[10, 8])', (1, 3, 3, 1), 1,
+     dict(strides=[3, 2], output_shape=[10, 8])),
+    ('conv_transpose2d(2, 3, stride=2, padding="same", output_size=[8, 5])', (1, 3, 3, 1), 1,
+     dict(strides=[2, 2], output_shape=[8, 5], auto_pad="SAME_UPPER")),
     ("conv_transpose3d(2, 2, stride=2, dilation=2, padding=[[1, 0], [0, 0], [0, 1]])", (1, 2, 3, 2, 2), 1,
      dict(strides=[2, 2, 2], dilations=[2, 2, 2], pads=[1, 0, 0, 0, 0, 1])),
 ]
