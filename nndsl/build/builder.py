@@ -579,18 +579,41 @@ def coerce_attr(owner, a, v, span):
     """The argument's type first (a float 3.0 for an int is 3), then its declared range and form
     (registry.Attr.check): every diagnostic says what the argument accepts."""
     from ..ops.registry import ArgError
+    given = v
     v = _coerce_type(owner, a, v, span)
     try:
         return a.check(v)
     except ArgError as e:
-        raise TypeCheckError(f"argument `{a.name}` of `{owner}` must be {e}, found {describe(v)}",
+        raise TypeCheckError(f"argument `{a.name}` of `{owner}` must be {e}, found {shown_arg(given)}",
                              span, code="E326") from None
+
+
+def shown_arg(v, room: int = 60) -> str:
+    """An argument's value for a message: lists written out (shortened), huge integers by their
+    number of digits (writing 10**5000 out is slow, long and refused by Python)."""
+    def text(x):
+        if isinstance(x, int) and not isinstance(x, bool) and abs(x) >= 10**15:
+            digits = len(str(abs(x))) if x.bit_length() < 14000 else int(x.bit_length() * 0.30103) + 1
+            return f"<a {digits}-digit number>"
+        if isinstance(x, (list, tuple)):
+            return "[" + ", ".join(text(y) for y in x) + "]"
+        if isinstance(x, bool):
+            return "true" if x else "false"
+        if isinstance(x, str):
+            return f'"{x}"'
+        return str(x) if isinstance(x, (int, float)) else describe(x)
+    if isinstance(v, (list, tuple)):
+        t = text(v)
+        return "the list " + (t if len(t) <= room else t[:room - 4] + " ...]")
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10**15:
+        return text(v).strip("<>")
+    return describe(v)
 
 
 def _coerce_type(owner, a, v, span):
     def bad():
         return TypeCheckError(f"argument `{a.name}` of `{owner}` must be {a.accepts()}, "
-                              f"found {describe(v)}", span, code="E326")
+                              f"found {shown_arg(v)}", span, code="E326")
     if a.type == "int":
         if isinstance(v, Sym):
             raise NeedsConcrete(f"`{a.name}` from a symbolic dimension", span)

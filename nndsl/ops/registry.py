@@ -79,7 +79,7 @@ class Attr:
         the value passed it)."""
         t = self.type
         if too_big and t in ("int", "ints") and self.hi is not None:
-            return f"{self.accepts()}, each at most {self.hi}"
+            return f"{self.accepts()}, {'each ' if t == 'ints' else ''}at most {self.hi}"
         if t == "int":
             return self._number("integer")
         if t == "float":
