@@ -69,9 +69,9 @@ class Attr:
         elif lo == 0:
             base = f"a non-negative {word}"
         elif lo is not None:
-            base = f"{word} >= {lo}"
+            base = f"an {word} >= {lo}"
         else:
-            base = word
+            base = f"an {word}"
         return base + (f" (at most {hi})" if hi is not None and hi != MAX_STATIC else "")
 
     def accepts(self, too_big: bool = False) -> str:
