@@ -52,7 +52,9 @@ class Attr:
     choices: tuple | None = None  # None: a padding's usual words; (): no words
 
     def __post_init__(self):
-        if self.type in ("int", "ints", "padding") and self.lo is not None and self.hi is None:
+        # Window geometry (kernels, strides, dilations, sizes) is bounded here; counts (units,
+        # filters, vocab) are left to the memory limit, whose message names the parameters.
+        if self.type in ("ints", "padding") and self.lo is not None and self.hi is None:
             object.__setattr__(self, "hi", MAX_STATIC)
 
     # ---------------------------------------------------------------- what is accepted
