@@ -164,6 +164,14 @@ class UnrollLayer(Layer):
 
 
 @dataclass
+class ReverseLayer(Layer):
+    """`reverse(Cell(...))`: the cell run from the last step to the first (ONNX's
+    direction="reverse"); outputs stay in input order, final states are after the first step."""
+
+    layer: Layer
+
+
+@dataclass
 class BidirectionalLayer(Layer):
     layer: Layer
     merge: str = "concat"

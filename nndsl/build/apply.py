@@ -9,7 +9,7 @@ from ..ops import init as I
 from ..syntax import ast
 from ..values import (BidirectionalLayer, BoundLayer, Captured, ChainLayer, Layer, ModelLayer, NamedInt, NeedsConcrete,
                       Poison, Poisoned,
-                      OpLayer, Record, StackLayer, Sym, TensorVal, TupleVal, UnrollLayer, describe)
+                      OpLayer, Record, ReverseLayer, StackLayer, Sym, TensorVal, TupleVal, UnrollLayer, describe)
 from . import order as ordering
 from .builder import MAX_DEPTH, SPECIAL, Builder, Env, Scope
 
@@ -37,11 +37,22 @@ def apply_layer(b: Builder, layer: Layer, inputs: list, span, path: tuple | None
         return v[0] if len(v) == 1 else TupleVal(v)
     if isinstance(layer, UnrollLayer):
         return apply_cell(b, layer.layer, inputs, span, path or b.scope.fresh("unroll", layer.span or span), unroll=layer.steps)
+    if isinstance(layer, ReverseLayer):
+        return apply_cell(b, layer.layer, inputs, span, path or b.scope.fresh("reverse", layer.span or span),
+                          reverse=True)
     if isinstance(layer, BidirectionalLayer):
         path = path or b.scope.fresh("bidirectional", layer.span or span)
         fwd = apply_cell(b, layer.layer, inputs, span, path + ("forward",))
         bwd = apply_cell(b, layer.layer, inputs, span, path + ("backward",), reverse=True)
-        return b.add_node("concat", [fwd, bwd], {"axis": -1}, span, label="bidirectional")
+        out = b.add_node("concat", [fwd, bwd], {"axis": -1}, span, label="bidirectional")
+        # Final states as a forward cell's (`r.h`: both directions' concatenated on the feature
+        # axis, as the outputs are), and per direction (`r.forward.h`, `r.backward.h`).
+        if fwd.fields is not None and bwd.fields is not None:
+            out.fields = {n: b.add_node("concat", [fwd.fields[n], bwd.fields[n]], {"axis": -1}, span,
+                                        label=f"bidirectional.{n}") for n in fwd.fields}
+            out.fields.setdefault("forward", Record(dict(fwd.fields), "forward state"))
+            out.fields.setdefault("backward", Record(dict(bwd.fields), "backward state"))
+        return out
     raise TypeCheckError(f"expected a layer, found {describe(layer)}", span)
 
 
@@ -305,14 +316,14 @@ def eval_init(b: Builder, e, env, rank: int):
             if isinstance(a, ast.Kwarg):
                 kw[a.name] = b.eval(a.value, env)
             else:
-                args.append(b.eval(a, env))
+                args.append((b.eval(a, env), a.span))
     if name in I.PLAIN and not args and not kw:
         return I.PLAIN[name], name
     if name in I.FACTORIES:
-        try:
-            return I.FACTORIES[name](*args, **kw), f"{name}({', '.join(map(str, args))})"
-        except TypeError as err:
-            raise TypeCheckError(f"bad arguments for initializer `{name}`: {err}", e.span, code="E336") from None
+        # declared like an op's arguments, so a wrong one says what is accepted (E322-E326)
+        from ..build.builder import bind_args
+        bound = bind_args(name, I.ARGS[name], args, kw, e.span, {})
+        return I.FACTORIES[name](**bound), f"{name}({', '.join(str(v) for v, _ in args)})"
     from ..errors import closest
     known = list(I.PLAIN) + list(I.FACTORIES)
     guess = closest(name or "", known)
@@ -464,6 +475,12 @@ def _bidirectional(b: Builder, e, pos, kw, env):
     return BidirectionalLayer(b.as_layer(pos[0][0], pos[0][1]), span=e.span)
 
 
+def _reverse(b: Builder, e, pos, kw, env):
+    if len(pos) != 1 or kw:
+        raise TypeCheckError("reverse(Cell(...)) takes one cell", e.span, code="E339")
+    return ReverseLayer(b.as_layer(pos[0][0], pos[0][1]), span=e.span)
+
+
 def _grad(b: Builder, e, pos, kw, env):
     """`grad(expr, wrt)`: the gradient of a scalar with respect to a tensor it depends on (WGAN-GP's
     penalty). Lowered by re-running the part of the graph between `wrt` and `expr` under jax.grad."""
@@ -506,4 +523,5 @@ def _shard(b: Builder, e, pos, kw, env):
 
 
 SPECIAL.update({"shard": _shard, "last": _last, "unroll": _unroll, "bidirectional": _bidirectional,
+                "reverse": _reverse,
                 "grad": _grad})

@@ -111,8 +111,9 @@ class Builder:
         except (TypeError, ValueError, KeyError, IndexError) as e:
             # a shape rule fed an argument of a kind it cannot use (a float padding, say): the
             # user's mistake, reported as such rather than as a traceback
-            raise TypeCheckError(f"{label or op}: these arguments cannot be used ({e})", span,
-                                 code="E326") from None
+            # (the Python text of `e` describes nndsl's internals, not the user's program)
+            raise TypeCheckError(f"{label or op}: these arguments cannot be used together", span,
+                                 code="E326", help=_accepted(opdef)) from None
         if len(self.root) >= MAX_NODES:
             raise LimitError(f"the graph grew past {MAX_NODES:,} nodes", span, code="E404")
         if opdef.has_params and path is not None:
@@ -506,6 +507,11 @@ class Builder:
         return A.apply_layer(self, layer, inputs, span)
 
 
+def _accepted(opdef) -> str | None:
+    lines = [f"`{a.name}`: {a.accepts()}" for a in opdef.attrs if a.type != "any" or a.name == "padding"]
+    return "; ".join(lines) or None
+
+
 def _memo_key(opdef, inputs, attrs):
     if opdef.has_params or opdef.needs_rng or opdef.kind == "random" or opdef.name in NOT_SHARED:
         return None
@@ -570,9 +576,44 @@ def bind_args(owner, attrs, pos, kw, span, kw_spans) -> dict:
 
 
 def coerce_attr(owner, a, v, span):
+    """The argument's type first (a float 3.0 for an int is 3), then its declared range and form
+    (registry.Attr.check): every diagnostic says what the argument accepts."""
+    from ..ops.registry import ArgError
+    given = v
+    v = _coerce_type(owner, a, v, span)
+    try:
+        return a.check(v)
+    except ArgError as e:
+        raise TypeCheckError(f"argument `{a.name}` of `{owner}` must be {e}, found {shown_arg(given)}",
+                             span, code="E326") from None
+
+
+def shown_arg(v, room: int = 60) -> str:
+    """An argument's value for a message: lists written out (shortened), huge integers by their
+    number of digits (writing 10**5000 out is slow, long and refused by Python)."""
+    def text(x):
+        if isinstance(x, int) and not isinstance(x, bool) and abs(x) >= 10**15:
+            digits = len(str(abs(x))) if x.bit_length() < 14000 else int(x.bit_length() * 0.30103) + 1
+            return f"<a {digits}-digit number>"
+        if isinstance(x, (list, tuple)):
+            return "[" + ", ".join(text(y) for y in x) + "]"
+        if isinstance(x, bool):
+            return "true" if x else "false"
+        if isinstance(x, str):
+            return f'"{x}"'
+        return str(x) if isinstance(x, (int, float)) else describe(x)
+    if isinstance(v, (list, tuple)):
+        t = text(v)
+        return "the list " + (t if len(t) <= room else t[:room - 4] + " ...]")
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10**15:
+        return text(v).strip("<>")
+    return describe(v)
+
+
+def _coerce_type(owner, a, v, span):
     def bad():
-        return TypeCheckError(f"argument `{a.name}` of `{owner}` must be {_TYPE_WORD[a.type]}, "
-                              f"found {describe(v)}", span, code="E326")
+        return TypeCheckError(f"argument `{a.name}` of `{owner}` must be {a.accepts()}, "
+                              f"found {shown_arg(v)}", span, code="E326")
     if a.type == "int":
         if isinstance(v, Sym):
             raise NeedsConcrete(f"`{a.name}` from a symbolic dimension", span)
@@ -599,7 +640,14 @@ def coerce_attr(owner, a, v, span):
             return tuple(v)
         if isinstance(v, bool) or not isinstance(v, int):
             raise bad()
-    elif a.type == "any":
+    elif a.type == "floats":
+        if v is None and a.default is None:
+            return v
+        vals = v if isinstance(v, list) else [v]
+        if not vals or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in vals):
+            raise bad()
+        return tuple(float(x) for x in v) if isinstance(v, list) else float(v)
+    elif a.type in ("any", "padding"):
         if not _is_static(v):
             raise TypeCheckError(f"argument `{a.name}` of `{owner}` must be a static value, found {describe(v)}",
                                  span, code="E326")
@@ -619,9 +667,6 @@ def _is_static(v) -> bool:
         return all(_is_static(x) for x in v)
     return False
 
-
-_TYPE_WORD = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-              "ints": "an integer or a list of integers", "shape": "a list of dimensions", "any": "a value"}
 
 # Forms that are not ops: they take layers or expressions, not tensors. Filled in by apply.py.
 SPECIAL: dict = {}

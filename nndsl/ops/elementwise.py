@@ -144,8 +144,13 @@ _ACT = (
     ("sigmoid", jax.nn.sigmoid, (), "1 / (1 + exp(-x))", True),
     ("tanh", jnp.tanh, (), "tanh(x)", True),
     ("relu", jax.nn.relu, (), "max(x, 0)", False),
-    ("gelu", jax.nn.gelu, (),
-     "x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))), the tanh form (jax.nn.gelu's default)", True),
+    ("gelu", lambda x, approximate: jax.nn.gelu(x, approximate=approximate),
+     (Attr("approximate", "bool", True),),
+     "x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))), the tanh form, by default; "
+     "`approximate=false` gives the exact x/2 * (1 + erf(x / sqrt(2))) (PyTorch's and ONNX's "
+     "default, `approximate=\"tanh\"` there selects the tanh form). The default stays the tanh "
+     "form because nndsl always computed it: programs and their trained weights keep their "
+     "meaning", True),
     ("identity", lambda x: x, (), "x unchanged", False),
     ("softplus", jax.nn.softplus, (), "log(1 + exp(x)), computed stably", True),
     ("silu", jax.nn.silu, (), "x * sigmoid(x)", True),
@@ -156,6 +161,19 @@ _ACT = (
      "x where x >= 0, alpha * x elsewhere", True),
     ("elu", lambda x, alpha: jax.nn.elu(x, alpha), (Attr("alpha", "float", 1.0),),
      "x where x > 0, alpha * (exp(x) - 1) elsewhere", True),
+    ("selu", jax.nn.selu, (),
+     "gamma * (x where x > 0, alpha * (exp(x) - 1) elsewhere), alpha = 1.6732632, "
+     "gamma = 1.0507010 (ONNX Selu's and PyTorch's constants)", True),
+    ("celu", lambda x, alpha: jnp.maximum(x, 0) + jnp.minimum(alpha * jnp.expm1(x / alpha), 0),
+     (Attr("alpha", "float", 1.0),), "max(x, 0) + min(alpha * (exp(x / alpha) - 1), 0)", True),
+    ("hard_sigmoid", lambda x, alpha, beta: jnp.clip(alpha * x + beta, 0, 1),
+     (Attr("alpha", "float", 1 / 6), Attr("beta", "float", 0.5)),
+     "max(0, min(1, alpha * x + beta)); alpha = 1/6 as PyTorch's Hardsigmoid (ONNX HardSigmoid's "
+     "default alpha is 0.2: write alpha=0.2)", True),
+    ("hard_swish", lambda x: x * jnp.clip(x / 6 + 0.5, 0, 1), (),
+     "x * max(0, min(1, x / 6 + 1/2)) (ONNX HardSwish, PyTorch Hardswish)", True),
+    ("mish", lambda x: x * jnp.tanh(jax.nn.softplus(x)), (), "x * tanh(log(1 + exp(x)))", True),
+    ("softsign", lambda x: x / (1 + jnp.abs(x)), (), "x / (1 + |x|)", True),
     ("softmax", lambda x, axis: jax.nn.softmax(x, axis=axis), (Attr("axis", "int", -1),),
      "exp(x) / sum(exp(x)) along `axis` (the last by default), shifted by the max for stability",
      True),
@@ -252,3 +270,27 @@ class GreaterEqual(Comparison):
     """`a >= b` on tensors."""
 
     name, verb, fn = "greater_equal", "compare", staticmethod(jnp.greater_equal)
+
+
+@register
+class PRelu(OpDef):
+    """Leaky relu with a learned slope: x where x >= 0, slope * x elsewhere. `slope`: one per
+    channel (the last axis), initialized to 0.25 (PyTorch's PReLU(num_parameters=channels));
+    `per_channel=false` learns one slope for all (PyTorch's default PReLU())."""
+
+    name = "prelu"
+    attrs = (Attr("per_channel", "bool", True),)
+
+    def infer(self, x, per_channel):
+        if per_channel and (x.rank == 0 or not isinstance(x.shape[-1], int)):
+            raise OpError(f"prelu needs a static channel axis, found {shape_str(x.shape)}")
+        return x if x.is_float else TensorType(x.shape, "float32")
+
+    def params(self, x, per_channel):
+        from ..ir.graph import ParamSpec
+        from . import init as I
+        return {"slope": ParamSpec((x.shape[-1],) if per_channel else (1,), I.constant(0.25),
+                                   init_name="constant(0.25)")}
+
+    def apply(self, ctx, x, per_channel):
+        return jnp.where(x >= 0, x, ctx.params["slope"] * x)

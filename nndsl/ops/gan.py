@@ -87,7 +87,7 @@ def spectral_normalize(ctx, kernel, iterations: int, eps: float):
     return kernel / (sigma + eps)
 
 
-SN_ATTRS = (Attr("iterations", "int", 1), Attr("eps", "float", 1e-12))
+SN_ATTRS = (Attr("iterations", "int", 1, lo=1), Attr("eps", "float", 1e-12))
 
 
 class SpectralNorm(OpDef):
@@ -149,7 +149,7 @@ class SelfAttention(OpDef):
     identity and learns how much attention to mix in."""
 
     name = "self_attention"
-    attrs = (Attr("reduction", "int", 8),)
+    attrs = (Attr("reduction", "int", 8, lo=1),)
 
     def infer(self, x, reduction):
         if x.rank != 4:
@@ -267,7 +267,7 @@ class ConditionalBatchNorm(OpDef):
 
     name = "conditional_batchnorm"
     inputs = ("x", "labels")
-    attrs = (Attr("classes", "int"), Attr("momentum", "float", 0.9), Attr("eps", "float", 1e-5))
+    attrs = (Attr("classes", "int", lo=1), Attr("momentum", "float", 0.9), Attr("eps", "float", 1e-5))
 
     def infer(self, x, labels, classes, momentum, eps):
         _static_last(x, "conditional_batchnorm")

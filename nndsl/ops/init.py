@@ -6,6 +6,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from .registry import Attr
+
 
 def _fans(shape):
     if len(shape) == 0:
@@ -68,5 +70,8 @@ def torch_uniform(fan_in):
 
 # name -> (factory taking the call's static arguments) ; bare names are initializers themselves
 FACTORIES = {"normal": normal, "uniform": uniform, "constant": constant}
+ARGS = {"normal": (Attr("std", "float", 1.0, lo=0.0), Attr("mean", "float", 0.0)),
+        "uniform": (Attr("a", "float", -1.0), Attr("b", "float", 1.0)),
+        "constant": (Attr("value", "float"),)}
 PLAIN = {"zeros": zeros, "ones": ones, "glorot": glorot, "he": he, "lecun": lecun,
          "glorot_uniform": glorot, "he_normal": he}

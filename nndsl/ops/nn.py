@@ -26,7 +26,7 @@ class Dense(OpDef):
     without a mesh it changes nothing."""
 
     name = "dense"
-    attrs = (Attr("units", "int"), Attr("bias", "bool", True), Attr("shard", "str", None))
+    attrs = (Attr("units", "int", lo=1), Attr("bias", "bool", True), Attr("shard", "str", None))
 
     def infer(self, x, units, bias, shard=None):
         if units <= 0:
@@ -60,7 +60,7 @@ class Embed(OpDef):
     """Token ids [..] -> vectors [.., dim]; table [vocab, dim] ~ normal(1)."""
 
     name = "embed"
-    attrs = (Attr("vocab", "int"), Attr("dim", "int"))
+    attrs = (Attr("vocab", "int", lo=1), Attr("dim", "int", lo=1))
 
     def infer(self, x, vocab, dim):
         if x.is_float:
@@ -155,24 +155,100 @@ def affine_params(c: int) -> dict:
             "bias": ParamSpec((c,), I.zeros, init_name="zeros")}
 
 
+def _trailing(x, axes, what: str) -> tuple:
+    """The normalized axes, which must be the last ones (ONNX LayerNormalization's `axis` onward,
+    PyTorch's normalized_shape) with static sizes: the learned scale has their shape."""
+    if x.rank == 0:
+        raise OpError(f"{what} expects at least one axis, found a scalar")
+    axes = (axes,) if isinstance(axes, int) else tuple(axes)
+    if any(not -x.rank <= a < x.rank for a in axes):
+        raise OpError(f"{what}: axes {list(axes)} are out of range for {shape_str(x.shape)}")
+    norm = sorted(a % x.rank for a in axes)
+    if not norm or norm != list(range(x.rank - len(norm), x.rank)):
+        raise OpError(f"{what} normalizes the last axes, e.g. axes=[-2, -1]; got {list(axes)}")
+    shape = tuple(x.shape[a] for a in norm)
+    if not all(isinstance(d, int) for d in shape):
+        raise OpError(f"{what} needs static sizes on its axes, found {shape_str(x.shape)}")
+    return tuple(norm), shape
+
+
+def _axes_of(ndim: int, axes) -> tuple:
+    return tuple(a % ndim for a in ((axes,) if isinstance(axes, int) else axes))
+
+
 @register
 class LayerNorm(OpDef):
-    """Normalizes each example over its last axis; learned scale and bias."""
+    """Normalizes each example over `axes` (the last by default; several trailing axes as ONNX
+    LayerNormalization(axis=first) or PyTorch LayerNorm(normalized_shape)); learned scale and
+    bias of those axes' shape."""
 
     name = "layernorm"
-    attrs = (Attr("eps", "float", 1e-5),)
+    attrs = (Attr("eps", "float", 1e-5, lo=0.0), Attr("axes", "ints", -1))
 
-    def infer(self, x, eps):
-        _static_last(x, "layernorm")
+    def infer(self, x, eps, axes=-1):
+        _trailing(x, axes, "layernorm")
         return x
 
-    def params(self, x, eps):
+    def params(self, x, eps, axes=-1):
+        shape = _trailing(x, axes, "layernorm")[1]
+        return {"scale": ParamSpec(shape, I.ones, init_name="ones"),
+                "bias": ParamSpec(shape, I.zeros, init_name="zeros")}
+
+    def apply(self, ctx, x, eps, axes=-1):
+        axes = _axes_of(x.ndim, axes)
+        mean = jnp.mean(x, axes, keepdims=True)
+        var = jnp.mean(jnp.square(x - mean), axes, keepdims=True)
+        return (x - mean) * jax.lax.rsqrt(var + eps) * ctx.params["scale"] + ctx.params["bias"]
+
+
+@register
+class RMSNorm(OpDef):
+    """x / sqrt(mean(x^2) + eps) * scale over `axes` (the last by default), no centering and no
+    bias (Zhang & Sennrich, 2019; ONNX RMSNormalization, PyTorch RMSNorm with eps given)."""
+
+    name = "rmsnorm"
+    attrs = (Attr("eps", "float", 1e-5, lo=0.0), Attr("axes", "ints", -1))
+
+    def infer(self, x, eps, axes):
+        _trailing(x, axes, "rmsnorm")
+        return x
+
+    def params(self, x, eps, axes):
+        return {"scale": ParamSpec(_trailing(x, axes, "rmsnorm")[1], I.ones, init_name="ones")}
+
+    def apply(self, ctx, x, eps, axes):
+        axes = _axes_of(x.ndim, axes)
+        return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axes, keepdims=True) + eps) * ctx.params["scale"]
+
+
+@register
+class GroupNorm(OpDef):
+    """Splits the channels (last axis) into `groups` and normalizes each example's group over
+    its spatial positions and channels (Wu & He, 2018; PyTorch GroupNorm, ONNX
+    GroupNormalization-21); learned per-channel scale and bias. groups=1 is layer normalization
+    over all but the batch axis, groups=channels instance normalization."""
+
+    name = "groupnorm"
+    attrs = (Attr("groups", "int", lo=1), Attr("eps", "float", 1e-5, lo=0.0))
+
+    def infer(self, x, groups, eps):
+        c = _static_last(x, "groupnorm")
+        if x.rank < 2:
+            raise OpError(f"groupnorm expects [batch, ..., channels], found {shape_str(x.shape)}")
+        if c % groups:
+            raise OpError(f"groupnorm: {c} channels do not divide into {groups} groups")
+        return x
+
+    def params(self, x, groups, eps):
         return affine_params(x.shape[-1])
 
-    def apply(self, ctx, x, eps):
-        mean = jnp.mean(x, -1, keepdims=True)
-        var = jnp.mean(jnp.square(x - mean), -1, keepdims=True)
-        return (x - mean) * jax.lax.rsqrt(var + eps) * ctx.params["scale"] + ctx.params["bias"]
+    def apply(self, ctx, x, groups, eps):
+        g = x.reshape(*x.shape[:-1], groups, x.shape[-1] // groups)
+        axes = (*range(1, x.ndim - 1), x.ndim)
+        mean = jnp.mean(g, axes, keepdims=True)
+        var = jnp.mean(jnp.square(g - mean), axes, keepdims=True)
+        y = ((g - mean) * jax.lax.rsqrt(var + eps)).reshape(x.shape)
+        return y * ctx.params["scale"] + ctx.params["bias"]
 
 
 @register

@@ -61,7 +61,7 @@ class Categorical(Draw):
     """Uniform class ids in [0, classes): the labels a conditional generator is asked for."""
 
     name = "categorical"
-    attrs = (Attr("shape", "shape"), Attr("classes", "int", 10))
+    attrs = (Attr("shape", "shape"), Attr("classes", "int", 10, lo=1))
 
     def dtype(self, **kw):
         return "int32"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 
 import jax.numpy as jnp
@@ -58,7 +59,7 @@ class Split(OpDef):
     """Splits into `sections` equal parts, or parts of the listed sizes; gives a tuple."""
 
     name = "split"
-    attrs = (Attr("sections", "ints"), Attr("axis", "int", -1))
+    attrs = (Attr("sections", "ints", lo=1), Attr("axis", "int", -1))
     kind = "function"
 
     def _sizes(self, x, sections, axis):
@@ -116,20 +117,32 @@ class GetItem(OpDef):
 
 @register
 class Flatten(OpDef):
-    """[batch, ...] -> [batch, product of the rest]."""
+    """[batch, ...] -> [batch, product of the rest]. `axis=k` is ONNX Flatten's: the axes before
+    k become the first dimension and the rest the second, so axis=2 on [batch, time, c] merges the
+    batch and time axes into [batch * time, c] (axis=1 is the default, PyTorch's nn.Flatten()),
+    axis=0 gives [1, everything]; negative k counts from the end."""
 
     name = "flatten"
+    attrs = (Attr("axis", "int", 1),)
 
-    def infer(self, x):
+    def _axis(self, rank, axis):
+        if not -rank <= axis <= rank:
+            raise OpError(f"flatten: axis {axis} is out of range for rank {rank} (from {-rank} to {rank})")
+        return axis % rank if axis < 0 else axis
+
+    def infer(self, x, axis=1):
         if x.rank < 1:
             raise OpError("flatten needs a batch axis, found a scalar")
-        n = 1
-        for d in x.shape[1:]:
-            n = dim_op(n, "*", d)
-        return x.with_shape((x.shape[0], n))
+        k = self._axis(x.rank, axis)
+        head, tail = 1, 1
+        for d in x.shape[:k]:
+            head = dim_op(head, "*", d)
+        for d in x.shape[k:]:
+            tail = dim_op(tail, "*", d)
+        return x.with_shape((head, tail))
 
-    def apply(self, ctx, x):
-        return x.reshape(x.shape[0], -1)
+    def apply(self, ctx, x, axis=1):
+        return x.reshape(ctx.out_shape)
 
     def flops(self, out, *xs, **kw):
         return 0
@@ -146,14 +159,16 @@ def _names_batch(d, batch) -> bool:
 @register
 class Reshape(OpDef):
     """Keras-style: the shape excludes the batch axis, unless it starts with that axis' own
-    symbol (`reshape([batch, 7, 7, 64])`). One entry may be -1."""
+    symbol (`reshape([batch, 7, 7, 64])`). One entry may be -1. `full=true` makes the shape the
+    whole tensor's, batch axis included (ONNX Reshape, torch.reshape): the way to merge the batch
+    axis into another (`reshape([-1, 64], full=true)` on [batch, 7, 64]) or split it again."""
 
     name = "reshape"
-    attrs = (Attr("shape", "shape"),)
+    attrs = (Attr("shape", "shape"), Attr("full", "bool", False))
 
-    def infer(self, x, shape):
+    def infer(self, x, shape, full=False):
         shape = list(shape)
-        full = bool(shape) and x.rank > 0 and _names_batch(shape[0], x.shape[0])
+        full = full or (bool(shape) and x.rank > 0 and _names_batch(shape[0], x.shape[0]))
         target = shape if full else [x.shape[0], *shape] if x.rank > 0 else shape
         if target.count(-1) > 1:
             raise OpError("reshape allows at most one -1")
@@ -177,7 +192,7 @@ class Reshape(OpDef):
                           f"into {shape_str(target)} ({_count(dst_n, dst_syms)} elements)")
         return x.with_shape(tuple(target))
 
-    def apply(self, ctx, x, shape):
+    def apply(self, ctx, x, shape, full=False):
         return x.reshape(ctx.out_shape)
 
     def flops(self, out, *xs, **kw):
@@ -309,10 +324,13 @@ def _factors(dims) -> tuple[int, Counter]:
     """A size as its static product and the multiset of its symbolic factors."""
     n, syms = 1, Counter()
     for d in dims:
-        if isinstance(d, int):
-            n *= d
-        else:
-            syms[d] += 1
+        # a product of names and numbers (`batch*7`, from a flatten that merged the batch axis)
+        parts = d.split("*") if isinstance(d, str) and re.fullmatch(r"\w+(\*\w+)+", d) else [d]
+        for p in parts:
+            if isinstance(p, int) or (isinstance(p, str) and p.isdigit()):
+                n *= int(p)
+            else:
+                syms[p] += 1
     return n, syms
 
 

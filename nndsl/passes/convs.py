@@ -54,6 +54,11 @@ def conv_transpose_as_matmul(g: Graph, n: Node, ctx: Context):  # convT(x) -> ov
     s = tup(n.attrs["stride"], x.rank - 2, "stride")
     if x.dtype != "float32" or min(s) < 2 or jax.default_backend() not in TRANSPOSED_AS_MATMUL:
         return None  # at stride 1 nothing is dilated: XLA's convolution is the better kernel
+    a = n.attrs
+    if a.get("groups", 1) != 1 or set(tup(a.get("dilation", 1), x.rank - 2, "dilation")) != {1} \
+            or set(tup(a.get("output_padding", 0), x.rank - 2, "output_padding")) != {0} \
+            or a.get("output_size") is not None:
+        return None  # the overlap-add implements the plain transposed convolution only
     return _computed_as(g, n, f"{n.op}_matmul")
 
 

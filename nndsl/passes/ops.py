@@ -113,12 +113,11 @@ class ConvPatches(SameAsBase):
     def apply(self, ctx, x, filters, kernel, stride, padding, dilation, groups, bias):
         import jax.numpy as jnp
 
-        from ..ops.conv import out_dim
+        from ..ops.conv import out_dim, resolve
         base = OPS[self.base]
         k, s, d, pad = base._geom(x, kernel, stride, padding, dilation)
         n = len(k)
-        if isinstance(pad, str):  # XLA's SAME: the odd element of padding goes at the end
-            pad = [_same_pads(x.shape[1 + i], k[i], s[i], d[i]) if pad == "SAME" else (0, 0) for i in range(n)]
+        pad = resolve(pad, x.shape[1:-1], k, s, d)
         x = jnp.pad(x, [(0, 0), *pad, (0, 0)])
         outs = [out_dim(x.shape[1 + i], k[i], s[i], d[i], (0, 0)) for i in range(n)]
         cols = []
@@ -128,13 +127,6 @@ class ConvPatches(SameAsBase):
         w = ctx.params["kernel"]
         y = jnp.concatenate(cols, -1) @ w.reshape(-1, w.shape[-1])
         return y + ctx.params["bias"] if bias else y
-
-
-def _same_pads(size, k, s, d):
-    eff = d * (k - 1) + 1
-    out = -(-size // s)
-    total = max((out - 1) * s + eff - size, 0)
-    return (total // 2, total - total // 2)
 
 
 def _offsets(k):
@@ -154,7 +146,8 @@ class ConvTransposeMatmul(SameAsBase):
     convolution of the stride-dilated input, three quarters zeros at stride 2; here no zero is
     multiplied (benchmarks/RESULTS.md: the DCGAN iteration 1.3-1.4x faster on XLA:CPU)."""
 
-    def apply(self, ctx, x, filters, kernel, stride, padding, bias):
+    def apply(self, ctx, x, filters, kernel, stride, padding, bias, **unit):
+        # `unit`: output_padding 0, dilation 1, groups 1, the only values the rule rewrites
         import jax.numpy as jnp
 
         from ..ops.conv import tup
@@ -180,9 +173,9 @@ class ConvTransposeMatmul(SameAsBase):
             out = part if out is None else out + part
         full = out.reshape(x.shape[0], *((hi + mi - 1) * si for hi, mi, si in zip(sizes, m, s)), filters)
         idx = []
-        for i, (start, extra) in enumerate(base._crop(padding, k, s)):
-            length = (sizes[i] - 1) * s[i] + k[i] + extra
-            idx.append(slice(start, start + length))
+        for i, (lo, hi) in enumerate(base._crops(padding, k, s, (1,) * n, (0,) * n)):
+            length = (sizes[i] - 1) * s[i] + k[i] - lo - hi
+            idx.append(slice(lo, lo + length))
         y = full[(slice(None), *idx, slice(None))]
         return y + ctx.params["bias"] if bias else y
 

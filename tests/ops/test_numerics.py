@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from . import refs as R
+from .conventions import CASES as CONVENTION_CASES
 from .harness import (Bits, Case, F, Int, Pos, Prob, Sign, Simplex, Wide, assert_close, concrete_graph,
                       cotangents, f64, is_float, model_of, randomize, seed_of, setup)
 
@@ -342,6 +343,8 @@ CASES = [
          lambda xp, p, r, f: {"d": 0.5 * ((r - 1) ** 2).mean() + 0.5 * (f ** 2).mean(),
                               "g": 0.5 * ((f - 1) ** 2).mean()}),
 ]
+
+CASES += CONVENTION_CASES  # issue 16: ONNX/PyTorch layer conventions (conventions.py)
 
 COVERED: set[str] = {op for c in CASES for op in c.ops}
 

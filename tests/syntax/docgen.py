@@ -23,7 +23,8 @@ KIND_TITLES = {
     "random": "Random tensors (fresh values each call; for `z ~ dist(...)` in train blocks)",
 }
 TYPE_WORDS = {"int": "int", "float": "float", "bool": "bool", "str": "str", "ints": "int or [ints]",
-              "shape": "shape", "any": "any", "dtype": "dtype"}
+              "shape": "shape", "any": "any", "dtype": "dtype", "floats": "float or [floats]",
+              "padding": "padding"}
 # Shorter words where an op's own docstring is a paragraph.
 SHORT = {
     "conv1d": "1-D convolution over [batch, time, channels]; kernel [window, in/groups, filters].",
