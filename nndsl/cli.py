@@ -104,7 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--weights", help=".safetensors from `nndsl train` (none for a model without parameters)")
     c.add_argument("--train", action="store_true", help="export one training iteration of the train block MODEL")
     c.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
-    c.add_argument("--format", choices=["jaxexport", "onnx"], default="jaxexport")
+    c.add_argument("--format", choices=["jaxexport", "onnx"], default="jaxexport",
+                   help="onnx: an ONNX file (opset 17, symbolic batch); weights default to fresh ones")
     c.add_argument("-o", "--output", required=True)
 
     c = sub.add_parser("run", help="apply a model to an input array (.npy) with saved weights, or run an "
@@ -366,10 +367,10 @@ def _loss_curves(out: Path, history: dict) -> None:
 def cmd_export(a) -> int:
     from .export import export_model, export_train_step
     from .io import load_variables
-    if a.format == "onnx":
-        raise NndslError("ONNX export is not offered: no well-kept converter turns JAX's StableHLO into "
-                         "ONNX faithfully; use --format jaxexport", code="E615")
     prog = _load(a.file)
+    if a.format == "onnx":
+        from .onnx.cli import export_onnx_cmd
+        return export_onnx_cmd(prog, a, _kv(a.arg))
     if a.train:
         out = export_train_step(prog.trainer(a.model), a.output)
     else:

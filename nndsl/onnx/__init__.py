@@ -47,7 +47,9 @@ def walk(e, g, env: dict) -> None:
             fn = LOWER.get(node.op)
             if fn is None:
                 kind = getattr(OPS.get(node.op), "kind", "internal")
-                why = "a training-only op" if kind in TRAIN_ONLY or node.op == "grad" else "no ONNX form yet"
+                why = ("it draws random numbers, and an exported model is deterministic" if kind == "random" else
+                       "a loss or metric belongs to training" if kind in TRAIN_ONLY or node.op == "grad" else
+                       "it has no ONNX form yet")
                 raise Unsupported(f"{why}")
             if node.label is None:
                 node.label = node.op  # the emitter makes names unique

@@ -1,5 +1,5 @@
-"""Cells stepped over time. A scan whose body is exactly a stdlib cell (LSTM, GRU, GRUResetAfter)
-becomes ONNX's own `LSTM` / `GRU` node, which runtimes implement with fused kernels; any other cell
+"""Cells stepped over time. A scan whose body is exactly a stdlib cell (RNN, LSTM, GRU,
+GRUResetAfter) becomes ONNX's own `RNN` / `LSTM` / `GRU` node, which runtimes implement with fused kernels; any other cell
 (written by equations) becomes an ONNX `Scan` whose body is the cell's graph lowered op by op.
 
 "Exactly" is decided by comparing the body's wiring with the stdlib cell's, built at a small size:
@@ -42,7 +42,7 @@ def _reference(cell: str):
 
 def standard_cell(body) -> str | None:
     sig = signature(body)
-    for cell in ("LSTM", "GRU", "GRUResetAfter"):
+    for cell in ("RNN", "LSTM", "GRU", "GRUResetAfter"):
         try:
             if _reference(cell) == sig:
                 return cell
@@ -53,9 +53,9 @@ def standard_cell(body) -> str | None:
 
 def lower_scan(e: Emitter, g, node, ins: list, walk) -> tuple:
     a = node.attrs
-    if a.get("unroll") is not None:
-        raise Unsupported("a cell unrolled on its own outputs (autoregressive generation)")
     body = a["body"]
+    if a.get("unroll") is not None:
+        return _unrolled(e, node, ins, body, walk)
     cell = standard_cell(body)
     if cell is not None:
         return _standard(e, g, node, ins, body, cell)
@@ -84,7 +84,12 @@ def _standard(e, g, node, ins, body, cell):
     prefix = ".".join(node.path) if node.path else name
     d = _denses(e, body)
     hidden = d[0][1].shape[0]
-    if cell == "LSTM":  # nndsl's dense_0..3 are f, i, g, o; ONNX wants i, o, f, c
+    if cell == "RNN":  # one dense on [h, x]
+        ((k, bb),) = d
+        w, r = k[hidden:].T, k[:hidden].T
+        b = np.concatenate([bb, np.zeros(hidden, np.float32)])
+        op_type, extra = "RNN", {"activations": ["Tanh"]}
+    elif cell == "LSTM":  # nndsl's dense_0..3 are f, i, g, o; ONNX wants i, o, f, c
         f, i, gg, o = d
         order = (i, o, f, gg)
         w = np.concatenate([k[hidden:].T for k, _ in order])
@@ -107,12 +112,32 @@ def _standard(e, g, node, ins, body, cell):
     states = []
     for nid, v in zip(init_ids, inits):
         states.append("" if _is_zero_fill(g, nid) else e.op("Unsqueeze", [v, e.ints([0])]))
-    n_out = 3 if op_type == "LSTM" else 2
+    n_out = 3 if op_type == "LSTM" else 2  # Y, Y_h (and Y_c)
     outs = e.op(op_type, [x, *weights, "", *states], name, outputs=n_out, hidden_size=int(hidden),
                 direction="reverse" if node.attrs["reverse"] else "forward", **extra)
     ys = e.op("Transpose", [e.op("Squeeze", [outs[0], e.ints([1])])], f"{name}/batch_major", perm=[1, 0, 2])
     finals = [e.op("Squeeze", [s, e.ints([0])]) for s in outs[1:]]
     return (ys, *finals)
+
+
+# ---------------------------------------------------------------------- unroll(cell, steps=n)
+def _unrolled(e, node, ins, body, walk):
+    """A cell fed its own output for a static number of steps, written out step by step: an
+    autoregressive decoder of a few steps reads more plainly unrolled than as a Loop."""
+    names = list(node.attrs["states"])
+    x, states = ins[0], dict(zip(names, ins[1:]))
+    ys = []
+    for _ in range(int(node.attrs["unroll"])):
+        env = {}
+        for nid in body.inputs:
+            n = body.node(nid)
+            env[nid] = states[n.attrs["name"]] if n.attrs.get("carry") else x
+        walk(e, body, env)
+        x = env[body.outputs["out"]]
+        states = {k: env[body.outputs[k]] for k in names}
+        ys.append(e.op("Unsqueeze", [x, e.ints([1])]))
+    seq = e.op("Concat", ys, node.label, axis=1) if len(ys) > 1 else ys[0]
+    return (seq, *(states[k] for k in names))
 
 
 # ---------------------------------------------------------------------- ONNX Scan
