@@ -121,6 +121,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
     from .tools.commands import register
     COMMANDS.update(register(sub))
+    from .onnx.cli import add_convert_parser, convert_cmd
+    add_convert_parser(sub)
+    COMMANDS["convert-weights"] = lambda a: convert_cmd(a, _load, _kv)
     return p
 
 

@@ -59,6 +59,7 @@ class Layer:
     op: str  # the op, or for a stdlib cell its name (LSTM, GRU, GRUResetAfter, RNN)
     span: object
     denses: list = field(default_factory=list)  # a cell's dense paths, in its definition's order
+    flat_from: tuple | None = None  # a dense reading flatten([b, *spatial, c]): (*spatial, c)
 
     @property
     def family(self) -> str:
@@ -122,7 +123,7 @@ def modules(sd: dict) -> list[Module]:
 
 def layers(g) -> list[Layer]:
     """The model's layers that hold parameters, in graph order (a stdlib cell counts as one)."""
-    from .onnx.recurrent import standard_cell
+    from .onnx.cells import standard_cell
     out, seen = [], set()
 
     def visit(graph):
@@ -138,12 +139,31 @@ def layers(g) -> list[Layer]:
                     out.append(Layer(node.path, cell, node.span, ds))
             elif node.path is not None and node.op in FAMILY and node.path not in seen:
                 seen.add(node.path)
-                out.append(Layer(node.path, node.op, node.span))
+                out.append(Layer(node.path, node.op, node.span, flat_from=_flattened(graph, node)))
             elif node.op == "param" and node.path not in seen:
                 seen.add(node.path)
                 out.append(Layer(node.path, "param", node.span))
     visit(g)
     return out
+
+
+ELEMENTWISE = {"dropout", "identity", "relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "silu",
+               "swish", "relu6", "hard_tanh", "softplus", "detach"}
+
+
+def _flattened(graph, node):
+    """(*spatial, c) when a dense reads a flattened feature map: torch flattens [c, *spatial]."""
+    if node.op not in ("dense", "dense_sn"):
+        return None
+    src = graph.node(graph.input_ids(node.id)[0])
+    while src.op in ELEMENTWISE:  # flatten -> dropout -> dense (AlexNet) still reads a flattened map
+        src = graph.node(graph.input_ids(src.id)[0])
+    if src.op != "flatten":
+        return None
+    shape = graph.node(graph.input_ids(src.id)[0]).type.shape[1:]
+    if len(shape) < 2 or not all(isinstance(d, int) for d in shape) or shape[-1] == 1:
+        return None  # one channel: both orders agree
+    return tuple(shape)
 
 
 # ---------------------------------------------------------------------- one module -> one layer
@@ -179,7 +199,12 @@ def convert(mod: Module, layer: Layer, g) -> dict:
     p = layer.path
     op = layer.op
     if op in ("dense", "dense_sn"):
-        put("params", p + ("kernel",), _t(take("weight"), 1, 0))
+        w = take("weight")
+        if layer.flat_from and w.ndim == 2 and w.shape[1] == int(np.prod(layer.flat_from)):
+            *spatial, c = layer.flat_from  # columns in torch's (c, *spatial) order -> (*spatial, c)
+            w = w.reshape(w.shape[0], c, *spatial)
+            w = np.transpose(w, (0, *range(2, w.ndim), 1)).reshape(w.shape[0], -1)
+        put("params", p + ("kernel",), _t(w, 1, 0))
     elif op == "embed":
         put("params", p + ("embedding",), take("weight"))
     elif op.startswith("conv_transpose"):  # torch [in, out, *k] -> [*k, in, out]

@@ -16,3 +16,39 @@ def export_onnx_cmd(prog, a, args: dict) -> int:
     out = export_onnx(model, variables, a.output)
     print(f"wrote {out}" + ("" if a.weights else " (fresh initial weights: no --weights given)"))
     return 0
+
+
+def add_convert_parser(sub) -> None:
+    c = sub.add_parser("convert-weights", help="PyTorch weights (a state_dict saved with safetensors) to "
+                       "nndsl weights for a model", description="Maps a PyTorch state_dict onto a model's "
+                       "parameters by module order and shape (torchvision's layout for the stdlib ResNet, "
+                       "VGG and AlexNet). Never unpickles: save with "
+                       "safetensors.torch.save_file(model.state_dict(), PATH).")
+    c.add_argument("weights", help="the PyTorch state_dict, .safetensors")
+    c.add_argument("--to", nargs=2, required=True, metavar=("FILE", "MODEL"), help="the .nn file and model")
+    c.add_argument("-o", "--output", required=True, help="nndsl weights to write (.safetensors)")
+    c.add_argument("--map", metavar="MAPFILE", help="lines `torch.module nndsl.layer` pairing modules "
+                   "whose order is ambiguous")
+    c.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
+
+
+def convert_cmd(a, load, kv) -> int:
+    from ..torch_weights import convert_torch_weights
+    file, name = a.to
+    model = load(file).model(name, **kv(a.arg))
+    variables = convert_torch_weights(a.weights, model, a.output, a.map)
+    n = sum(np_size(v) for tree in variables.values() for v in _leaves(tree))
+    print(f"wrote {a.output} ({n:,} numbers for `{name}`)")
+    return 0
+
+
+def np_size(v) -> int:
+    return int(getattr(v, "size", 0))
+
+
+def _leaves(tree):
+    for v in tree.values():
+        if isinstance(v, dict):
+            yield from _leaves(v)
+        else:
+            yield v

@@ -1,54 +1,15 @@
 """Cells stepped over time. A scan whose body is exactly a stdlib cell (RNN, LSTM, GRU,
-GRUResetAfter) becomes ONNX's own `RNN` / `LSTM` / `GRU` node, which runtimes implement with fused kernels; any other cell
-(written by equations) becomes an ONNX `Scan` whose body is the cell's graph lowered op by op.
-
-"Exactly" is decided by comparing the body's wiring with the stdlib cell's, built at a small size:
-the same ops in the same order with the same connections. A user's own cell that happens to be
-written the same way is the same computation, so it gets the same node.
+GRUResetAfter) becomes ONNX's own `RNN` / `LSTM` / `GRU` node, which runtimes implement with
+fused kernels; any other cell (written by equations) becomes an ONNX `Scan` whose body is the
+cell's graph lowered op by op; `unroll(cell, steps=n)` is written out step by step.
 """
 from __future__ import annotations
-
-from functools import lru_cache
 
 import numpy as np
 from onnx import helper
 
+from .cells import standard_cell
 from .emit import DTYPES, Emitter, Unsupported
-
-SIZE_ATTRS = {"units", "shape", "name"}
-
-
-def signature(body) -> tuple:
-    """The body's wiring without sizes or names: (op, attrs, input positions) per node, in
-    order, then the outputs' positions."""
-    order = body.topo_order()
-    pos = {nid: i for i, nid in enumerate(order)}
-    sig = []
-    for nid in order:
-        n = body.node(nid)
-        attrs = tuple(sorted((k, repr(v)) for k, v in n.attrs.items() if k not in SIZE_ATTRS))
-        sig.append((n.op, attrs, tuple(pos[i] for i in body.input_ids(nid))))
-    return tuple(sig), tuple((k, pos[v]) for k, v in body.outputs.items())
-
-
-@lru_cache(maxsize=None)
-def _reference(cell: str):
-    from ..api import loads
-    prog = loads(f"import cells\nmodel _R {{\n  input x: [batch, time, 3]\n  output y = x -> {cell}(2)\n}}\n")
-    g = prog.model("_R").graph()
-    (scan,) = [n for n in g.nodes() if n.op == "scan"]
-    return signature(scan.attrs["body"])
-
-
-def standard_cell(body) -> str | None:
-    sig = signature(body)
-    for cell in ("RNN", "LSTM", "GRU", "GRUResetAfter"):
-        try:
-            if _reference(cell) == sig:
-                return cell
-        except Exception:  # a stdlib without that cell (an older cells.nn): nothing to match
-            continue
-    return None
 
 
 def lower_scan(e: Emitter, g, node, ins: list, walk) -> tuple:
