@@ -75,13 +75,16 @@ def export_onnx(model, variables: dict | None, path: str | Path, dims: dict | No
     from .emit import OPSET, Emitter, cancel_transposes, prune, value_info
 
     dims = dict(dims or {})
-    g0 = model.graph()
-    types = []
-    for nid in g0.inputs:
-        t = g0.node(nid).type
-        types.append(TensorType(tuple(dims.get(d, d) if isinstance(d, str) else d for d in t.shape), t.dtype))
-    g = model.graph(tuple(types)) if dims else g0
+    types = [TensorType(tuple(dims.get(d, d) if isinstance(d, str) else d for d in t.shape), t.dtype)
+             for t in _declared(model)]
+    g = model.graph(tuple(types)) if dims else model.graph()
     if variables is None:
+        unsized = sorted({d for spec in (*g.params.values(), *g.state.values()) for d in spec.shape
+                          if not isinstance(d, int)})
+        if unsized:
+            raise NndslError(f"`{model.name}` has parameters sized by {', '.join(f'`{d}`' for d in unsized)}: "
+                             f"fresh weights need {'them' if len(unsized) > 1 else 'it'} fixed", code="E643",
+                             help="give the sizes (export_onnx(..., dims={...})) or trained --weights")
         variables = _fresh(model, g)
     params = jax.tree_util.tree_map(np.asarray, variables.get("params", {}))
     state = jax.tree_util.tree_map(np.asarray, variables.get("state", {}))
@@ -134,6 +137,27 @@ def checked(m):
         raise NndslError(f"the ONNX graph nndsl wrote fails onnx's checker ({str(exc).splitlines()[0]})",
                          code="E641", help="please report this with the .nn file") from None
     return m
+
+
+def _declared(model) -> list:
+    """The inputs' declared types, read from the definition: a model whose structure depends on
+    an input size (a block that projects only when widths differ) has no graph until `dims` fix it."""
+    from ..ir.types import DTYPES, TensorType
+    from ..syntax import ast
+    defn = model.program.defs.definitions[model.name]
+    out = []
+    for stmt in defn.body:
+        if isinstance(stmt, ast.Input):
+            shape = []
+            for d in stmt.type.dims:
+                if isinstance(d, ast.Name):
+                    shape.append(d.id)
+                elif isinstance(d, ast.Number) and isinstance(d.value, int):
+                    shape.append(d.value)
+                else:  # an expression of the model's arguments: the built graph knows its value
+                    return [model.graph().node(n).type for n in model.graph().inputs]
+            out.append(TensorType(tuple(shape), DTYPES.get(stmt.type.dtype or "f32", "float32")))
+    return out
 
 
 def _fresh(model, g) -> dict:
