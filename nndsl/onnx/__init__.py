@@ -72,7 +72,7 @@ def export_onnx(model, variables: dict | None, path: str | Path, dims: dict | No
 
     from ..io import atomic_write
     from ..ir.types import TensorType
-    from .emit import OPSET, Emitter, cancel_transposes, prune, value_info
+    from .emit import OPSET, Emitter, prune, tidy_transposes, value_info
 
     dims = dict(dims or {})
     types = [TensorType(tuple(dims.get(d, d) if isinstance(d, str) else d for d in t.shape), t.dtype)
@@ -110,7 +110,7 @@ def export_onnx(model, variables: dict | None, path: str | Path, dims: dict | No
         e.add_node(helper.make_node("Identity", [v], [name], name=e.fresh(f"output/{oname}")))
         outputs.append(value_info(name, g.node(nid).type, lambda d: d in e.sizes))
         out_names.add(name)
-    nodes = prune(cancel_transposes(e.nodes, out_names), out_names)
+    nodes = prune(tidy_transposes(e.nodes, e.inits), out_names)
     used = {i for n in nodes for i in _all_reads(n)}
     inits = [v for k, v in e.inits.items() if k in used]
     graph = helper.make_graph(nodes, model.name, inputs, outputs, inits)

@@ -2,8 +2,8 @@
 transposes, constants. Kept apart from the table so each table entry reads as the op's formula.
 
 nndsl is channels-last and ONNX's Conv, pools and BatchNormalization are channels-first; the table
-wraps those in a Transpose pair and leaves the cancelling of adjacent pairs to `cancel_transposes`
-(ONNX Runtime's own transpose optimizer removes the ones that remain around elementwise ops).
+wraps those in a Transpose pair and `tidy_transposes` then moves and cancels them, so that a conv
+net keeps its activations channels-first between its first conv and its flatten.
 """
 from __future__ import annotations
 
@@ -100,35 +100,72 @@ class Emitter:
         return self.op("Transpose", [x], f"{name}/to_nhwc", perm=[0, *range(2, rank), 1])
 
 
-def cancel_transposes(nodes: list, outputs: set) -> list:
-    """Removes Transpose(q) o Transpose(p) pairs whose composition is the identity when the first
-    has no other reader: channels-last to channels-first and back between two convolutions."""
-    readers: dict = {}
+UNARY = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Elu", "Softplus", "Exp", "Log", "Sqrt", "Abs", "Neg",
+         "Identity"}
+BINARY = {"Add", "Sub", "Mul", "Div", "Max", "Min"}
+
+
+def _perm(n) -> list:
+    return list(n.attribute[0].ints)
+
+
+def tidy_transposes(nodes: list, inits: dict) -> list:
+    """Moves the channels-last/first Transposes the table wraps around each conv, pool and
+    batchnorm past elementwise ops (relu(T(x)) = T(relu(x)); T(a) + T(b) = T(a + b)) and removes
+    a Transpose that undoes the one before it, until nothing changes: a conv net stays
+    channels-first from its first conv to its flatten, as a hand-written ONNX file would."""
+    while True:
+        nodes, moved = _sink(nodes, inits)
+        nodes, cancelled = _cancel(nodes)
+        if not (moved or cancelled):
+            return nodes
+
+
+def _sink(nodes, inits):
+    producer = {o: n for n in nodes for o in n.output}
+    out, changed = [], False
     for n in nodes:
-        for i in n.input:
-            readers[i] = readers.get(i, 0) + 1
-    by_out = {n.output[0]: n for n in nodes if n.op_type == "Transpose"}
+        srcs = [producer.get(i) for i in n.input]
+        ts = [s for s in srcs if s is not None and s.op_type == "Transpose"]
+        scalar = [i for i in n.input if i in inits and len(inits[i].dims) == 0]
+        if n.op_type in UNARY and len(ts) == 1 and len(n.input) == 1 or \
+                n.op_type in BINARY and len(n.input) == 2 and (
+                    len(ts) == 2 and _perm(ts[0]) == _perm(ts[1]) or len(ts) == 1 and len(scalar) == 1):
+            perm = _perm(ts[0])
+            new_in = [producer[i].input[0] if producer.get(i) in ts else i for i in n.input]
+            inner = helper.make_node(n.op_type, new_in, [n.output[0] + "/nchw"], name=n.name)
+            inner.attribute.extend(n.attribute)
+            outer = helper.make_node("Transpose", inner.output, [n.output[0]], name=n.name + "/to_nhwc",
+                                     perm=perm)
+            out.extend([inner, outer])
+            producer[n.output[0]] = outer
+            changed = True
+        else:
+            out.append(n)
+    return out, changed
+
+
+def _cancel(nodes):
+    producer = {o: n for n in nodes for o in n.output}
+    inner = set()  # values a Scan body reads from outside: their names must stay
+    for n in nodes:
+        if any(a.type == onnx.AttributeProto.GRAPH for a in n.attribute):
+            inner |= _reads(n) - set(n.input)
     rename: dict = {}
-    drop = set()
+    out, changed = [], False
     for n in nodes:
-        if n.op_type != "Transpose":
-            continue
-        src = by_out.get(n.input[0])
-        if src is None or readers.get(src.output[0], 0) != 1 or src.output[0] in outputs:
-            continue
-        p = list(src.attribute[0].ints)
-        q = list(n.attribute[0].ints)
-        if [p[i] for i in q] == list(range(len(p))) and n.output[0] not in outputs:
-            rename[n.output[0]] = rename.get(src.input[0], src.input[0])
-            drop.update({id(src), id(n)})
-    out = []
-    for n in nodes:
-        if id(n) in drop:
-            continue
-        if any(i in rename for i in n.input):
-            n.input[:] = [rename.get(i, i) for i in n.input]
+        n.input[:] = [rename.get(i, i) for i in n.input]
+        src = producer.get(n.input[0]) if n.op_type == "Transpose" and n.output[0] not in inner else None
+        if src is not None and src.op_type == "Transpose":
+            p, q = _perm(src), _perm(n)
+            if [p[i] for i in q] == list(range(len(p))):
+                rename[n.output[0]] = src.input[0]
+                changed = True
+                continue
         out.append(n)
-    return out
+    for n in out:  # a rename made after its reader was visited (none in topological order, but cheap)
+        n.input[:] = [rename.get(i, i) for i in n.input]
+    return out, changed
 
 
 def value_info(name: str, ttype, dims_ok=lambda d: True) -> onnx.ValueInfoProto:
