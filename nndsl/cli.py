@@ -128,8 +128,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _static(text: str):
-    from .syntax.parser import parse
     from .syntax import ast
+    from .syntax.parser import parse
     try:
         m = parse(f"model _A {{ output a = {text} }}")
         e = m.items[0].body[0].value
@@ -159,7 +159,7 @@ def _usage(msg: str) -> int:
 
 def _size(text: str) -> int:
     import re
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([KMGTP]?)(i?B)?\s*", text, re.I)
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([KMGTP]?)(i?B)?\s*", text, re.IGNORECASE)
     if not m:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 8GiB or 500MB)")
     scale = {"": 1, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5}[m.group(2).upper()]
@@ -428,6 +428,7 @@ def _run_exported(a) -> int:
 
 def cmd_run(a) -> int:
     import numpy as np
+
     from .io import load_variables
     if a.file.endswith(".jaxexport"):
         return _run_exported(a)

@@ -94,7 +94,7 @@ def read_state_dict(path: str | Path) -> dict:
     try:
         out = {}
         with safe_open(str(p), "np") as f:
-            for k in f.keys():
+            for k in f.keys():  # noqa: SIM118 - safe_open is not iterable
                 out[k] = f.get_tensor(k)
     except Exception as e:  # noqa: BLE001 - a foreign or damaged file, or a dtype numpy lacks (bf16)
         head = p.read_bytes()[:2] if p.is_file() else b""

@@ -15,7 +15,7 @@ from nndsl.errors import NndslError
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from nndsl.onnx import export_onnx  # noqa: E402
+from nndsl.onnx import export_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -164,7 +164,7 @@ def test_stdlib_cells_become_onnx_recurrent_nodes(tmp_path, cell, op_type, lbr):
     m = roundtrip(prog.model("M"), tmp_path)
     rec = [n for n in m.graph.node if n.op_type == op_type]
     assert len(rec) == 3 and not any(n.op_type == "Scan" for n in m.graph.node)
-    assert sorted(n.name for n in rec)[0].startswith(cell)
+    assert min(n.name for n in rec).startswith(cell)
     if lbr is not None:
         assert all(a.i == lbr for n in rec for a in n.attribute if a.name == "linear_before_reset")
     # time stays symbolic: the same file runs 2 and 9 steps
@@ -246,3 +246,26 @@ def test_cli_exports_with_trained_weights(tmp_path, capsys):
                                rtol=1e-4, atol=1e-5)
     assert main(["export", str(src), "SmallResNet", "--format", "onnx", "-o", str(out)]) == 0
     assert "fresh initial weights" in capsys.readouterr().out
+
+
+def test_an_argument_the_table_does_not_read_is_refused_not_dropped(tmp_path, monkeypatch):
+    from nndsl.onnx import table
+    monkeypatch.setitem(table.HANDLES, "conv2d", table.HANDLES["conv2d"] - {"dilation"})
+    prog = nndsl.loads("model M {\n  input x: [batch, 8, 8, 1]\n  output y = x -> conv2d(2, 3, dilation=2)\n}\n")
+    with pytest.raises(NndslError) as e:
+        export_onnx(prog.model("M"), None, tmp_path / "m.onnx")
+    assert e.value.diagnostics[0].code == "E640" and "`dilation`" in str(e.value)
+    prog = nndsl.loads("model M {\n  input x: [batch, 8, 8, 1]\n  output y = x -> conv2d(2, 3)\n}\n")
+    export_onnx(prog.model("M"), None, tmp_path / "m.onnx")  # at its default it is no obstacle
+
+
+def test_cli_reports_the_op_at_its_line(tmp_path, capsys):
+    from nndsl.cli import main
+    src = tmp_path / "m.nn"
+    src.write_text("model M {\n  input x: [batch, 3]\n  output y = (x -> dense(3)) + uniform([3])\n}\n")
+    assert main(["export", str(src), "M", "--format", "onnx", "-o", str(tmp_path / "m.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert "m.nn:3:" in err and "error[E640]" in err and "`uniform`" in err and "Traceback" not in err
+    assert main(["export", str(ROOT / "examples" / "xor_mlp.nn"), "XorMLP", "--train", "--format", "onnx",
+                 "-o", str(tmp_path / "m.onnx")]) == 1
+    assert "error[E642]" in capsys.readouterr().err

@@ -32,7 +32,7 @@ def walk(e, g, env: dict) -> None:
     from ..ops.registry import OPS
     from .emit import Unsupported
     from .recurrent import lower_scan
-    from .table import LOWER
+    from .table import LOWER, unhandled
     needed = g.ancestors(list(g.outputs.values()))
     for nid in g.topo_order():
         if nid in env or nid not in needed:
@@ -45,6 +45,11 @@ def walk(e, g, env: dict) -> None:
                 env[nid] = lower_scan(e, g, node, ins, walk)
                 continue
             fn = LOWER.get(node.op)
+            extra = unhandled(node)
+            if extra:
+                raise Unsupported(f"the argument{'s' if len(extra) > 1 else ''} "
+                                  f"{', '.join(f'`{k}`' for k in extra)} {'have' if len(extra) > 1 else 'has'} "
+                                  f"no ONNX form here yet")
             if fn is None:
                 kind = getattr(OPS.get(node.op), "kind", "internal")
                 why = ("it draws random numbers, and an exported model is deterministic" if kind == "random" else
@@ -67,7 +72,6 @@ def export_onnx(model, variables: dict | None, path: str | Path, dims: dict | No
     _need_onnx()
     import jax
     import numpy as np
-    import onnx
     from onnx import helper
 
     from ..io import atomic_write
@@ -133,7 +137,7 @@ def checked(m):
     import onnx
     try:
         onnx.checker.check_model(m, full_check=True)
-    except Exception as exc:  # our bug, not the user's: say so without a traceback
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:  # our bug: no traceback
         raise NndslError(f"the ONNX graph nndsl wrote fails onnx's checker ({str(exc).splitlines()[0]})",
                          code="E641", help="please report this with the .nn file") from None
     return m
@@ -162,6 +166,7 @@ def _declared(model) -> list:
 
 def _fresh(model, g) -> dict:
     import jax
+
     from ..lower import interpret
     kp, ks = jax.random.split(jax.random.key(0))
     return {"params": interpret.init_tree(g.params, kp), "state": interpret.init_tree(g.state, ks)}

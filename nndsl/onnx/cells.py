@@ -3,7 +3,7 @@ converter asks too). "Is" means the same ops in the same order with the same con
 stdlib cell built at a small size; a user's cell written the same way is the same computation."""
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from ..errors import NndslError
 
@@ -23,7 +23,7 @@ def signature(body) -> tuple:
     return tuple(sig), tuple((k, pos[v]) for k, v in body.outputs.items())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _reference(cell: str):
     from ..api import loads
     prog = loads(f"import cells\nmodel _R {{\n  input x: [batch, time, 3]\n  output y = x -> {cell}(2)\n}}\n")

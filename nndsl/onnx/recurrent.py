@@ -9,7 +9,7 @@ import numpy as np
 from onnx import helper
 
 from .cells import standard_cell
-from .emit import DTYPES, Emitter, Unsupported
+from .emit import DTYPES, Emitter
 
 
 def lower_scan(e: Emitter, g, node, ins: list, walk) -> tuple:

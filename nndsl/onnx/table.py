@@ -18,6 +18,26 @@ from .emit import Emitter, Unsupported
 
 LOWER: dict = {}
 
+# The arguments each windowed op's entry reads. An argument added to the op later (asymmetric
+# padding, ceil_mode, output_padding) is refused by the exporter when set to anything but its
+# default, rather than silently dropped.
+HANDLES = {**{op: {"filters", "kernel", "stride", "padding", "dilation", "groups", "bias"}
+              for op in ("conv1d", "conv2d", "conv3d")},
+           "conv2d_sn": {"filters", "kernel", "stride", "padding", "dilation", "groups", "bias", "iterations", "eps"},
+           **{f"conv_transpose{n}d": {"filters", "kernel", "stride", "padding", "bias"} for n in (1, 2, 3)},
+           "max_pool": {"window", "stride", "padding"}, "avg_pool": {"window", "stride", "padding"},
+           "batchnorm": {"momentum", "eps", "scale", "center"}, "upsample": {"factor"}}
+
+
+def unhandled(node) -> list[str]:
+    """Arguments of `node` this table does not read, set to something other than their default."""
+    from ..ops.registry import OPS
+    known = HANDLES.get(node.op)
+    if known is None or node.op not in OPS:
+        return []
+    defaults = {a.name: a.default for a in OPS[node.op].attrs}
+    return [k for k, v in node.attrs.items() if k not in known and k in defaults and v != defaults[k]]
+
 
 def lowers(*names):
     def deco(fn):
@@ -66,8 +86,16 @@ def _fill(e, node, ins, t):
 # ---------------------------------------------------------------------- elementwise
 UNARY = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "exp": "Exp", "log": "Log",
          "sqrt": "Sqrt", "abs": "Abs", "neg": "Neg", "sin": "Sin", "cos": "Cos", "softplus": "Softplus"}
+
+
+def _unary(op_type: str):
+    def lower(e, node, ins, t):
+        return e.op(op_type, ins, node.label)
+    return lower
+
+
 for _n, _t in UNARY.items():
-    LOWER[_n] = (lambda op_type: lambda e, node, ins, t: e.op(op_type, ins, node.label))(_t)
+    LOWER[_n] = _unary(_t)
 
 BINARY = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow", "maximum": "Max",
           "minimum": "Min", "matmul": "MatMul"}
@@ -294,6 +322,8 @@ def _embed(e, node, ins, t):
 # ---------------------------------------------------------------------- convolutions and pools
 def _conv_pads(x_shape, k, s, d, padding, what):
     pad = _pads(padding, len(k), k, s, d, what)
+    if isinstance(pad, str) and pad not in ("VALID", "SAME"):
+        raise Unsupported(f'padding "{padding}"')
     if isinstance(pad, str) and pad == "VALID":
         return [0] * (2 * len(k))
     if isinstance(pad, str):  # SAME: TensorFlow's, the odd element at the end
@@ -457,7 +487,7 @@ def _cond_bn(e, node, ins, t):
 @lowers("self_attention")
 def _self_attention(e, node, ins, t):
     x = ins[0]
-    b, h, w, c = t[0].shape
+    _, h, w, c = t[0].shape
     _static((h, w, c), "self_attention")
     flat = e.op("Reshape", [x, e.ints([0, h * w, c])])
     q, k, v = (e.op("Add", [e.op("MatMul", [flat, e.init(pname(node, f"{n}_kernel"), e.leaf(node.path, f"{n}_kernel"))]),
