@@ -15,7 +15,7 @@ from nndsl.errors import NndslError
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from nndsl.onnx import export_onnx
+export_onnx = nndsl.export_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -269,3 +269,15 @@ def test_cli_reports_the_op_at_its_line(tmp_path, capsys):
     assert main(["export", str(ROOT / "examples" / "xor_mlp.nn"), "XorMLP", "--train", "--format", "onnx",
                  "-o", str(tmp_path / "m.onnx")]) == 1
     assert "error[E642]" in capsys.readouterr().err
+
+
+def test_dims_given_on_the_command_line_fix_sizes(tmp_path):
+    from nndsl.onnx.cli import _dims
+    assert _dims(["time=5", "h = 3"]) == {"time": 5, "h": 3}
+    with pytest.raises(NndslError) as e:
+        _dims(["time"])
+    assert e.value.diagnostics[0].code == "E644"
+    prog = nndsl.load(ROOT / "examples" / "adding_problem.nn")
+    path = export_onnx(prog.model("AddingLSTM", hidden=3), None, tmp_path / "m.onnx", dims=_dims(["time=4"]))
+    m = onnx.load(str(path))
+    assert [d.dim_value or d.dim_param for d in m.graph.input[0].type.tensor_type.shape.dim] == ["batch", 4, 2]

@@ -13,7 +13,9 @@ import pytest
 
 import nndsl
 from nndsl.errors import NndslError
-from nndsl.torch_weights import convert_torch_weights, natural
+from nndsl.torch_weights import natural
+
+convert_torch_weights = nndsl.convert_torch_weights
 
 FIX = Path(__file__).parent / "fixtures" / "torch"
 

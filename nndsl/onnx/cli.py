@@ -13,9 +13,24 @@ def export_onnx_cmd(prog, a, args: dict) -> int:
                          "with --train", code="E642")
     model = prog.model(a.model, **args)
     variables = load_variables(a.weights) if a.weights else None
-    out = export_onnx(model, variables, a.output)
+    out = export_onnx(model, variables, a.output, dims=_dims(getattr(a, "dim", None)))
     print(f"wrote {out}" + ("" if a.weights else " (fresh initial weights: no --weights given)"))
     return 0
+
+
+def _dims(items) -> dict:
+    """`--dim NAME=SIZE` values, where the export command has that option."""
+    out = {}
+    for item in items or []:
+        if isinstance(item, str):
+            name, _, size = item.partition("=")
+            try:
+                out[name.strip()] = int(size)
+            except ValueError:
+                raise NndslError(f"--dim takes NAME=SIZE, got {item!r}", code="E644") from None
+        elif isinstance(item, tuple) and len(item) == 2:
+            out[item[0]] = int(item[1])
+    return out
 
 
 def add_convert_parser(sub) -> None:
