@@ -281,3 +281,11 @@ def test_dims_given_on_the_command_line_fix_sizes(tmp_path):
     path = export_onnx(prog.model("AddingLSTM", hidden=3), None, tmp_path / "m.onnx", dims=_dims(["time=4"]))
     m = onnx.load(str(path))
     assert [d.dim_value or d.dim_param for d in m.graph.input[0].type.tensor_type.shape.dim] == ["batch", 4, 2]
+
+
+def test_weights_of_the_wrong_shape_are_named(tmp_path):
+    prog = nndsl.loads("model M { input x: [batch, 3]\n output y = x -> dense(2) }")
+    v = {"params": {"dense_0": {"kernel": np.zeros((4, 2), np.float32), "bias": np.zeros(2, np.float32)}}}
+    with pytest.raises(NndslError) as e:
+        export_onnx(prog.model("M"), v, tmp_path / "m.onnx")
+    assert e.value.diagnostics[0].code == "E605" and "dense_0.kernel" in str(e.value)

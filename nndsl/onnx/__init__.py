@@ -120,7 +120,8 @@ def export_onnx(model, variables: dict | None, path: str | Path, dims: dict | No
     graph = helper.make_graph(nodes, model.name, inputs, outputs, inits)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", max(opset, OPSET))],
                           producer_name="nndsl", producer_version=__import__("nndsl").__version__)
-    m.ir_version = 8
+    # the oldest IR version that carries this opset: what older runtimes still load
+    m.ir_version = {17: 8, 18: 8, 19: 9, 20: 9, 21: 10}.get(max(opset, OPSET), 10)
     if check:
         checked(m)
     atomic_write(Path(path), m.SerializeToString())
