@@ -104,7 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--weights", help=".safetensors from `nndsl train` (none for a model without parameters)")
     c.add_argument("--train", action="store_true", help="export one training iteration of the train block MODEL")
     c.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
-    c.add_argument("--format", choices=["jaxexport", "onnx"], default="jaxexport")
+    c.add_argument("--format", choices=["jaxexport", "onnx"], default="jaxexport",
+                   help="onnx: an ONNX file (opset 17, symbolic batch); weights default to fresh ones")
     c.add_argument("-o", "--output", required=True)
 
     c = sub.add_parser("run", help="apply a model to an input array (.npy) with saved weights, or run an "
@@ -120,12 +121,15 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
     from .tools.commands import register
     COMMANDS.update(register(sub))
+    from .onnx.cli import add_convert_parser, convert_cmd
+    add_convert_parser(sub)
+    COMMANDS["convert-weights"] = lambda a: convert_cmd(a, _load, _kv)
     return p
 
 
 def _static(text: str):
-    from .syntax.parser import parse
     from .syntax import ast
+    from .syntax.parser import parse
     try:
         m = parse(f"model _A {{ output a = {text} }}")
         e = m.items[0].body[0].value
@@ -155,7 +159,7 @@ def _usage(msg: str) -> int:
 
 def _size(text: str) -> int:
     import re
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([KMGTP]?)(i?B)?\s*", text, re.I)
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([KMGTP]?)(i?B)?\s*", text, re.IGNORECASE)
     if not m:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 8GiB or 500MB)")
     scale = {"": 1, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5}[m.group(2).upper()]
@@ -378,10 +382,10 @@ def _loss_curves(out: Path, history: dict) -> None:
 def cmd_export(a) -> int:
     from .export import export_model, export_train_step
     from .io import load_variables
-    if a.format == "onnx":
-        raise NndslError("ONNX export is not offered: no well-kept converter turns JAX's StableHLO into "
-                         "ONNX faithfully; use --format jaxexport", code="E615")
     prog = _load(a.file)
+    if a.format == "onnx":
+        from .onnx.cli import export_onnx_cmd
+        return export_onnx_cmd(prog, a, _kv(a.arg))
     if a.train:
         out = export_train_step(prog.trainer(a.model), a.output)
     else:
@@ -428,6 +432,8 @@ def _run_exported(a) -> int:
 
 
 def cmd_run(a) -> int:
+    import numpy as np
+
     from .io import load_variables
     if a.file.endswith(".jaxexport"):
         return _run_exported(a)

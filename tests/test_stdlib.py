@@ -160,7 +160,7 @@ def conv_np(x, k, b=None, stride=1, padding="valid"):
 
 
 def pool_np(x, window, stride, reduce, padding="valid"):
-    pads = [(0, 0), (0, 0)]
+    pads = [(0, 0), (0, 0)] if padding == "valid" else [(padding, padding)] * 2 if isinstance(padding, int) else []
     if padding == "same":
         pads = []
         for n in x.shape[1:3]:
@@ -187,9 +187,9 @@ def relu(x):
 
 
 def basic_block_np(x, p, s, ch, stride):
-    y = relu(bn_np(conv_np(x, p["conv2d_0"]["kernel"], stride=stride, padding="same"), p["batchnorm_0"],
+    y = relu(bn_np(conv_np(x, p["conv2d_0"]["kernel"], stride=stride, padding=1), p["batchnorm_0"],
                    s["batchnorm_0"]))
-    y = bn_np(conv_np(y, p["conv2d_1"]["kernel"], padding="same"), p["batchnorm_1"], s["batchnorm_1"])
+    y = bn_np(conv_np(y, p["conv2d_1"]["kernel"], padding=1), p["batchnorm_1"], s["batchnorm_1"])
     if stride != 1 or x.shape[-1] != ch:
         x = bn_np(conv_np(x, p["conv2d_2"]["kernel"], stride=stride), p["batchnorm_2"], s["batchnorm_2"])
     else:
@@ -199,7 +199,7 @@ def basic_block_np(x, p, s, ch, stride):
 
 def bottleneck_np(x, p, s, ch, stride):
     y = relu(bn_np(conv_np(x, p["conv2d_0"]["kernel"]), p["batchnorm_0"], s["batchnorm_0"]))
-    y = relu(bn_np(conv_np(y, p["conv2d_1"]["kernel"], stride=stride, padding="same"), p["batchnorm_1"],
+    y = relu(bn_np(conv_np(y, p["conv2d_1"]["kernel"], stride=stride, padding=1), p["batchnorm_1"],
                    s["batchnorm_1"]))
     y = bn_np(conv_np(y, p["conv2d_2"]["kernel"]), p["batchnorm_2"], s["batchnorm_2"])
     if stride != 1 or x.shape[-1] != 4 * ch:
@@ -297,8 +297,8 @@ def test_basic_block_training_uses_batch_statistics():
         want_state[name] = {"mean": 0.9 * old["mean"] + 0.1 * m, "var": 0.9 * old["var"] + 0.1 * var}
         return bn_np(h, p[name], batch_stats[name])
 
-    h = relu(stats(conv_np(x, p["conv2d_0"]["kernel"], stride=2, padding="same"), "batchnorm_0"))
-    h = stats(conv_np(h, p["conv2d_1"]["kernel"], padding="same"), "batchnorm_1")
+    h = relu(stats(conv_np(x, p["conv2d_0"]["kernel"], stride=2, padding=1), "batchnorm_0"))
+    h = stats(conv_np(h, p["conv2d_1"]["kernel"], padding=1), "batchnorm_1")
     skip = stats(conv_np(x, p["conv2d_2"]["kernel"], stride=2), "batchnorm_2")
     close(y, relu(h + skip))
     for name, leaves in want_state.items():
@@ -316,7 +316,7 @@ def test_resnet_cifar_forward_matches_numpy():
     x = np.random.default_rng(5).normal(size=(2, 32, 32, 3))
     y, v = run(lib("resnet"), "ResNetCifar", x, n=1, classes=10)
     p, s = v["params"], v["state"]
-    h = relu(bn_np(conv_np(x, p["conv2d_0"]["kernel"], padding="same"), p["batchnorm_0"], s["batchnorm_0"]))
+    h = relu(bn_np(conv_np(x, p["conv2d_0"]["kernel"], padding=1), p["batchnorm_0"], s["batchnorm_0"]))
     for i, (ch, stride) in enumerate([(16, 1), (32, 2), (64, 2)]):
         h = basic_block_np(h, p[f"BasicBlock_{i}"], s[f"BasicBlock_{i}"], ch, stride)
     assert h.shape == (2, 8, 8, 64)
@@ -327,9 +327,9 @@ def test_resnet18_forward_matches_numpy():
     x = np.random.default_rng(6).normal(size=(1, 224, 224, 3))
     y, v = run(lib("resnet"), "ResNet18", x, classes=7)
     p, s = v["params"], v["state"]
-    h = relu(bn_np(conv_np(x, p["conv2d_0"]["kernel"], stride=2, padding="same"), p["batchnorm_0"],
+    h = relu(bn_np(conv_np(x, p["conv2d_0"]["kernel"], stride=2, padding=3), p["batchnorm_0"],
                    s["batchnorm_0"]))
-    h = pool_np(h, 3, 2, np.max, padding="same")
+    h = pool_np(h, 3, 2, np.max, padding=1)
     assert h.shape == (1, 56, 56, 64)
     plan = [(64, 1), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1)]
     for i, (ch, stride) in enumerate(plan):
