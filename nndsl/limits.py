@@ -17,6 +17,8 @@ def machine_memory() -> int:
 
 
 def human(n: float) -> str:
+    if n >= 1024.0**7:  # past EiB (and past what a float holds): say how large, not the digits
+        return f"about 2**{int(n).bit_length() - 1} B"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if n < 1024:
             return f"{n:,.1f} {unit}"

@@ -1,6 +1,8 @@
 """Applying layers: ops, models used as layers, chains, stacks, bound instances, and cells."""
 from __future__ import annotations
 
+import itertools
+
 from ..errors import NameResolutionError, ShapeError, TypeCheckError, UnsupportedError, LimitError
 from ..ir.graph import Graph
 from ..ir.types import DTYPES, TensorType, shape_str
@@ -15,6 +17,7 @@ from .builder import MAX_DEPTH, SPECIAL, Builder, Env, Scope
 
 
 def apply_layer(b: Builder, layer: Layer, inputs: list, span, path: tuple | None = None):
+    b.tick(span)
     if isinstance(layer, OpLayer):
         return _apply_op(b, layer, inputs, span, path)
     if isinstance(layer, ModelLayer):
@@ -25,7 +28,7 @@ def apply_layer(b: Builder, layer: Layer, inputs: list, span, path: tuple | None
     if isinstance(layer, BoundLayer):
         return apply_layer(b, layer.layer, inputs, span, layer.scope + (layer.name,))
     if isinstance(layer, (ChainLayer, StackLayer)):
-        items = layer.layers if isinstance(layer, ChainLayer) else [layer.layer] * layer.n
+        items = layer.layers if isinstance(layer, ChainLayer) else itertools.repeat(layer.layer, layer.n)
         with _scoped(b, path):
             v = inputs
             for item in items:

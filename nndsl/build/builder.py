@@ -12,6 +12,7 @@ from ..errors import (NameResolutionError, NndslError, ShapeError, TypeCheckErro
                       UnsupportedError, closest, LimitError)
 from ..ir.graph import Graph, stable_hash  # noqa: F401  (re-exported)
 from ..ir.types import DTYPES, TensorType, shape_str
+from .. import bounds
 from ..ops import OPS, OpError
 from ..ops import init as I
 from ..source import Span
@@ -23,6 +24,11 @@ from . import order as ordering
 
 MAX_NODES = 200_000
 MAX_DEPTH = 64
+# Elaboration steps (expressions evaluated, layers applied) for one program: a model that uses
+# itself twice per level doubles its work per level while its graph stays small (identical
+# pure nodes are shared), so the node limit alone never fires. The examples and the standard
+# library need at most a few thousand; this is ~50x ResNet-50 and takes seconds, not hours.
+MAX_WORK = 200_000
 TYPE_NAMES = {"int", "float", "bool", "str", "string", "layer", "any", "shape", "dim", "tensor"}
 
 
@@ -93,6 +99,17 @@ class Builder:
         self.scope = Scope(())
         self.stack: list[tuple] = []  # models being elaborated: recursion and depth limit
         self.errors: list = []  # every error of the program, reported together
+        self.work = 0  # elaboration steps so far, against MAX_WORK
+
+    def tick(self, span) -> None:
+        """Counts one elaboration step; refuses the program once it has taken MAX_WORK of them."""
+        self.work += 1
+        if self.work > MAX_WORK:
+            names = " -> ".join(dict.fromkeys(n for n, _ in self.stack)) or None
+            raise LimitError(f"elaboration took more than {MAX_WORK:,} steps"
+                             + (f" (inside {names})" if names else ""), span, code="E411",
+                             help="a model that uses itself more than once per level grows exponentially; "
+                                  "use a smaller depth or a `LAYER * n` stack")
 
     # ------------------------------------------------------------------ graph helpers
     def add_node(self, op: str, inputs: list[TensorVal], attrs: dict, span, path=None, label=None):
@@ -159,6 +176,7 @@ class Builder:
 
     # ------------------------------------------------------------------ expressions
     def eval(self, e, env: Env):
+        self.tick(e.span)
         method = getattr(self, "eval_" + type(e).__name__, None)
         if method is None:
             raise UnsupportedError(f"`{type(e).__name__}` is not an expression", e.span)
@@ -241,7 +259,9 @@ class Builder:
         if isinstance(v, TensorVal):
             return v if e.op == "+" else self.add_node("neg", [v], {}, e.span)
         self.require_number(v, e.operand.span)
-        return v if e.op == "+" else -v
+        if e.op == "+":
+            return v
+        return -v if isinstance(v, Sym) else bounds.check(-v, e.span)
 
     def eval_Power(self, e: ast.Power, env):
         return self.binop("**", self.eval(e.base, env), self.eval(e.exp, env), e, e.base, e.exp)
@@ -310,6 +330,9 @@ class Builder:
                                      ne.span, code="E315")
             if n < 1:
                 raise ShapeError(f"cannot stack a layer {n} times", ne.span, code="E315")
+            if n > MAX_NODES:  # refused before any copy is made: each copy costs at least a step
+                raise LimitError(f"a stack of {bounds.short(n)} copies is more than the graph can hold "
+                                 f"({MAX_NODES:,} nodes)", ne.span, code="E404")
             return StackLayer(self.as_layer(layer, e.span), n, span=e.span)
         if layer_a or layer_b:
             bad = ea if layer_a else eb
@@ -329,8 +352,10 @@ class Builder:
                 raise ShapeError("division by zero", eb.span)
             return a // b if a % b == 0 else a / b
         try:
-            return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
-                    "/": lambda: a / b, "**": lambda: a ** b}[op]()
+            if isinstance(a, Sym) or isinstance(b, Sym):
+                return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
+                        "/": lambda: a / b, "**": lambda: a ** b}[op]()
+            return bounds.arith(op, a, b, e.span)
         except ZeroDivisionError:
             raise ShapeError("division by zero", eb.span) from None
         except (OverflowError, TypeError):

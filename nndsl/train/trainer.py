@@ -35,6 +35,10 @@ class Trainer:
     def __init__(self, program, name: str | None = None, *, epochs: int | None = None,
                  iterations: int | None = None, seed: int | None = None, clip_norm: float | None = None,
                  base: str | Path | None = None, devices: int | None = None, mesh: dict | None = None):
+        from ..build.train import check_setting
+        for key, v in (("epochs", epochs), ("iterations", iterations), ("seed", seed), ("clip_norm", clip_norm)):
+            if v is not None:
+                check_setting(key, v)
         self.program = program
         self.base = Path(base) if base else _base_of(program)
         self.spec: TrainSpec = build_train(program.defs, name, None, self.base)
@@ -259,6 +263,7 @@ class Trainer:
         step = self._compiled_step(loop.bs)
         ts = self.place(ts, False)
         acc: dict = {}
+        n_acc, last = 0, {}
         interrupted, bad_run, last_flag, rollbacks = False, 0, None, 0
         bar = _Bar(total, progress, self.spec.name)
         bar.advance(start)
@@ -272,14 +277,16 @@ class Trainer:
                         ts, rollbacks = self._rollback(checkpoint_dir, ts, rollbacks, it - 1), rollbacks + 1
                         bad_run = 0
                     elif bad_run:
-                        self._nonfinite(on_nan, it - 1, bad_run, {k: float(v[-1]) for k, v in acc.items()
+                        self._nonfinite(on_nan, it - 1, bad_run, {k: float(v) for k, v in last.items()
                                                                    if k != "finite"})
-                last_flag = metrics["finite"]
+                last_flag, last = metrics["finite"], metrics
+                # running sums, not lists: memory stays flat however far apart the reports are
                 for k, v in metrics.items():
-                    acc.setdefault(k, []).append(v)
+                    acc[k] = acc[k] + v if k in acc else v
+                n_acc += 1
                 if (it + 1) % log_every == 0 or it + 1 == total:
-                    vals = {k: float(jnp.mean(jnp.stack(v))) for k, v in acc.items() if k != "finite"}
-                    acc = {}
+                    vals = {k: float(v) / n_acc for k, v in acc.items() if k != "finite"}
+                    acc, n_acc = {}, 0
                     if loop.held_out:
                         vals.update({f"val_{k}": v for k, v in self.evaluate(ts, loop.test).items()})
                     for k, v in vals.items():
