@@ -32,6 +32,11 @@ MAX_WORK = 200_000
 TYPE_NAMES = {"int", "float", "bool", "str", "string", "layer", "any", "shape", "dim", "tensor"}
 
 
+class WorkLimit(LimitError):
+    """The graph or the elaboration work outgrew its limit: it stops elaboration as a whole
+    (not recorded per statement, as other errors are)."""
+
+
 @dataclass
 class Scope:
     """Where parameters of the layers applied now are named: a path and per-kind counters.
@@ -99,14 +104,19 @@ class Builder:
         self.scope = Scope(())
         self.stack: list[tuple] = []  # models being elaborated: recursion and depth limit
         self.errors: list = []  # every error of the program, reported together
-        self.work = 0  # elaboration steps so far, against MAX_WORK
+        self.work = 0  # elaboration steps so far, against self.budget
+        # linear in the program's text, so a long but plain program (300,000 statements) is fine;
+        # only work that outgrows the text (a model that uses itself twice per level) runs out
+        sources = {id(d.span.source): len(d.span.source.text) for d in program.definitions.values()
+                   if getattr(d, "span", None) is not None}
+        self.budget = MAX_WORK + 2 * sum(sources.values())
 
     def tick(self, span) -> None:
         """Counts one elaboration step; refuses the program once it has taken MAX_WORK of them."""
         self.work += 1
-        if self.work > MAX_WORK:
+        if self.work > self.budget:
             names = " -> ".join(dict.fromkeys(n for n, _ in self.stack)) or None
-            raise LimitError(f"elaboration took more than {MAX_WORK:,} steps"
+            raise WorkLimit(f"elaboration took more than {self.budget:,} steps"
                              + (f" (inside {names})" if names else ""), span, code="E411",
                              help="a model that uses itself more than once per level grows exponentially; "
                                   "use a smaller depth or a `LAYER * n` stack")
@@ -131,7 +141,7 @@ class Builder:
             raise TypeCheckError(f"{label or op}: these arguments cannot be used ({e})", span,
                                  code="E326") from None
         if len(self.root) >= MAX_NODES:
-            raise LimitError(f"the graph grew past {MAX_NODES:,} nodes", span, code="E404")
+            raise WorkLimit(f"the graph grew past {MAX_NODES:,} nodes", span, code="E404")
         if opdef.has_params and path is not None:
             self._register(opdef, types, attrs, path, span, label or op)
         key = _memo_key(opdef, inputs, attrs)
@@ -505,8 +515,8 @@ class Builder:
         the rest of the body is still checked and every independent mistake is reported."""
         try:
             body()
-        except NeedsConcrete:
-            raise
+        except (NeedsConcrete, WorkLimit):
+            raise  # out of budget: every later statement would say so again
         except Poisoned:
             self._poison(names, env, stmt)
         except NndslError as e:
