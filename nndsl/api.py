@@ -77,6 +77,7 @@ class Model:
         self.program, self.name, self.args = program, name, dict(args)
         self._graphs: dict = {}
         self._optimized: dict = {}
+        self._checked: set = set()
         try:
             self.graph()  # check now: errors surface when the model is asked for, not at first call
         except NeedsConcrete:
@@ -125,6 +126,10 @@ class Model:
     def apply(self, variables, *inputs, train: bool = False, rngs=None):
         """Outputs (one array, or a dict by output name). With train=True: (outputs, new_state)."""
         g = self._graph_for(inputs)
+        if id(g) not in self._checked:  # activations at these input sizes, before anything runs
+            from .limits import check_graph
+            check_graph(g, self.program.max_memory, f"model `{self.name}`")
+            self._checked.add(id(g))
         check_variables(g, variables)
         xs = [jnp.asarray(x, g.node(i).type.dtype) for x, i in zip(inputs, g.inputs)]
         g = self.optimized_graph(tuple(_type_of(x) for x in inputs), train)
@@ -224,7 +229,9 @@ def check_program(program: Program) -> list:
             continue  # an imported definition is checked where this file uses it
         try:
             if isinstance(d, ast.TrainDef):
-                build_train(program.defs, name, None, _entry_dir(program))
+                from .build.train import check_memory
+                check_memory(build_train(program.defs, name, None, _entry_dir(program)), program.max_memory,
+                             f"train block `{name}`")
             elif all(p.default is not None for p in d.params):
                 from .limits import check_graph
                 check_graph(_build.build_model(program.defs, name, {}), program.max_memory, f"model `{name}`")

@@ -32,18 +32,18 @@ def too_big(what: str, span, code: str = "E410"):
     return LimitError(f"{what} is too large", span, code=code, help=HELP)
 
 
-def check(v, span, what: str = "this number"):
+def check(v, span, what: str = "this number", quiet: bool = False):
     """`v` itself, or a located LimitError when it is outside the bounds."""
     if isinstance(v, bool):
         return v
     if isinstance(v, int):
         if -MAX_INT - 1 <= v <= MAX_INT:
             return v
-        raise too_big(f"{what} ({short(v)})", span)
+        raise too_big(what if quiet else f"{what} ({short(v)})", span)
     if isinstance(v, float):
         if math.isfinite(v):
             return v
-        raise too_big(f"{what} ({v})" if not math.isnan(v) else what, span)
+        raise too_big(what if quiet or math.isnan(v) else f"{what} ({v})", span)
     if isinstance(v, complex):
         raise LimitError(f"{what} is not a real number", span, code="E410",
                          help="a negative number to a fractional power has no real value")
@@ -56,7 +56,8 @@ def literal(text: str, span):
     if len(text) > MAX_LITERAL_CHARS:
         raise too_big(f"a number literal of {len(text):,} characters", span)
     v = float(text) if any(c in text for c in ".eE") else int(text)
-    return check(v, span, f"the number {text}" if len(text) <= 40 else "this number literal")
+    return check(v, span, f"the number {text}" if len(text) <= 40 else f"a number literal of {len(text)} digits",
+                 quiet=True)
 
 
 def _bits(v) -> float:

@@ -55,7 +55,7 @@ class Source:
         return self.text[starts[n - 1]:end]
 
 
-EXCERPT_WIDTH = 160
+EXCERPT_WIDTH = 500
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,7 @@ def elaborate_model(b: Builder, defn, args: dict, inputs: list | None, path: tup
         raise TypeCheckError(f"model `{defn.name}` takes {len(decls)} input{'s' if len(decls) != 1 else ''}, "
                              f"given {len(inputs)}", span, code="E328")
     b.stack.append((defn.name, path))
+    b.call_spans.append(span)
     saved = b.scope
     b.scope = Scope(path)
     try:
@@ -102,6 +103,7 @@ def elaborate_model(b: Builder, defn, args: dict, inputs: list | None, path: tup
     finally:
         b.scope = saved
         b.stack.pop()
+        b.call_spans.pop()
     if not outputs:
         raise NameResolutionError(f"model `{defn.name}` has no output", defn.name_span, code="E206",
                                   help="add `output NAME = ...`")
@@ -347,6 +349,7 @@ def apply_cell(b: Builder, layer, inputs: list, span, path: tuple, reverse=False
     saved = b.scope
     b.scope = Scope(path)
     b.stack.append((defn.name, path))
+    b.call_spans.append(span)
     try:
         env = Env(dict(layer.args))
         x_node = body.add("input", [], {"name": decls[0].name}, x_t, span, label=decls[0].name)
@@ -378,6 +381,7 @@ def apply_cell(b: Builder, layer, inputs: list, span, path: tuple, reverse=False
         b.g = outer
         b.scope = saved
         b.stack.pop()
+        b.call_spans.pop()
     init_vals = [_initial_state(b, inits[n], states[n].type, path, env) for n in states]
     time = unroll if unroll is not None else seq.type.shape[1]
     out_seq = out.type.with_shape(out.type.shape[:1] + (time,) + out.type.shape[1:])

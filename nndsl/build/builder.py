@@ -105,6 +105,7 @@ class Builder:
         self.stack: list[tuple] = []  # models being elaborated: recursion and depth limit
         self.errors: list = []  # every error of the program, reported together
         self.work = 0  # elaboration steps so far, against self.budget
+        self.call_spans: list = []  # beside `stack`: where each model being elaborated was used
         # linear in the program's text, so a long but plain program (300,000 statements) is fine;
         # only work that outgrows the text (a model that uses itself twice per level) runs out
         sources = {id(d.span.source): len(d.span.source.text) for d in program.definitions.values()
@@ -116,6 +117,14 @@ class Builder:
         self.work += 1
         if self.work > self.budget:
             names = " -> ".join(dict.fromkeys(n for n, _ in self.stack)) or None
+            # point at the first use of a model inside itself: where the growth starts, the
+            # same place however far it got
+            seen = set()
+            for (name, _), call in zip(self.stack, self.call_spans):
+                if name in seen and call is not None:
+                    span = call
+                    break
+                seen.add(name)
             raise WorkLimit(f"elaboration took more than {self.budget:,} steps"
                              + (f" (inside {names})" if names else ""), span, code="E411",
                              help="a model that uses itself more than once per level grows exponentially; "

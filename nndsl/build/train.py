@@ -250,3 +250,14 @@ def check_setting(key: str, v):
         raise TypeCheckError(f"`{key}` needs an integer from {lo} to {SETTING_MAX[key]:,}, found {shown}",
                              None, code="E349")
     return v
+
+
+def check_memory(spec: TrainSpec, max_memory: int | None, what: str) -> None:
+    """The train block's parameters, activations at its batch size and generated data against
+    the memory limit: `nndsl check` and `nndsl train` ask the same question here."""
+    from ..limits import check_graph
+    data_span = None
+    if spec.data_inputs:
+        data_span = spec.graph.node(next(iter(spec.data_inputs.values()))).span
+    batch = spec.data.batch if spec.data is not None else None
+    check_graph(spec.graph, max_memory, what, batch=batch, data=spec.data, data_span=data_span)

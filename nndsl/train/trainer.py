@@ -76,7 +76,8 @@ class Trainer:
     def init(self, key) -> dict:
         from ..limits import check_graph
         spec = self.spec_for(self.batch_size)
-        check_graph(spec.graph, self.program.max_memory, f"train block `{self.name}`")
+        from ..build.train import check_memory
+        check_memory(spec, self.program.max_memory, f"train block `{self.name}`")
         kp, ks = jax.random.split(key)
         params = interpret.init_tree(spec.graph.params, kp)
         state = interpret.init_tree(spec.graph.state, ks)
