@@ -27,8 +27,9 @@ MAX_DEPTH = 64
 # Elaboration steps (expressions evaluated, layers applied) for one program: a model that uses
 # itself twice per level doubles its work per level while its graph stays small (identical
 # pure nodes are shared), so the node limit alone never fires. The examples and the standard
-# library need at most a few thousand; this is ~50x ResNet-50 and takes seconds, not hours.
-MAX_WORK = 200_000
+# library need at most a few thousand; this is ~17x ResNet-50 and is spent in about a second.
+# Each Builder adds two steps per character of the program's text (see Builder.budget).
+MAX_WORK = 100_000
 TYPE_NAMES = {"int", "float", "bool", "str", "string", "layer", "any", "shape", "dim", "tensor"}
 
 

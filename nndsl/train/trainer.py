@@ -74,9 +74,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def init(self, key) -> dict:
-        from ..limits import check_graph
-        spec = self.spec_for(self.batch_size)
         from ..build.train import check_memory
+        spec = self.spec_for(self.batch_size)
         check_memory(spec, self.program.max_memory, f"train block `{self.name}`")
         kp, ks = jax.random.split(key)
         params = interpret.init_tree(spec.graph.params, kp)
