@@ -110,3 +110,15 @@ def test_open_document_after_a_bad_frame_gets_diagnostics(client):
     client.send(frame({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": doc}}))
     m = client.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics")
     assert [d["code"] for d in m["params"]["diagnostics"]] == ["E410"]
+
+
+def test_exponential_recursion_does_not_freeze_the_server(client):
+    text = ("model F(n: int = 30) {\n  input x: [batch, 4]\n"
+            "  output y = if n == 0 then x else (x -> F(n - 1)) + (x -> F(n - 1))\n}\n")
+    doc = {"uri": "file:///nowhere/fib.nn", "languageId": "nndsl", "version": 1, "text": text}
+    client.send(frame({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": doc}}))
+    m = client.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics"
+                        and m["params"]["uri"].endswith("fib.nn"))
+    assert [d["code"] for d in m["params"]["diagnostics"]] == ["E411"]
+    client.send(frame(hover(77)))
+    client.wait_for(lambda m: m.get("id") == 77 and "error" not in m)
