@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from . import build as _build
-from .errors import ErrorGroup, NndslError
+from .errors import ErrorGroup, NameResolutionError, NndslError, ShapeError, TypeCheckError
 from .frontend import Program as _Defs
 from .frontend import load_file, load_text
 from .ir.graph import Graph
@@ -21,6 +21,45 @@ def _type_of(x) -> TensorType:
     """Concrete sizes stay ints; a symbolic size (jax.export's `b`) becomes a symbolic dim."""
     return TensorType(tuple(int(d) if isinstance(d, int) or hasattr(d, "__index__") and _static(d) else str(d)
                             for d in jnp.shape(x)), str(jnp.result_type(x)))
+
+
+def _input_type(x, name: str) -> TensorType:
+    """The type of one input given from Python; anything that is not an array of numbers, or an
+    array with an empty axis, is the caller's mistake, said as such."""
+    if x is None or isinstance(x, (str, bytes, dict)):
+        raise TypeCheckError(f"input `{name}` must be an array, found {type(x).__name__}", code="E303")
+    try:
+        t = _type_of(x)
+    except (TypeError, ValueError) as e:
+        raise TypeCheckError(f"input `{name}` must be an array of numbers ({type(x).__name__} is not)",
+                             code="E303") from e
+    if not jnp.issubdtype(jnp.dtype(t.dtype), jnp.number) and t.dtype != "bool":
+        raise TypeCheckError(f"input `{name}` must be an array of numbers, found dtype {t.dtype}", code="E303")
+    for d in t.shape:
+        if isinstance(d, int) and d < 1:
+            raise ShapeError(f"input `{name}` has shape {list(t.shape)}: every axis needs at least one "
+                             "element (an empty batch has nothing to compute)", code="E303")
+    return t
+
+
+def check_variables(g: Graph, variables) -> None:
+    """Every parameter and state the graph reads is present with its shape, so a missing or
+    foreign weight is a named error instead of a KeyError or a shape failure deep inside XLA."""
+    from .lower.interpret import get_path
+    if not isinstance(variables, dict):
+        raise TypeCheckError(f"variables must be the dict `init` returns, found {type(variables).__name__}",
+                             code="E604")
+    for kind, specs in (("params", g.params), ("state", g.state)):
+        for path, spec in specs.items():
+            try:
+                arr = get_path(variables.get(kind, {}), path)
+                shape = tuple(jnp.shape(arr))
+            except (KeyError, TypeError, AttributeError, IndexError):
+                raise NndslError(f"the variables have no {kind} `{'/'.join(path)}` (were they made for this "
+                                 "model?)", code="E604") from None
+            if shape != tuple(spec.shape):
+                raise NndslError(f"variable `{'/'.join(path)}` has shape {list(shape)}, the model needs "
+                                 f"{list(spec.shape)}", code="E605")
 
 
 def _static(d) -> bool:
@@ -38,6 +77,7 @@ class Model:
         self.program, self.name, self.args = program, name, dict(args)
         self._graphs: dict = {}
         self._optimized: dict = {}
+        self._checked: set = set()
         try:
             self.graph()  # check now: errors surface when the model is asked for, not at first call
         except NeedsConcrete:
@@ -71,9 +111,9 @@ class Model:
     def _graph_for(self, inputs) -> Graph:
         want = len(self.input_names)
         if len(inputs) != want:
-            raise TypeError(f"{self.name} takes {want} input{'s' if want != 1 else ''} "
-                            f"({', '.join(self.input_names)}), given {len(inputs)}")
-        return self.graph(tuple(_type_of(x) for x in inputs))
+            raise TypeCheckError(f"{self.name} takes {want} input{'s' if want != 1 else ''} "
+                                 f"({', '.join(self.input_names)}), given {len(inputs)}", code="E328")
+        return self.graph(tuple(_input_type(x, n) for x, n in zip(inputs, self.input_names)))
 
     def init(self, key, *inputs) -> dict:
         """Fresh variables {"params", "state"}; each layer's key derives from its stable name."""
@@ -86,6 +126,11 @@ class Model:
     def apply(self, variables, *inputs, train: bool = False, rngs=None):
         """Outputs (one array, or a dict by output name). With train=True: (outputs, new_state)."""
         g = self._graph_for(inputs)
+        if id(g) not in self._checked:  # activations at these input sizes, before anything runs
+            from .limits import check_graph
+            check_graph(g, self.program.max_memory, f"model `{self.name}`")
+            self._checked.add(id(g))
+        check_variables(g, variables)
         xs = [jnp.asarray(x, g.node(i).type.dtype) for x, i in zip(inputs, g.inputs)]
         g = self.optimized_graph(tuple(_type_of(x) for x in inputs), train)
         rng = rngs.get("dropout") if isinstance(rngs, dict) else rngs
@@ -114,6 +159,12 @@ class Program:
         self.max_memory: int | None = None  # bytes; None = this machine's memory
 
     def model(self, name: str, **args) -> Model:
+        if not isinstance(name, str):
+            raise NameResolutionError(f"a model is named by a string, found {type(name).__name__}", code="E210",
+                                      help=f"models here: {', '.join(self.models) or 'none'}")
+        from .bounds import check
+        for k, v in args.items():
+            check(v, None, f"argument `{k}`")
         return Model(self, name, args)
 
     @property
@@ -146,6 +197,19 @@ def load(path: str | Path, import_root: str | Path | None = None, opt_level: int
 
 def loads(text: str, name: str = "<string>", base: str | Path | None = None, opt_level: int = 1,
           passes: list[str] | None = None) -> Program:
+    """`text` is the program itself (bytes are read as UTF-8, as a file would be)."""
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as e:
+            from .errors import ImportFailure
+            raise ImportFailure(f"the program is not UTF-8 text (byte {e.start} cannot be decoded)",
+                                code="E502") from None
+    if not isinstance(text, str):
+        raise TypeCheckError(f"loads takes the program's text (a str), found {type(text).__name__}",
+                             code="E310", help="to read a file, use nndsl.load(path)")
+    if not isinstance(name, str):
+        name = str(name)
     from .files import check_text
     check_text(text, name)  # the 10 MB limit `load` applies to a file
     return Program(load_text(text, name, base), opt_level, passes)
@@ -167,7 +231,9 @@ def check_program(program: Program) -> list:
             continue  # an imported definition is checked where this file uses it
         try:
             if isinstance(d, ast.TrainDef):
-                build_train(program.defs, name, None, _entry_dir(program))
+                from .build.train import check_memory
+                check_memory(build_train(program.defs, name, None, _entry_dir(program)), program.max_memory,
+                             f"train block `{name}`")
             elif all(p.default is not None for p in d.params):
                 from .limits import check_graph
                 check_graph(_build.build_model(program.defs, name, {}), program.max_memory, f"model `{name}`")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .source import Span
+from .source import Span, clean
 
 
 @dataclass
@@ -16,6 +16,13 @@ class Diagnostic:
     severity: str = "error"
     notes: list[tuple[Span | None, str]] = field(default_factory=list)
     help: str | None = None
+
+    def __post_init__(self):
+        # Messages quote user text (string literals, names of files): no control character of
+        # it may reach a terminal or an editor, however the message was put together.
+        self.message = clean(str(self.message))
+        self.help = clean(self.help) if self.help is not None else None
+        self.notes = [(sp, clean(str(n))) for sp, n in self.notes]
 
     def render(self) -> str:
         head = f"{self.severity}[{self.code}]: {self.message}"

@@ -12,8 +12,20 @@ import jax.numpy as jnp
 from .errors import NndslError
 
 
+MAX_LENGTH = 100_000  # characters per call: each step re-reads the whole buffer, so time grows as length**2
+
+
 def generate(model, variables, vocab: str, prompt: str, length: int, temperature: float = 1.0,
              seed: int = 0) -> str:
+    from .errors import LimitError
+    if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= MAX_LENGTH:
+        raise LimitError(f"the sample length must be from 1 to {MAX_LENGTH:,} characters, got "
+                         f"{length if isinstance(length, int) else type(length).__name__}", code="E412",
+                         help="generate a long text in several calls, each prompted with the end of the last")
+    if len(prompt) > MAX_LENGTH:
+        raise LimitError(f"the prompt is {len(prompt):,} characters; at most {MAX_LENGTH:,}", code="E412")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise LimitError(f"the seed must be an integer from 0 to {2**32 - 1:,}", code="E412")
     unknown = sorted({c for c in prompt if c not in vocab})
     if unknown:
         raise NndslError(f"the prompt uses characters the model never saw: {''.join(unknown)!r}", code="E606")

@@ -54,6 +54,10 @@ def summarize(model, batch: int = 1, console=None) -> dict:
     from rich.console import Console
     from rich.table import Table
     from rich.markup import escape
+    from .limits import MAX_EXTENT
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_EXTENT:
+        from .errors import LimitError
+        raise LimitError(f"the batch size must be from 1 to {MAX_EXTENT:,}", code="E401")
     rs = rows(model, batch)
     g = concrete_graph(model, batch)
     total_params = sum(s.size() or 0 for s in g.params.values())

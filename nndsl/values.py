@@ -191,9 +191,11 @@ def describe(v) -> str:
     if isinstance(v, bool):
         return "a boolean"
     if isinstance(v, (int, float)):
-        return f"the number {v}"
+        from .bounds import short
+        return f"the number {short(v)}"
     if isinstance(v, str):
-        return f'the string "{v}"'
+        from .source import escape
+        return f'the string "{escape(v)}"'
     if isinstance(v, Sym):
         return f"the dimension `{v}`"
     if isinstance(v, list):

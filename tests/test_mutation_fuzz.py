@@ -1,6 +1,8 @@
 """Token mutations of the real example programs (a token deleted, duplicated, swapped with its
-neighbour, or replaced by another): checking the result raises nothing but nndsl's own
-diagnostics. 500 cases in the normal suite; NNDSL_MUTATIONS=10000 (or the slow test) for more."""
+neighbour, or replaced by another, by a bomb of issue 13 (a huge number, a huge repeat, control
+characters in a string) or by a model of the same file, which makes recursion): checking the
+result raises nothing but nndsl's own diagnostics. 500 cases in the normal suite;
+NNDSL_MUTATIONS=10000 (or the slow test) for more."""
 from __future__ import annotations
 
 import os
@@ -20,13 +22,29 @@ SOURCES = sorted((ROOT / "examples").glob("*.nn"))
 EXTRA = ["(", ")", "[", "]", "{", "}", ",", "->", "=", "~", "*", "@", "'", "0", "-1", "1e99", "x",
          "model", "cell", "train", "input", "output", "state", "param", "step", "if", "then", "else",
          '"s"', "\x00", "é"]
+# Hostile values of issue 13's families: numbers too large to compute, repeats too many to
+# expand, control characters to paint over a message. Each must be a diagnostic, found fast.
+BOMBS = ["10 ** 10 ** 10", "7 ** 30000000", "9" * 450, "1e400", "2 ** 63", "(0 - 8) ** 0.5",
+         "3037000500 * 3037000500", '"\\x1b[2J\\r\\0"', '"\\u202e\\n"']
+REPEATS = [" * 1000000000", " * 10 ** 30", " * 1e11", " * 0"]
 
 
 def mutate(text: str, rng: np.random.Generator) -> str:
     toks = TOKEN.findall(text)
     idx = [i for i, t in enumerate(toks) if not t.isspace() and not t.startswith("#")]
     i = int(rng.choice(idx))
-    kind = int(rng.integers(0, 4))
+    kind = int(rng.integers(0, 6))
+    if kind == 4:  # a bomb where a value stands, or a repeat after a layer
+        toks[i] = str(rng.choice(BOMBS)) if rng.random() < 0.6 else toks[i] + str(rng.choice(REPEATS))
+        return "".join(toks)
+    if kind == 5:  # a layer replaced by a model of the same file: recursion, mutual or doubled
+        models = re.findall(r"\bmodel\s+([A-Z]\w*)\s*[({]", text)
+        layers = [j for j in idx if re.fullmatch(r"[a-z_]+", toks[j]) and toks[j] not in KEYWORDS]
+        if models and layers:
+            j = int(rng.choice(layers))
+            toks[j] = str(rng.choice(models)) + "()"
+            return "".join(toks)
+        kind = 3
     if kind == 0:
         toks[i] = ""
     elif kind == 1:
@@ -37,6 +55,11 @@ def mutate(text: str, rng: np.random.Generator) -> str:
     else:
         toks[i] = str(rng.choice(EXTRA))
     return "".join(toks)
+
+
+KEYWORDS = {"model", "cell", "train", "input", "output", "state", "param", "step", "if", "then", "else",
+            "data", "loss", "metric", "minimize", "with", "import", "iterations", "epochs", "seed", "batch",
+            "and", "or", "not", "true", "false", "sample", "every"}
 
 
 def run_cases(n: int, seed: int) -> int:

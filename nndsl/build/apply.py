@@ -1,6 +1,8 @@
 """Applying layers: ops, models used as layers, chains, stacks, bound instances, and cells."""
 from __future__ import annotations
 
+import itertools
+
 from ..errors import NameResolutionError, ShapeError, TypeCheckError, UnsupportedError, LimitError
 from ..ir.graph import Graph
 from ..ir.types import DTYPES, TensorType, shape_str
@@ -15,6 +17,7 @@ from .builder import MAX_DEPTH, SPECIAL, Builder, Env, Scope
 
 
 def apply_layer(b: Builder, layer: Layer, inputs: list, span, path: tuple | None = None):
+    b.tick(span)
     if isinstance(layer, OpLayer):
         return _apply_op(b, layer, inputs, span, path)
     if isinstance(layer, ModelLayer):
@@ -25,7 +28,7 @@ def apply_layer(b: Builder, layer: Layer, inputs: list, span, path: tuple | None
     if isinstance(layer, BoundLayer):
         return apply_layer(b, layer.layer, inputs, span, layer.scope + (layer.name,))
     if isinstance(layer, (ChainLayer, StackLayer)):
-        items = layer.layers if isinstance(layer, ChainLayer) else [layer.layer] * layer.n
+        items = layer.layers if isinstance(layer, ChainLayer) else itertools.repeat(layer.layer, layer.n)
         with _scoped(b, path):
             v = inputs
             for item in items:
@@ -101,6 +104,7 @@ def elaborate_model(b: Builder, defn, args: dict, inputs: list | None, path: tup
         raise TypeCheckError(f"model `{defn.name}` takes {len(decls)} input{'s' if len(decls) != 1 else ''}, "
                              f"given {len(inputs)}", span, code="E328")
     b.stack.append((defn.name, path))
+    b.call_spans.append(span)
     saved = b.scope
     b.scope = Scope(path)
     try:
@@ -110,6 +114,7 @@ def elaborate_model(b: Builder, defn, args: dict, inputs: list | None, path: tup
     finally:
         b.scope = saved
         b.stack.pop()
+        b.call_spans.pop()
     if not outputs:
         raise NameResolutionError(f"model `{defn.name}` has no output", defn.name_span, code="E206",
                                   help="add `output NAME = ...`")
@@ -355,6 +360,7 @@ def apply_cell(b: Builder, layer, inputs: list, span, path: tuple, reverse=False
     saved = b.scope
     b.scope = Scope(path)
     b.stack.append((defn.name, path))
+    b.call_spans.append(span)
     try:
         env = Env(dict(layer.args))
         x_node = body.add("input", [], {"name": decls[0].name}, x_t, span, label=decls[0].name)
@@ -386,6 +392,7 @@ def apply_cell(b: Builder, layer, inputs: list, span, path: tuple, reverse=False
         b.g = outer
         b.scope = saved
         b.stack.pop()
+        b.call_spans.pop()
     init_vals = [_initial_state(b, inits[n], states[n].type, path, env) for n in states]
     time = unroll if unroll is not None else seq.type.shape[1]
     out_seq = out.type.with_shape(out.type.shape[:1] + (time,) + out.type.shape[1:])

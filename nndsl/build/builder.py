@@ -12,6 +12,7 @@ from ..errors import (NameResolutionError, NndslError, ShapeError, TypeCheckErro
                       UnsupportedError, closest, LimitError)
 from ..ir.graph import Graph, stable_hash  # noqa: F401  (re-exported)
 from ..ir.types import DTYPES, TensorType, shape_str
+from .. import bounds
 from ..ops import OPS, OpError
 from ..ops import init as I
 from ..source import Span
@@ -23,7 +24,18 @@ from . import order as ordering
 
 MAX_NODES = 200_000
 MAX_DEPTH = 64
+# Elaboration steps (expressions evaluated, layers applied) for one program: a model that uses
+# itself twice per level doubles its work per level while its graph stays small (identical
+# pure nodes are shared), so the node limit alone never fires. The examples and the standard
+# library need at most a few thousand; this is ~17x ResNet-50 and is spent in about a second.
+# Each Builder adds two steps per character of the program's text (see Builder.budget).
+MAX_WORK = 100_000
 TYPE_NAMES = {"int", "float", "bool", "str", "string", "layer", "any", "shape", "dim", "tensor"}
+
+
+class WorkLimit(LimitError):
+    """The graph or the elaboration work outgrew its limit: it stops elaboration as a whole
+    (not recorded per statement, as other errors are)."""
 
 
 @dataclass
@@ -93,6 +105,31 @@ class Builder:
         self.scope = Scope(())
         self.stack: list[tuple] = []  # models being elaborated: recursion and depth limit
         self.errors: list = []  # every error of the program, reported together
+        self.work = 0  # elaboration steps so far, against self.budget
+        self.call_spans: list = []  # beside `stack`: where each model being elaborated was used
+        # linear in the program's text, so a long but plain program (300,000 statements) is fine;
+        # only work that outgrows the text (a model that uses itself twice per level) runs out
+        sources = {id(d.span.source): len(d.span.source.text) for d in program.definitions.values()
+                   if getattr(d, "span", None) is not None}
+        self.budget = MAX_WORK + 2 * sum(sources.values())
+
+    def tick(self, span) -> None:
+        """Counts one elaboration step; refuses the program once it has taken MAX_WORK of them."""
+        self.work += 1
+        if self.work > self.budget:
+            names = " -> ".join(dict.fromkeys(n for n, _ in self.stack)) or None
+            # point at the first use of a model inside itself: where the growth starts, the
+            # same place however far it got
+            seen = set()
+            for (name, _), call in zip(self.stack, self.call_spans):
+                if name in seen and call is not None:
+                    span = call
+                    break
+                seen.add(name)
+            raise WorkLimit(f"elaboration took more than {self.budget:,} steps"
+                             + (f" (inside {names})" if names else ""), span, code="E411",
+                             help="a model that uses itself more than once per level grows exponentially; "
+                                  "use a smaller depth or a `LAYER * n` stack")
 
     # ------------------------------------------------------------------ graph helpers
     def add_node(self, op: str, inputs: list[TensorVal], attrs: dict, span, path=None, label=None):
@@ -115,7 +152,7 @@ class Builder:
             raise TypeCheckError(f"{label or op}: these arguments cannot be used together", span,
                                  code="E326", help=_accepted(opdef)) from None
         if len(self.root) >= MAX_NODES:
-            raise LimitError(f"the graph grew past {MAX_NODES:,} nodes", span, code="E404")
+            raise WorkLimit(f"the graph grew past {MAX_NODES:,} nodes", span, code="E404")
         if opdef.has_params and path is not None:
             self._register(opdef, types, attrs, path, span, label or op)
         key = _memo_key(opdef, inputs, attrs)
@@ -160,6 +197,7 @@ class Builder:
 
     # ------------------------------------------------------------------ expressions
     def eval(self, e, env: Env):
+        self.tick(e.span)
         method = getattr(self, "eval_" + type(e).__name__, None)
         if method is None:
             raise UnsupportedError(f"`{type(e).__name__}` is not an expression", e.span)
@@ -242,7 +280,9 @@ class Builder:
         if isinstance(v, TensorVal):
             return v if e.op == "+" else self.add_node("neg", [v], {}, e.span)
         self.require_number(v, e.operand.span)
-        return v if e.op == "+" else -v
+        if e.op == "+":
+            return v
+        return -v if isinstance(v, Sym) else bounds.check(-v, e.span)
 
     def eval_Power(self, e: ast.Power, env):
         return self.binop("**", self.eval(e.base, env), self.eval(e.exp, env), e, e.base, e.exp)
@@ -311,6 +351,9 @@ class Builder:
                                      ne.span, code="E315")
             if n < 1:
                 raise ShapeError(f"cannot stack a layer {n} times", ne.span, code="E315")
+            if n > MAX_NODES:  # refused before any copy is made: each copy costs at least a step
+                raise LimitError(f"a stack of {bounds.short(n)} copies is more than the graph can hold "
+                                 f"({MAX_NODES:,} nodes)", ne.span, code="E404")
             return StackLayer(self.as_layer(layer, e.span), n, span=e.span)
         if layer_a or layer_b:
             bad = ea if layer_a else eb
@@ -330,8 +373,10 @@ class Builder:
                 raise ShapeError("division by zero", eb.span)
             return a // b if a % b == 0 else a / b
         try:
-            return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
-                    "/": lambda: a / b, "**": lambda: a ** b}[op]()
+            if isinstance(a, Sym) or isinstance(b, Sym):
+                return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
+                        "/": lambda: a / b, "**": lambda: a ** b}[op]()
+            return bounds.arith(op, a, b, e.span)
         except ZeroDivisionError:
             raise ShapeError("division by zero", eb.span) from None
         except (OverflowError, TypeError):
@@ -481,8 +526,8 @@ class Builder:
         the rest of the body is still checked and every independent mistake is reported."""
         try:
             body()
-        except NeedsConcrete:
-            raise
+        except (NeedsConcrete, WorkLimit):
+            raise  # out of budget: every later statement would say so again
         except Poisoned:
             self._poison(names, env, stmt)
         except NndslError as e:

@@ -73,8 +73,22 @@ def reads(stmt) -> set[str]:
     return names
 
 
+_ORDERED: dict = {}  # id(body) -> (body, order): a recursive model is ordered once, not per use
+
+
 def order(body) -> list:
     """Statements sorted so each comes after what it reads; stable with respect to the source."""
+    hit = _ORDERED.get(id(body))
+    if hit is not None and hit[0] is body:
+        return list(hit[1])
+    out = _order(body)
+    if len(_ORDERED) > 4096:
+        _ORDERED.clear()
+    _ORDERED[id(body)] = (body, out)  # holding `body` keeps its id from being reused
+    return list(out)
+
+
+def _order(body) -> list:
     producer: dict[str, int] = {}
     for i, s in enumerate(body):
         for n in provides(s):

@@ -46,6 +46,10 @@ class TrainSpec:
 
 
 SETTING_TYPES = {"epochs": int, "iterations": int, "seed": int, "clip_norm": float, "eval_every": int}
+# Upper bounds that no real run reaches but that keep counters, seeds and loops finite: a run of
+# 10**20 iterations is a hang, not a plan; a seed must fit the 32-bit words of a JAX key.
+SETTING_MAX = {"epochs": 10**6, "iterations": 10**9, "seed": 2**32 - 1, "eval_every": 10**9}
+MAX_STEP_REPEAT = 10_000
 
 
 def find_train(program, name: str | None):
@@ -205,6 +209,9 @@ def _step(b, stmt, env, spec, eval_optimizer) -> StepSpec:
                              help="minimizing it would not change the model")
     if stmt.repeat < 1:
         raise TypeCheckError("a step repeats at least once", stmt.span)
+    if stmt.repeat > MAX_STEP_REPEAT:
+        raise TypeCheckError(f"a step repeats at most {MAX_STEP_REPEAT:,} times, found {stmt.repeat:,}",
+                             stmt.span, code="E349")
     opt = eval_optimizer(b, stmt.optimizer, env)
     return StepSpec(stmt.models, stmt.repeat, loss_name, loss.node, opt, stmt.span)
 
@@ -212,10 +219,45 @@ def _step(b, stmt, env, spec, eval_optimizer) -> StepSpec:
 def _setting(b, stmt, env):
     v = b.eval(stmt.value, env)
     want = SETTING_TYPES[stmt.key]
+    if stmt.key == "seed" and isinstance(v, int) and not isinstance(v, bool) and v == 0:
+        return v  # seed 0 is a seed
+    if want is int and isinstance(v, float) and v.is_integer() and 1 <= v <= SETTING_MAX[stmt.key]:
+        v = int(v)  # `iterations 1e4`
     if want is int and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
         raise TypeCheckError(f"`{stmt.key}` needs a positive integer, found {describe(v)}", stmt.value.span,
+                             code="E349")
+    if want is int and v > SETTING_MAX[stmt.key]:
+        raise TypeCheckError(f"`{stmt.key}` is at most {SETTING_MAX[stmt.key]:,}, found {v:,}", stmt.value.span,
                              code="E349")
     if want is float and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
         raise TypeCheckError(f"`{stmt.key}` needs a positive number, found {describe(v)}", stmt.value.span,
                              code="E349")
     return v
+
+
+def check_setting(key: str, v):
+    """A setting given from outside the file (the command line, `Program.trainer(...)`), held to
+    the same bounds as one written in the train block; `v` itself when it is fine."""
+    lo = 0 if key == "seed" else 1
+    if SETTING_TYPES[key] is float:
+        import math
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise TypeCheckError(f"`{key}` needs a positive number, found {v!r}"[:200], None, code="E349")
+        return v
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= SETTING_MAX[key]:
+        from ..bounds import short
+        shown = short(v) if isinstance(v, (int, float)) else type(v).__name__
+        raise TypeCheckError(f"`{key}` needs an integer from {lo} to {SETTING_MAX[key]:,}, found {shown}",
+                             None, code="E349")
+    return v
+
+
+def check_memory(spec: TrainSpec, max_memory: int | None, what: str) -> None:
+    """The train block's parameters, activations at its batch size and generated data against
+    the memory limit: `nndsl check` and `nndsl train` ask the same question here."""
+    from ..limits import check_graph
+    data_span = None
+    if spec.data_inputs:
+        data_span = spec.graph.node(next(iter(spec.data_inputs.values()))).span
+    batch = spec.data.batch if spec.data is not None else None
+    check_graph(spec.graph, max_memory, what, batch=batch, data=spec.data, data_span=data_span)

@@ -113,3 +113,44 @@ def reverse(n: int, length: int, vocab: int, seed: int) -> dict:
     y = x[:, ::-1].copy()
     prev = np.concatenate([np.zeros((n, 1), np.int32), y[:, :-1]], 1)
     return {"x": x, "y": y, "prev": prev}
+
+
+# ---------------------------------------------------------------------- arguments and size
+# The smallest sensible value of each integer argument of a generated source (numpy would raise
+# from deep inside the generator, or loop forever, on less); `seed` may be 0.
+MINIMUM = {"n": 1, "modes": 1, "classes": 1, "length": 1, "size": 1, "vocab": 2, "seed": 0, "batch": 1}
+COPIES = 3  # the generated arrays, the temporaries that make them, and the train/held-out split
+
+
+def check_args(name: str, attrs: dict) -> None:
+    """Refuses arguments a generator cannot use, with the argument's name (an OpError, located
+    at the `data` statement by the caller)."""
+    from ..bounds import short
+    from ..ops.registry import OpError
+    if "n" not in attrs:
+        return  # not a generated source
+    for k, v in attrs.items():
+        low = MINIMUM.get(k)
+        if low is not None and isinstance(v, int) and not isinstance(v, bool) and v < low:
+            raise OpError(f"{name}: `{k}` must be at least {low}, got {short(v)}")
+    if name == "sentiment" and attrs.get("length", 3) < 3:
+        raise OpError(f"sentiment: `length` must be at least 3, got {attrs['length']}")
+    if name == "sentiment" and attrs.get("vocab", 40) <= 18:
+        raise OpError(f"sentiment: `vocab` must be more than 18, got {attrs['vocab']}")
+
+
+def footprint(source) -> int:
+    """Bytes the source will hold once generated, from its arguments alone: examples x the size
+    of one example, times the copies made on the way. `ring_gaussians(n=3e8)` is refused from
+    this number before a single example is drawn."""
+    from ..limits import ITEMSIZE
+    n = source.args.get("n")
+    if not isinstance(n, int):
+        return 0
+    per = 0
+    for t in source.fields.values():
+        size = 1
+        for d in t.shape:
+            size *= d if isinstance(d, int) else 1
+        per += size * max(ITEMSIZE.get(t.dtype, 4), 8)  # generators draw in float64/int64 first
+    return COPIES * n * per

@@ -279,6 +279,9 @@ def make_source(name: str, attrs: dict, base: Path | None) -> DataSource:
         raise OpError(f"batch must be at least 1, got {attrs['batch']}")
     if "split" in attrs and not 0 < attrs["split"] <= 1:
         raise OpError(f"split must be in (0, 1], got {attrs['split']}")
+    from .generated import check_args, footprint
+    check_args(name, attrs)
     src = factory(**attrs, base=base) if name in FILE_SOURCES else factory(**attrs)
     src.args = dict(attrs)
+    src.nbytes = footprint(src)  # known before anything is generated: limits.check_graph counts it
     return src

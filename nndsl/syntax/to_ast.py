@@ -13,10 +13,9 @@ from ..source import Source, Span
 from . import ast
 
 
-def _num(text: str) -> int | float:
-    if any(c in text for c in ".eE"):
-        return float(text)
-    return int(text)
+def _num(text: str, span=None) -> int | float:
+    from ..bounds import literal
+    return literal(text, span)
 
 
 @v_args(meta=True)
@@ -99,7 +98,7 @@ class ToAst(Transformer_NonRecursive):
 
     def step_stmt(self, meta, ch):
         *models, repeat, loss, opt = ch
-        reps = int(repeat) if repeat is not None else 1
+        reps = _num(str(repeat), self._tok(repeat)) if repeat is not None else 1
         return ast.Step(tuple(str(m) for m in models), reps, loss, opt, self._s(meta))
 
     def setting(self, meta, ch):
@@ -165,7 +164,7 @@ class ToAst(Transformer_NonRecursive):
         return ast.Name(str(ch[0]), self._tok(ch[0]))
 
     def number(self, meta, ch):
-        return ast.Number(_num(str(ch[0])), str(ch[0]), self._tok(ch[0]))
+        return ast.Number(_num(str(ch[0]), self._tok(ch[0])), str(ch[0]), self._tok(ch[0]))
 
     def string(self, meta, ch):
         return ast.String(_unquote(ch[0], self), self._tok(ch[0]))

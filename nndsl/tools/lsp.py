@@ -335,11 +335,20 @@ def build_server():
         path = to_fs_path(uri)
         return path if path else uri
 
+    def source(ls, uri: str) -> str | None:
+        """The document's text; None for one the editor never opened (pygls would read the file
+        from disk, and raise when there is none)."""
+        try:
+            return ls.workspace.get_text_document(uri).source
+        except (OSError, ValueError):
+            return None
+
     def publish(ls, uri: str) -> None:
         doc = ls.workspace.get_text_document(uri)
         name = doc_name(uri)
         items = []
-        for p in diagnostics(doc.source, name):
+        text = source(ls, uri)
+        for p in (diagnostics(text, name) if text is not None else []):
             related = [T.DiagnosticRelatedInformation(
                 T.Location(uri, T.Range(T.Position(ln, ch), T.Position(ln, ch + 1))), note)
                 for ln, ch, note in p.notes]
@@ -369,14 +378,146 @@ def build_server():
 
     @server.feature(T.TEXT_DOCUMENT_HOVER)
     def on_hover(ls, params: T.HoverParams):
-        doc = ls.workspace.get_text_document(params.text_document.uri)
+        doc = source(ls, params.text_document.uri)
+        if doc is None:
+            return None
         pos = params.position
-        text = hover(doc.source, doc_name(params.text_document.uri), pos.line, pos.character)
+        text = hover(doc, doc_name(params.text_document.uri), pos.line, pos.character)
         if text is None:
             return None
         return T.Hover(contents=T.MarkupContent(kind=T.MarkupKind.Markdown, value=text))
 
     return server
+
+
+MAX_FRAME = 64 * 1024 * 1024  # a larger Content-Length is refused before a byte of it is read
+BODY_WAIT_S = 2.0  # a body that stops short of its Content-Length is given up after this long
+_LENGTH = re.compile(rb"Content-Length:[ \t]*([0-9]+)[ \t]*(?:\r?\n|$)", re.I)
+_MARK = b"Content-Length:"
+
+
+class FrameReader:
+    """The bytes from the editor as a stream of well-formed frames, for pygls's message loop.
+
+    pygls reads `Content-Length` and then exactly that many bytes: one frame with a wrong, missing
+    or huge length desynchronizes it for good (every later frame is read as part of a header or a
+    body) or blocks it on bytes that never come. Here a bad frame is dropped, an error reply says
+    so, and reading resumes at the next `Content-Length:` header; a body may not exceed MAX_FRAME,
+    and one that stops short is given up after BODY_WAIT_S."""
+
+    def __init__(self, raw, pool, reply=None):
+        self.raw, self.pool, self.reply = raw, pool, reply or (lambda message: None)
+        self.buf = bytearray()
+        self.out = bytearray()
+        self.pending = None
+        self.eof = False
+        self.dropped = 0
+
+    async def _fill(self, timeout: float | None = None) -> bool:
+        """Reads more bytes; False at the end of input or when `timeout` passes first."""
+        import asyncio
+        if self.eof:
+            return False
+        if self.pending is None:
+            read = getattr(self.raw, "read1", self.raw.read)
+            self.pending = asyncio.get_running_loop().run_in_executor(self.pool, read, 65536)
+        try:
+            data = await asyncio.wait_for(asyncio.shield(self.pending), timeout)
+        except asyncio.TimeoutError:
+            return False
+        self.pending = None
+        if not data:
+            self.eof = True
+            return False
+        self.buf += data
+        return True
+
+    def _drop(self, upto: int, why: str) -> None:
+        del self.buf[:upto]
+        self.dropped += 1
+        self.reply(why)
+
+    async def _frame(self) -> bytes | None:
+        import json
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            while end < 0:
+                if len(self.buf) > 65536:  # headers are short: this is noise; keep the tail
+                    cut = self.buf.rfind(_MARK)
+                    self._drop(cut if cut > 0 else len(self.buf) - 64, "a frame header that never ends")
+                if not await self._fill():
+                    return None
+                end = self.buf.find(b"\r\n\r\n")
+            header = bytes(self.buf[:end + 2])
+            found = list(_LENGTH.finditer(header))
+            if not found:
+                self._drop(end + 4, "a frame without a valid Content-Length")
+                continue
+            n = int(found[-1].group(1)) if len(found[-1].group(1)) <= 12 else MAX_FRAME + 1
+            if n > MAX_FRAME:
+                self._drop(end + 4, f"a frame of {n:,} bytes, more than {MAX_FRAME:,}")
+                continue
+            start = end + 4
+            while len(self.buf) < start + n and self.buf.find(_MARK, start) < 0:
+                if not await self._fill(BODY_WAIT_S):
+                    break
+            body = bytes(self.buf[start:start + n])
+            try:
+                json.loads(body)
+            except ValueError:
+                nxt = self.buf.find(_MARK, start)
+                self._drop(nxt if 0 <= nxt < start + n else start + len(body),
+                           "a frame whose body is not the JSON its Content-Length promised")
+                continue
+            del self.buf[:start + n]
+            return b"Content-Length: %d\r\n\r\n" % n + body
+
+    async def readline(self) -> bytes:
+        if not self.out:
+            frame = await self._frame()
+            if frame is None:
+                return b""
+            self.out += frame
+        i = self.out.find(b"\n")
+        line = bytes(self.out[:i + 1]) if i >= 0 else bytes(self.out)
+        del self.out[:len(line)]
+        return line
+
+    async def readexactly(self, n: int) -> bytes:
+        data = bytes(self.out[:n])
+        del self.out[:n]
+        return data
+
+
+def _error_frame(why: str) -> bytes:
+    """A JSON-RPC parse-error response (id null): the editor learns a frame was dropped."""
+    import json
+    body = json.dumps({"jsonrpc": "2.0", "id": None,
+                       "error": {"code": -32700, "message": f"nndsl dropped {why}"}}).encode()
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def serve_io(server, stdin=None, stdout=None) -> None:
+    """pygls's standard-I/O loop, reading through a FrameReader."""
+    import asyncio
+    import sys
+    from threading import Event
+    from pygls.io_ import StdoutWriter, run_async
+
+    server._stop_event = Event()
+    writer = StdoutWriter(stdout or sys.stdout.buffer)
+    server.protocol.set_writer(writer)
+    reader = FrameReader(stdin or sys.stdin.buffer, server.thread_pool,
+                         lambda why: writer.write(_error_frame(why)))
+    try:
+        asyncio.run(run_async(stop_event=server._stop_event, reader=reader, protocol=server.protocol,
+                              error_handler=server.report_server_error))
+    except BrokenPipeError:
+        pass
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.shutdown()
 
 
 def serve(tcp_port: int | None = None) -> None:
@@ -388,7 +529,7 @@ def serve(tcp_port: int | None = None) -> None:
     if tcp_port is not None:
         server.start_tcp("127.0.0.1", tcp_port)
     else:
-        server.start_io()
+        serve_io(server)
 
 
 if __name__ == "__main__":

@@ -79,8 +79,40 @@ def _eval(builder, e, env):
             if isinstance(v, bool) or not isinstance(v, (int, float, ScheduleSpec)):
                 raise TypeCheckError(f"`lr` must be a number or a schedule, found {v!r}", spans.get(k, e.span),
                                      code="E326")
+    for k, v in attrs.items():
+        _check_range(name, k, v, spans.get(k, e.span))
+    if name == "warmup_cosine" and attrs["warmup"] > attrs["steps"]:
+        raise TypeCheckError(f"`warmup_cosine` warms up for {attrs['warmup']} of its {attrs['steps']} steps; "
+                             "warmup cannot be longer than steps", spans.get("warmup", e.span), code="E349")
     spec_cls = OptSpec if table is OPTIMIZERS else ScheduleSpec
     return spec_cls(name, tuple(sorted(attrs.items())))
+
+
+# Where each argument makes sense, as (low, high, low_open, high_open); optax takes the rest and fails
+# at the first step (`cosine(steps=0)` raised from inside optax) or trains on garbage (`b2 = 1`).
+RANGES = {
+    "steps": (1, 10**9, False, False), "warmup": (0, 10**9, False, False),
+    "b1": (0.0, 1.0, False, True), "b2": (0.0, 1.0, False, True), "beta": (0.0, 1.0, False, True),
+    "momentum": (0.0, 1.0, False, True), "decay": (0.0, 1.0, False, True), "rate": (0.0, None, True, False),
+    "eps": (0.0, None, True, False), "weight_decay": (0.0, None, False, False), "alpha": (0.0, 1.0, False, False),
+}
+
+
+def _check_range(owner, k, v, span):
+    import math
+    if isinstance(v, ScheduleSpec) or isinstance(v, bool) or not isinstance(v, (int, float)):
+        return
+    if not math.isfinite(v):
+        raise TypeCheckError(f"argument `{k}` of `{owner}` must be finite, found {v}", span, code="E349")
+    if k not in RANGES:
+        return
+    lo, hi, lo_open, hi_open = RANGES[k]
+    bad = (v < lo or (lo_open and v == lo)) or (hi is not None and (v > hi or (hi_open and v == hi)))
+    if bad:
+        want = (f"{'>' if lo_open else '>='} {lo}" if hi is None else
+                f"in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}")
+        from ..bounds import short
+        raise TypeCheckError(f"argument `{k}` of `{owner}` must be {want}, found {short(v)}", span, code="E349")
 
 
 def schedule(v):

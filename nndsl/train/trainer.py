@@ -36,6 +36,10 @@ class Trainer:
     def __init__(self, program, name: str | None = None, *, epochs: int | None = None,
                  iterations: int | None = None, seed: int | None = None, clip_norm: float | None = None,
                  base: str | Path | None = None, devices: int | None = None, mesh: dict | None = None):
+        from ..build.train import check_setting
+        for key, v in (("epochs", epochs), ("iterations", iterations), ("seed", seed), ("clip_norm", clip_norm)):
+            if v is not None:
+                check_setting(key, v)
         self.program = program
         self.base = Path(base) if base else _base_of(program)
         self.spec: TrainSpec = build_train(program.defs, name, None, self.base)
@@ -71,9 +75,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def init(self, key) -> dict:
-        from ..limits import check_graph
+        from ..build.train import check_memory
         spec = self.spec_for(self.batch_size)
-        check_graph(spec.graph, self.program.max_memory, f"train block `{self.name}`")
+        check_memory(spec, self.program.max_memory, f"train block `{self.name}`")
         kp, ks = jax.random.split(key)
         params = interpret.init_tree(spec.graph.params, kp)
         state = interpret.init_tree(spec.graph.state, ks)
@@ -248,7 +252,7 @@ class Trainer:
         total, log_every = loop.total, loop.log_every
         start, history = 0, {}
         if resume is not None:
-            pending: dict = {}
+            pending, pending_n = {}, 0
             ckpt.sweep(Path(resume))
             found = ckpt.load_latest(Path(resume), ts, total, self.identity(ts))
             if found is None:
@@ -257,7 +261,7 @@ class Trainer:
             try:
                 loop.restore(data_state["loop"])
                 history = _history(data_state.get("history", {}))
-                pending = _unpack_acc(data_state.get("acc", {}))
+                pending, pending_n = _unpack_acc(data_state.get("acc", {}))
             except (KeyError, TypeError, ValueError, IndexError):
                 raise TrainingError(f"the checkpoint at iteration {start} in {resume} has a damaged data "
                                     "position", code="E722") from None
@@ -266,6 +270,7 @@ class Trainer:
         step = self._compiled_step(loop.bs)
         ts = self.place(ts, False)
         acc: dict = pending if resume is not None else {}
+        n_acc, last = (pending_n if resume is not None else 0), {}
         interrupted, bad_run, last_flag, rollbacks = False, 0, None, 0
         bar = _Bar(total, progress, self.spec.name)
         bar.advance(start)
@@ -279,14 +284,16 @@ class Trainer:
                         ts, rollbacks = self._rollback(checkpoint_dir, ts, rollbacks, it - 1), rollbacks + 1
                         bad_run = 0
                     elif bad_run:
-                        self._nonfinite(on_nan, it - 1, bad_run, {k: float(v[-1]) for k, v in acc.items()
+                        self._nonfinite(on_nan, it - 1, bad_run, {k: float(v) for k, v in last.items()
                                                                    if k != "finite"})
-                last_flag = metrics["finite"]
+                last_flag, last = metrics["finite"], metrics
+                # running sums, not lists: memory stays flat however far apart the reports are
                 for k, v in metrics.items():
-                    acc.setdefault(k, []).append(v)
+                    acc[k] = acc[k] + v if k in acc else v
+                n_acc += 1
                 if (it + 1) % log_every == 0 or it + 1 == total:
-                    vals = {k: float(jnp.mean(jnp.stack(v))) for k, v in acc.items() if k != "finite"}
-                    acc = {}
+                    vals = {k: float(v) / n_acc for k, v in acc.items() if k != "finite"}
+                    acc, n_acc = {}, 0
                     if loop.held_out:
                         vals.update({f"val_{k}": v for k, v in self.evaluate(ts, loop.test).items()})
                     for k, v in vals.items():
@@ -305,7 +312,7 @@ class Trainer:
                         # the same iterations as an uninterrupted one
                         try:
                             ckpt.save(Path(checkpoint_dir), it + 1, ts,
-                                      {"loop": loop.state(), "history": history, "acc": _pack_acc(acc)},
+                                      {"loop": loop.state(), "history": history, "acc": _pack_acc(acc, n_acc)},
                                       keep, self.identity(ts))
                         except OSError as e:  # a full disk costs this checkpoint, not the run
                             import warnings
@@ -404,18 +411,22 @@ def _stable(v):
     return type(v).__name__
 
 
-def _pack_acc(acc: dict) -> dict:
-    """Metrics accumulated since the last report, as JSON (exact: a float32 round-trips through a
-    Python float)."""
-    return {k: {"dtype": str(np.asarray(v[0]).dtype), "values": [np.asarray(x).tolist() for x in v]}
-            for k, v in acc.items() if v}
+def _pack_acc(acc: dict, n: int) -> dict:
+    """The running sums of the metrics since the last report, and how many iterations they hold,
+    as JSON (exact: a float32 round-trips through a Python float)."""
+    return {"n": n, "sums": {k: {"dtype": str(np.asarray(v).dtype), "value": np.asarray(v).tolist()}
+                             for k, v in acc.items()}}
 
 
-def _unpack_acc(packed) -> dict:
+def _unpack_acc(packed) -> tuple[dict, int]:
     if not isinstance(packed, dict):
         raise TypeError("acc")
-    return {str(k): [jnp.asarray(np.asarray(x, dtype=jnp.dtype(e["dtype"]))) for x in e["values"]]
-            for k, e in packed.items()}
+    if not packed:
+        return {}, 0
+    n, sums = packed["n"], packed["sums"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0 or not isinstance(sums, dict):
+        raise ValueError("acc")
+    return {str(k): jnp.asarray(np.asarray(e["value"], dtype=jnp.dtype(e["dtype"]))) for k, e in sums.items()}, n
 
 
 def _history(h) -> dict:
