@@ -185,13 +185,13 @@ def _pick_model(prog, name):
 
 
 def cmd_check(a) -> int:
-    from .api import check_program
+    from .api import check_report
     from .lint import lint
     warnings = []
     try:
         prog = _load(a.file)
-        errors = check_program(prog)
-        warnings = lint(prog.defs)
+        errors, warnings = check_report(prog)
+        warnings = warnings + lint(prog.defs)
     except ErrorGroup as e:
         errors = e.errors
     except NndslError as e:

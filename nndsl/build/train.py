@@ -64,10 +64,11 @@ def find_train(program, name: str | None):
     return d
 
 
-def build_train(program, name: str | None, batch: int | None = None, base: Path | None = None) -> TrainSpec:
+def build_train(program, name: str | None, batch: int | None = None, base: Path | None = None,
+                builder: Builder | None = None) -> TrainSpec:
     from ..train.optim import eval_optimizer
     defn = find_train(program, name)
-    b = Builder(program)
+    b = builder or Builder(program)
     spec = TrainSpec(defn.name, b.g, None, span=defn.name_span)
     env = Env({})
     data_stmts = [s for s in defn.body if isinstance(s, ast.Data)]

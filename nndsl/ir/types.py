@@ -35,10 +35,44 @@ def dim_op(a: Dim, op: str, b: Dim) -> Dim:
 
 
 def dims_equal(a: Dim, b: Dim) -> bool:
-    """False only when both are static and differ: symbols are checked again once bound."""
+    """False when both are static and differ, or when one is static and the other a free size:
+    `batch` (any batch size) or a static argument checked without a value (`classes`). Other
+    symbols (an input's `features`) are bound by the caller and checked again once bound."""
     if isinstance(a, int) and isinstance(b, int):
         return a == b
+    if isinstance(a, int) or isinstance(b, int):
+        sym = b if isinstance(a, int) else a
+        return not is_free(sym)
     return True
+
+
+def is_free(d: Dim) -> bool:
+    """A symbolic size that stands for every size: no rule may require it to equal a number."""
+    return isinstance(d, SymDim) or d == "batch"
+
+
+class SymDim(str):
+    """A static integer argument checked without a value (`dense(classes)` in `nndsl check`): it
+    enters shapes as the symbolic dimension `classes`, counts as a positive size (`units <= 0` is
+    false), and any other arithmetic or comparison on it raises TypeError, which the checker turns
+    into "cannot check this without a value" rather than a wrong answer."""
+
+    def _no(self, *_):
+        raise TypeError(f"`{self}` has no value during checking")
+
+    __add__ = __radd__ = __mul__ = __rmul__ = __mod__ = __rmod__ = _no
+    __floordiv__ = __truediv__ = __sub__ = __rsub__ = _no
+    __hash__ = str.__hash__
+
+    def __gt__(self, o): return True if isinstance(o, int) and not isinstance(o, bool) and o <= 0 else self._no()
+    def __ge__(self, o): return True if isinstance(o, int) and not isinstance(o, bool) and o <= 1 else self._no()
+    def __lt__(self, o): return False if isinstance(o, int) and not isinstance(o, bool) and o <= 1 else self._no()
+    def __le__(self, o): return False if isinstance(o, int) and not isinstance(o, bool) and o <= 0 else self._no()
+
+    def __index__(self):
+        self._no()
+
+
 
 
 def fmt_dim(d: Dim) -> str:
