@@ -184,12 +184,13 @@ def _data(b, stmt, env, spec, batch, base):
 
 
 def _step(b, stmt, env, spec, eval_optimizer) -> StepSpec:
-    for m in stmt.models:
+    for i, m in enumerate(stmt.models):
         if isinstance(env.values.get(m), Poison):
             raise Poisoned(m)  # its own definition already reported the error
         if m not in spec.instances:
             guess = closest(m, spec.instances)
-            raise NameResolutionError(f"`step` over unknown model `{m}`", stmt.span, code="E214",
+            where = stmt.model_spans[i] if i < len(stmt.model_spans) else stmt.span
+            raise NameResolutionError(f"`step` over unknown model `{m}`", where, code="E214",
                                       help=f"did you mean `{guess}`?" if guess else
                                       "declare it with `model NAME = Model(...)`")
     loss = b.eval(stmt.loss, env)
@@ -216,7 +217,8 @@ def _setting(b, stmt, env):
     if want is int and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
         raise TypeCheckError(f"`{stmt.key}` needs a positive integer, found {describe(v)}", stmt.value.span,
                              code="E349")
-    if want is float and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
-        raise TypeCheckError(f"`{stmt.key}` needs a positive number, found {describe(v)}", stmt.value.span,
+    if want is float and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
+                          or v == float("inf")):  # `not v > 0` also refuses nan
+        raise TypeCheckError(f"`{stmt.key}` needs a finite positive number, found {describe(v)}", stmt.value.span,
                              code="E349")
     return v

@@ -338,8 +338,20 @@ def _check_depth(module: ast.Module) -> None:
             stack.append((child, depth + 1))
 
 
+def normalize_newlines(text: str) -> str:
+    """Editors save a UTF-8 byte order mark and old Mac line endings (a lone CR); both are text,
+    not mistakes. The mark is dropped, and CR LF and a lone CR become LF, so every position (Lark's
+    lines, the excerpt's line, the LSP's) counts lines the way an editor shows them."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
 def parse(text: str, name: str = "<string>") -> ast.Module:
     """Parses a whole file; raises ParseError (or ErrorGroup of several) on bad syntax."""
+    text = normalize_newlines(text)
     source = Source(text, name)
     _check_nesting(source)
     recovery = _Recovery(source)

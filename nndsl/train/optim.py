@@ -60,6 +60,9 @@ def _eval(builder, e, env):
     name = e.id if isinstance(e, ast.Name) else e.func.id if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) else None
     table = OPTIMIZERS if name in OPTIMIZERS else SCHEDULES if name in SCHEDULES else None
     if table is None:
+        if name in NOT_NUMBERS and not env.has(name):
+            raise TypeCheckError(f"`{name}` is not a number in nndsl; a hyperparameter must be a finite number",
+                                 e.span, code="E360", help="write the value itself, such as `lr=1e-3`")
         if name is not None and not env.has(name) and name not in builder.program.definitions:
             guess = closest(name, list(OPTIMIZERS) + list(SCHEDULES))
             raise NameResolutionError(f"unknown optimizer or schedule `{name}`", e.span, code="E211",
@@ -75,12 +78,37 @@ def _eval(builder, e, env):
             pos.append((_eval(builder, a, env), a.span))
     attrs = bind_args(name, table[name], pos, kw, e.span, spans)
     for k, v in attrs.items():
+        _check_range(name, k, v, spans.get(k, e.span))
         if k == "lr" and table is OPTIMIZERS:
             if isinstance(v, bool) or not isinstance(v, (int, float, ScheduleSpec)):
                 raise TypeCheckError(f"`lr` must be a number or a schedule, found {v!r}", spans.get(k, e.span),
                                      code="E326")
     spec_cls = OptSpec if table is OPTIMIZERS else ScheduleSpec
     return spec_cls(name, tuple(sorted(attrs.items())))
+
+
+NOT_NUMBERS = {"nan", "NaN", "inf", "Inf", "infinity"}
+# Where a hyperparameter must lie, beyond being finite: (low, high, low included).
+RANGES = {"lr": (0.0, None, False), "eps": (0.0, None, True), "weight_decay": (0.0, None, True),
+          "momentum": (0.0, 1.0, True), "beta": (0.0, 1.0, True), "b1": (0.0, 1.0, True),
+          "b2": (0.0, 1.0, True), "decay": (0.0, 1.0, True), "alpha": (0.0, 1.0, True)}
+
+
+def _check_range(owner: str, k: str, v, span) -> None:
+    """A NaN or infinite hyperparameter trains nothing (every update is NaN) and a negative rate
+    climbs the loss: both are refused here, where the value is written, not at iteration 1."""
+    import math
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return
+    if not math.isfinite(v):
+        raise TypeCheckError(f"`{k}` of `{owner}` must be a finite number, found {v}", span, code="E360")
+    low, high, closed = RANGES.get(k, (None, None, True))
+    if owner in SCHEDULES and k in ("lr", "alpha"):
+        low, high, closed = (0.0, None, True) if k == "lr" else (low, high, closed)
+    if low is not None and (v < low or (v == low and not closed)) or high is not None and v > high:
+        where = f"above {low:g}" if not closed and high is None else \
+            f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
+        raise TypeCheckError(f"`{k}` of `{owner}` must be {where}, found {v:g}", span, code="E360")
 
 
 def schedule(v):

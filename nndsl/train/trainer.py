@@ -47,6 +47,9 @@ class Trainer:
             s.pop("epochs", None)
         self.settings = s
         self.seed = seed if seed is not None else s.get("seed", 0)
+        if clip_norm is not None and not (isinstance(clip_norm, (int, float)) and 0 < clip_norm < float("inf")):
+            # a negative norm would flip every gradient and nan would poison it
+            raise TrainingError(f"clip_norm must be a finite number above 0, got {clip_norm}", code="E360")
         self.clip_norm = clip_norm if clip_norm is not None else s.get("clip_norm")
         self.txs = [make_optax(st.optimizer, self.clip_norm) for st in self.spec.steps]
         self.mesh = _data_mesh(devices, self.batch_size) if mesh is None else _mesh(mesh, self.batch_size)
