@@ -134,6 +134,9 @@ def build_train(program, name: str | None, batch: int | None = None, base: Path 
                 raise TypeCheckError(f"`{type(stmt).__name__.lower()}` does not belong in a train block",
                                      stmt.span, code="E332")
         b.guarded(stmt, ordering.provides(stmt), env, one)
+    if spec.data is not None:
+        from .datacheck import check_ids
+        b.errors.extend(check_ids(spec))
     b.raise_errors()
     # Outputs are the graph's roots: passes keep them (and keep their names when they rewrite).
     b.g.outputs.update(spec.losses)

@@ -247,6 +247,7 @@ class Trainer:
         key = jax.random.key(self.seed)
         ts = self.init(key)
         loop = _DataLoop(self, self.seed)
+        self._loop = loop  # a non-finite loss looks into its arrays for a cause (_advice)
         total, log_every = loop.total, loop.log_every
         start, history = 0, {}
         if resume is not None:
@@ -344,8 +345,9 @@ class Trainer:
                                 "no checkpoint to roll back to", self.spec.span, code="E701",
                                 help="rollback needs --checkpoint-every")
         if done >= self.MAX_ROLLBACKS:
-            raise TrainingError(f"non-finite again at iteration {it + 1} after {done} rollbacks; giving up",
-                                self.spec.span, code="E701", help="lower the learning rate or set `clip_norm`")
+            cause, advice = self._advice()
+            raise TrainingError(f"non-finite again at iteration {it + 1} after {done} rollbacks; giving up{cause}",
+                                self.spec.span, code="E701", help=advice)
         found = ckpt.load_latest(Path(folder), ts)
         if found is None:
             raise TrainingError(f"non-finite at iteration {it + 1} before the first checkpoint", self.spec.span,
@@ -358,10 +360,21 @@ class Trainer:
         if on_nan == "skip" and run < self.MAX_SKIPPED:
             return
         what = f" (losses: {', '.join(f'{k}={v:.4g}' for k, v in vals.items())})" if vals else ""
+        cause, advice = self._advice()
         raise TrainingError(f"a loss or gradient became non-finite at iteration {it + 1}{what}"
                             + (f", {run} times in a row" if run > 1 else "")
-                            + "; the update was not applied and no checkpoint holds it",
-                            self.spec.span, code="E701", help="lower the learning rate or set `clip_norm`")
+                            + f"; the update was not applied and no checkpoint holds it{cause}",
+                            self.spec.span, code="E701", help=advice)
+
+    def _advice(self) -> tuple[str, str]:
+        """The cause the data can name (ids past the logits, NaN in a field) before the generic
+        advice about the learning rate, which would only hide such a mistake."""
+        from ..build.datacheck import explain_nonfinite
+        loop = getattr(self, "_loop", None)
+        found = explain_nonfinite(self.spec, loop.train) if loop is not None and loop.n else None
+        if found is None:
+            return "", "lower the learning rate or set `clip_norm`"
+        return f"; the cause: {found[0]}", found[1]
 
     def variables(self, ts: dict) -> dict:
         return {m: {"params": ts["params"].get(m, {}), "state": ts["state"].get(m, {})}
