@@ -69,7 +69,9 @@ def check_definitions(program, base=None, max_memory=None) -> tuple[list, list]:
     from .train import build_train
     from ..limits import check_graph
     defs = program
+    from .mistakes import train_warnings
     errors: list = []
+    warnings: list = []
     unchecked: list = []
     complete: set = set()
     for name, d in defs.definitions.items():
@@ -82,7 +84,7 @@ def check_definitions(program, base=None, max_memory=None) -> tuple[list, list]:
             b.free = {k for k, v in (args or {}).items() if isinstance(v, Sym)}
             try:
                 if isinstance(d, ast.TrainDef):
-                    build_train(defs, name, None, base, builder=b)
+                    warnings += train_warnings(build_train(defs, name, None, base, builder=b))
                 else:
                     check_graph(build_model(defs, name, args, builder=b), max_memory, f"{d.kind} `{name}`")
             except NeedsConcrete as e:
@@ -96,7 +98,7 @@ def check_definitions(program, base=None, max_memory=None) -> tuple[list, list]:
             errors.extend(b.errors)
             unchecked += [(owner or name, span, reason, reads) for owner, span, reason, reads in b.unchecked]
             complete |= b.complete
-    return _unique(errors), _warnings(defs, unchecked, complete)
+    return _unique(errors), _warnings(defs, unchecked, complete) + warnings
 
 
 def _warnings(defs, unchecked, complete) -> list[Diagnostic]:
