@@ -501,7 +501,9 @@ class Builder:
         except Poisoned:
             self._poison(names, env, stmt)
         except NndslError as e:
-            opaque = self._opaque_read(stmt, env) if self.checking else None
+            # a value used where an opaque stand-in cannot go (as a layer, a number) is not the
+            # program's mistake; a shape mistake beside it still is
+            opaque = self._opaque_read(stmt, env) if self.checking and isinstance(e, TypeCheckError) else None
             if opaque is not None:  # a mistake only a stand-in value made: not the program's
                 self._not_checked(stmt, f"this statement depends on what `{opaque}` is", env)
             else:

@@ -114,6 +114,7 @@ def _warnings(defs, unchecked, complete) -> list[Diagnostic]:
         kind = getattr(d, "kind", "train block") if d is not None else "definition"
         needed = [p.name for p in getattr(d, "params", ()) if p.default is None and p.name in reads]
         needs = f" without a value for {_names(needed)}" if needed else ""
+        reason = reason.replace(" before the input shapes are known", "")  # NeedsConcrete's wording
         what = reason[0].lower() + reason[1:] if reason else "it needs concrete values"
         help_ = (f"give {_names(needed)} a default, or use `{owner}` with a value in this file "
                  "(each use is checked)" if needed else
