@@ -26,6 +26,7 @@ class Program:
     files: list = field(default_factory=list)
     entry: str = "<string>"
     base: Path | None = None  # where relative data paths resolve: the entry file's folder
+    stdlib: set = field(default_factory=set)  # names of the standard-library files loaded
 
     def models(self) -> list[str]:
         return [n for n, d in self.definitions.items() if isinstance(d, ast.ModelDef)]
@@ -137,7 +138,10 @@ class Loader:
             e.diagnostics[0].notes.insert(0, (e.diagnostics[0].span, "the offending byte"))
             e.diagnostics[0].span = item.span
             raise
-        self.load_text(text, str(path.name) if path.parent == stdlib_dir().resolve() else _display(path), path)
+        shown = str(path.name) if path.parent == stdlib_dir().resolve() else _display(path)
+        if path.parent == stdlib_dir().resolve():
+            self.program.stdlib.add(shown)
+        self.load_text(text, shown, path)
 
 
 def shadows_builtin(name: str) -> bool:

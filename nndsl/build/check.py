@@ -64,7 +64,8 @@ def _strings_compared(defn, name: str) -> set:
 
 
 def check_definitions(program, base=None, max_memory=None) -> tuple[list, list]:
-    """(errors, warnings) for every definition of the entry file."""
+    """(errors, warnings) for every definition of the entry file and of the files it imports
+    (the standard library aside)."""
     from . import build_model
     from .train import build_train
     from ..limits import check_graph
@@ -75,8 +76,8 @@ def check_definitions(program, base=None, max_memory=None) -> tuple[list, list]:
     unchecked: list = []
     complete: set = set()
     for name, d in defs.definitions.items():
-        if _imported(d, defs):
-            continue  # an imported definition is checked where this file uses it
+        if _from_stdlib(d, defs):
+            continue  # the standard library is checked by its own tests; this file's uses of it are checked
         variants = [None] if isinstance(d, ast.TrainDef) else stand_ins(d)
         for args in variants:
             b = Builder(defs)
@@ -140,6 +141,8 @@ def _unique(errors: list) -> list:
     return unique
 
 
-def _imported(d, defs) -> bool:
+def _from_stdlib(d, defs) -> bool:
+    """The user's own imported files are checked whole, like the entry file: a mistake in a
+    definition nothing uses yet is still a mistake."""
     name = d.span.source.name if d.span is not None else None
-    return name is not None and name != defs.entry
+    return name is not None and name != defs.entry and name in getattr(defs, "stdlib", ())
