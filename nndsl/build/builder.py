@@ -117,7 +117,8 @@ class Builder:
             raise
         except (TypeError, ValueError, KeyError, IndexError) as e:
             if self.checking and _has_symbolic(attrs):
-                raise NeedsConcrete(f"{label or op} with a size known only by name", span) from None
+                names = ", ".join(f"`{n}`" for n in _symbolic_names(attrs))
+                raise NeedsConcrete(f"the output of {label or op} without the value of {names}", span) from None
             # a shape rule fed an argument of a kind it cannot use (a float padding, say): the
             # user's mistake, reported as such rather than as a traceback
             raise TypeCheckError(f"{label or op}: these arguments cannot be used ({e})", span,
@@ -505,7 +506,7 @@ class Builder:
             # program's mistake; a shape mistake beside it still is
             opaque = self._opaque_read(stmt, env) if self.checking and isinstance(e, TypeCheckError) else None
             if opaque is not None:  # a mistake only a stand-in value made: not the program's
-                self._not_checked(stmt, f"this statement depends on what `{opaque}` is", env)
+                self._not_checked(stmt, f"this statement depends on what `{opaque}` is", env, [opaque])
             else:
                 self.errors.extend(getattr(e, "errors", [e]))
             self._poison(names, env, stmt)
@@ -520,9 +521,9 @@ class Builder:
                 return v.name
         return None
 
-    def _not_checked(self, stmt, reason: str, env) -> None:
+    def _not_checked(self, stmt, reason: str, env, culprits=None) -> None:
         owner = self.stack[-1][0] if self.stack else None
-        self.unchecked.append((owner, stmt.span, reason, frozenset(ordering.reads(stmt))))
+        self.unchecked.append((owner, stmt.span, reason, frozenset(culprits or ordering.reads(stmt))))
 
     def _poison(self, names, env, stmt):
         for n in names:
@@ -660,6 +661,15 @@ def coerce_attr(owner, a, v, span, symbolic: bool = False):
 def _has_symbolic(attrs: dict) -> bool:
     return any(isinstance(v, SymDim) or isinstance(v, tuple) and any(isinstance(x, SymDim) for x in v)
                for v in attrs.values())
+
+
+def _symbolic_names(attrs: dict) -> list:
+    out = []
+    for v in attrs.values():
+        for x in (v if isinstance(v, tuple) else (v,)):
+            if isinstance(x, SymDim) and str(x) not in out:
+                out.append(str(x))
+    return out
 
 
 def _is_static(v) -> bool:

@@ -60,9 +60,18 @@ class SymDim(str):
     def _no(self, *_):
         raise TypeError(f"`{self}` has no value during checking")
 
-    __add__ = __radd__ = __mul__ = __rmul__ = __mod__ = __rmod__ = _no
-    __floordiv__ = __truediv__ = __sub__ = __rsub__ = _no
+    __radd__ = __rmod__ = __rsub__ = _no
     __hash__ = str.__hash__
+
+    # arithmetic with the identity of each operation keeps the size (`filters % groups` with one
+    # group, `units * 1`); anything else has no answer without a value
+    def __add__(self, o): return self if o == 0 and not isinstance(o, bool) else self._no()
+    def __sub__(self, o): return self if o == 0 and not isinstance(o, bool) else self._no()
+    def __mul__(self, o): return self if o == 1 and not isinstance(o, bool) else self._no()
+    __rmul__ = __mul__
+    def __floordiv__(self, o): return self if o == 1 and not isinstance(o, bool) else self._no()
+    __truediv__ = __floordiv__
+    def __mod__(self, o): return 0 if o == 1 and not isinstance(o, bool) else self._no()
 
     def __gt__(self, o): return True if isinstance(o, int) and not isinstance(o, bool) and o <= 0 else self._no()
     def __ge__(self, o): return True if isinstance(o, int) and not isinstance(o, bool) and o <= 1 else self._no()
@@ -70,6 +79,12 @@ class SymDim(str):
     def __le__(self, o): return False if isinstance(o, int) and not isinstance(o, bool) and o <= 0 else self._no()
 
     def __index__(self):
+        self._no()
+
+    def __iter__(self):  # never a sequence of characters where a rule takes `int or list of ints`
+        self._no()
+
+    def __len__(self):
         self._no()
 
 
