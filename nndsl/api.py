@@ -216,46 +216,16 @@ def loads(text: str, name: str = "<string>", base: str | Path | None = None, opt
 
 
 def check_program(program: Program) -> list:
-    """Elaborates every model (with its defaults), cell and train block; returns every error found.
-
-    A model whose arguments have no defaults, or whose structure depends on a dimension only a
-    caller knows, is checked where it is used instead.
-    """
-    from .build.train import build_train
-    from .syntax import ast
-    from .values import NeedsConcrete
-
-    errors: list = []
-    for name, d in program.defs.definitions.items():
-        if _imported(d, program):
-            continue  # an imported definition is checked where this file uses it
-        try:
-            if isinstance(d, ast.TrainDef):
-                from .build.train import check_memory
-                check_memory(build_train(program.defs, name, None, _entry_dir(program)), program.max_memory,
-                             f"train block `{name}`")
-            elif all(p.default is not None for p in d.params):
-                from .limits import check_graph
-                check_graph(_build.build_model(program.defs, name, {}), program.max_memory, f"model `{name}`")
-        except NeedsConcrete:
-            continue
-        except ErrorGroup as e:
-            errors.extend(e.errors)
-        except NndslError as e:
-            errors.append(e)
-    seen, unique = set(), []
-    for e in errors:  # a model used in several places reports its mistake once
-        key = tuple((d.message, d.span.line if d.span else 0, d.span.col if d.span else 0,
-                     d.span.source.name if d.span else "") for d in e.diagnostics)
-        if key not in seen:
-            seen.add(key)
-            unique.append(e)
-    return unique
+    """Elaborates every model, cell and train block of the entry file, used or not, and returns
+    every error found (see `check_report` for the warnings too)."""
+    return check_report(program)[0]
 
 
-def _imported(d, program: Program) -> bool:
-    name = d.span.source.name if d.span is not None else None
-    return name is not None and name != program.defs.entry
+def check_report(program: Program) -> tuple[list, list]:
+    """(errors, warnings): static arguments without defaults are checked symbolically, and what
+    could not be checked without a value is a warning naming it (nndsl/build/check.py)."""
+    from .build.check import check_definitions
+    return check_definitions(program.defs, _entry_dir(program), program.max_memory)
 
 
 def _entry_dir(program: Program):

@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
                    "exceed SIZE (e.g. 8GiB; default: this machine's memory)")
     c.add_argument("model", nargs="?")
     c.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
-    c.add_argument("--batch", type=int, default=1, help="batch size for FLOPs and activation memory")
+    c.add_argument("--batch", type=_positive_int, default=1, help="batch size for FLOPs and activation memory")
     c.add_argument("--plot", metavar="PNG", help="also draw parameters and FLOPs per layer (needs matplotlib)")
 
     c = sub.add_parser("train", help="run a train block; save weights (safetensors) and history (JSON)")
@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--epochs", type=int)
     c.add_argument("--iterations", type=int)
     c.add_argument("--seed", type=int)
-    c.add_argument("--clip-norm", type=float)
+    c.add_argument("--clip-norm", type=_positive_float, help="clip gradients to this global norm (> 0)")
     c.add_argument("--out", default=None, help="output folder (default: runs/<train block>)")
     c.add_argument("--on-nan", choices=["stop", "skip", "rollback"], default="stop",
                    help="a non-finite loss or gradient: stop (default), skip that update, or roll back to "
@@ -164,7 +164,35 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 8GiB or 500MB)")
     scale = {"": 1, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5}[m.group(2).upper()]
     base = 1024 if (m.group(3) or "").lower() == "ib" or not m.group(3) else 1000
-    return int(float(m.group(1)) * base ** scale)
+    try:
+        n = int(float(m.group(1)) * base ** scale)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 8GiB or 500MB)") from None
+    if n < 1:  # 0 would read as "no limit" further down: refuse it rather than mean the opposite
+        raise argparse.ArgumentTypeError(f"a memory limit must be at least 1 byte, got {text!r}")
+    return n
+
+
+def _positive_float(text: str) -> float:
+    """A finite number above zero: `--clip-norm -1` would flip the gradient, nan would poison it."""
+    import math
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text!r}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return v
 
 
 _MAX_MEMORY = [None]
@@ -189,13 +217,13 @@ def _pick_model(prog, name):
 
 
 def cmd_check(a) -> int:
-    from .api import check_program
+    from .api import check_report
     from .lint import lint
     warnings = []
     try:
         prog = _load(a.file)
-        errors = check_program(prog)
-        warnings = lint(prog.defs)
+        errors, warnings = check_report(prog)
+        warnings = warnings + lint(prog.defs)
     except ErrorGroup as e:
         errors = e.errors
     except NndslError as e:
@@ -469,6 +497,19 @@ def _check_weights(g, variables):
                                                          for d, n in zip(spec.shape, arr.shape)):
                 raise NndslError(f"weights `{'/'.join(path)}` have shape {list(arr.shape)}, the model "
                                  f"needs {list(spec.shape)}", code="E605")
+            _check_weight_dtype(path, arr, spec)
+
+
+def _check_weight_dtype(path, arr, spec) -> None:
+    """Only shapes were compared before: int32 or bool tensors then ran as weights, silently
+    truncated or turned into 0/1. A float parameter takes any float width; nothing else."""
+    import numpy as np
+    kind = np.dtype(arr.dtype).kind
+    want_float = str(spec.dtype).startswith(("float", "bfloat"))
+    if (kind == "f" or str(arr.dtype) == "bfloat16") != want_float:
+        raise NndslError(f"weights `{'/'.join(path)}` hold {arr.dtype} values, the model needs "
+                         f"{spec.dtype}", code="E620",
+                         help="the file was not written by `nndsl train` for this model, or was converted wrongly")
 
 
 def _check_model_weights(model, variables) -> None:

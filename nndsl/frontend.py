@@ -27,6 +27,7 @@ class Program:
     files: list = field(default_factory=list)
     entry: str = "<string>"
     base: Path | None = None  # where relative data paths resolve: the entry file's folder
+    stdlib: set = field(default_factory=set)  # names of the standard-library files loaded
 
     def models(self) -> list[str]:
         return [n for n, d in self.definitions.items() if isinstance(d, ast.ModelDef)]
@@ -87,6 +88,8 @@ class Loader:
             self.loading.pop()
 
     def _define(self, item) -> None:
+        if isinstance(item, ast.ModelDef):
+            _check_signature(item, imported=len(self.loading) > 1)
         prev = self.program.definitions.get(item.name)
         if prev is not None:
             raise NameResolutionError(
@@ -133,7 +136,35 @@ class Loader:
                 e.diagnostics[0].notes.insert(0, (e.diagnostics[0].span, "the offending byte"))
             e.diagnostics[0].span = item.span
             raise
-        self.load_text(text, str(path.name) if path.parent == stdlib_dir().resolve() else _display(path), path)
+        shown = str(path.name) if path.parent == stdlib_dir().resolve() else _display(path)
+        if path.parent == stdlib_dir().resolve():
+            self.program.stdlib.add(shown)
+        self.load_text(text, shown, path)
+
+
+def shadows_builtin(name: str) -> bool:
+    from .build.builder import SPECIAL
+    from .ops import OPS
+    return name in OPS and OPS[name].kind != "internal" or name in SPECIAL
+
+
+def _check_signature(item: ast.ModelDef, imported: bool) -> None:
+    """An imported model may not take a built-in's name: the importer would silently get it
+    wherever it writes `relu` (in the file that defines it, lint warns instead: the author sees
+    it, and `model step { ... }` is legal there). Nor may two arguments share a name: the second
+    would silently win."""
+    if imported and shadows_builtin(item.name):
+        raise NameResolutionError(
+            f"imported {item.kind} `{item.name}` would replace the built-in `{item.name}` in the importing "
+            "file", item.name_span, code="E216",
+            help=f"rename it (`{item.name.capitalize()}`, say): an import must not change what "
+                 f"`{item.name}` means in the file that imports it")
+    seen: dict = {}
+    for p in item.params:
+        if p.name in seen:
+            raise NameResolutionError(f"{item.kind} `{item.name}` has two arguments named `{p.name}`", p.span,
+                                      code="E217", notes=[(seen[p.name], "first declared here")])
+        seen[p.name] = p.span
 
 
 def _display(path: Path) -> str:

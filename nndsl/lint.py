@@ -8,10 +8,16 @@ from .syntax import ast
 
 
 def lint(defs) -> list[Diagnostic]:
+    from .frontend import shadows_builtin
     out = []
     for d in defs.definitions.values():
         if isinstance(d, ast.ModelDef):
             out += _body(d.body, d.kind)
+            if shadows_builtin(d.name):
+                out.append(Diagnostic(f"{d.kind} `{d.name}` hides the built-in `{d.name}` in this file",
+                                      d.name_span, "W011", "warning",
+                                      help="every `" + d.name + "` here now means this " + d.kind +
+                                      "; a file importing this one is refused (E216)"))
         elif isinstance(d, ast.TrainDef):
             out += _body(d.body, "train")
     return out

@@ -28,6 +28,9 @@ def rows(model, batch: int = 1) -> list[dict]:
 
 
 def concrete_graph(model, batch: int):
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        from .errors import NndslError
+        raise NndslError(f"the batch size must be a positive integer, got {batch}", code="E360")
     g = model.graph()
     types = []
     for i in g.inputs:

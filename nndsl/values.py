@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import NndslError
-from .ir.types import TensorType, dim_op
+from .ir.types import SymDim, TensorType, dim_op  # noqa: F401  (SymDim re-exported)
 from .source import Span
 
 
@@ -51,6 +51,15 @@ class Sym:
 
     def __str__(self):
         return self.expr
+
+
+@dataclass(frozen=True)
+class Opaque:
+    """A static argument the checker has no stand-in for (a `layer`, an untyped value, a string
+    compared with nothing): a statement that needs its value is reported as not checked."""
+
+    name: str
+    type: str | None = None
 
 
 class NamedInt(int):

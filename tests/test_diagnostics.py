@@ -44,7 +44,7 @@ class Case:
 
 def read_case(path: Path) -> Case:
     fields: dict = {"expect": []}
-    for text in path.read_text().splitlines():
+    for text in path.read_text(encoding="utf-8-sig").splitlines():  # a case may start with a BOM
         m = HEADER.match(text)
         if not m:
             break

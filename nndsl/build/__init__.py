@@ -20,12 +20,13 @@ def find_model(program, name: str, span=None):
     return d
 
 
-def build_model(program, name: str, args: dict, input_types=None) -> Graph:
-    """Elaborates model `name`; symbolic dims unless `input_types` gives concrete ones."""
+def build_model(program, name: str, args: dict, input_types=None, builder: Builder | None = None) -> Graph:
+    """Elaborates model `name`; symbolic dims unless `input_types` gives concrete ones. `builder`
+    is a fresh Builder set up by the caller (the checker's, which records what it could not decide)."""
     defn = find_model(program, name)
     if defn.kind == "cell":
-        return build_cell(program, defn, args, input_types)
-    b = Builder(program)
+        return build_cell(program, defn, args, input_types, builder)
+    b = builder or Builder(program)
     bound = b.bind_model_args(defn, [], dict(args), defn.name_span)
     outs = _apply.elaborate_model(b, defn, bound, None, (), defn.name_span, input_types)
     b.raise_errors()
@@ -36,13 +37,13 @@ def build_model(program, name: str, args: dict, input_types=None) -> Graph:
     return b.g
 
 
-def build_cell(program, defn, args, input_types=None) -> Graph:
+def build_cell(program, defn, args, input_types=None, builder: Builder | None = None) -> Graph:
     """A cell on its own is checked as a scan over [batch, time, ...] of its declared step input."""
     from ..ir.types import TensorType
     from .apply import apply_cell, bind_input
     from .builder import Env
     from ..values import ModelLayer
-    b = Builder(program)
+    b = builder or Builder(program)
     bound = b.bind_model_args(defn, [], dict(args), defn.name_span)
     decls = [s for s in defn.body if isinstance(s, ast.Input)]
     if len(decls) != 1:

@@ -11,7 +11,8 @@ from ..ops import init as I
 from ..syntax import ast
 from ..values import (BidirectionalLayer, BoundLayer, Captured, ChainLayer, Layer, ModelLayer, NamedInt, NeedsConcrete,
                       Poison, Poisoned,
-                      OpLayer, Record, ReverseLayer, StackLayer, Sym, TensorVal, TupleVal, UnrollLayer, describe)
+                      OpLayer, Record, ReverseLayer, StackLayer, Sym, SymDim, TensorVal, TupleVal, UnrollLayer,
+                      describe)
 from . import order as ordering
 from .builder import MAX_DEPTH, SPECIAL, Builder, Env, Scope
 
@@ -94,8 +95,7 @@ def elaborate_model(b: Builder, defn, args: dict, inputs: list | None, path: tup
     """Evaluates a model body. `inputs` are tensors when used as a layer; None at the top, where
     input nodes are created (with `top_types` when concrete shapes are known)."""
     if len(b.stack) >= MAX_DEPTH:
-        raise LimitError(f"models nested deeper than {MAX_DEPTH} (does `{defn.name}` use itself "
-                         "without a base case?)", span, code="E405")
+        raise _too_deep(b, defn, span)
     if defn.kind == "cell" and inputs is None:
         raise UnsupportedError(f"`{defn.name}` is a cell: apply it to a sequence inside a model",
                                defn.name_span)
@@ -107,6 +107,7 @@ def elaborate_model(b: Builder, defn, args: dict, inputs: list | None, path: tup
     b.call_spans.append(span)
     saved = b.scope
     b.scope = Scope(path)
+    before = len(b.unchecked)
     try:
         env = Env(dict(args))
         outputs = run_body(b, defn, env, inputs, top_types, call_span=span if inputs is not None else None)
@@ -122,11 +123,30 @@ def elaborate_model(b: Builder, defn, args: dict, inputs: list | None, path: tup
         if inputs is None:
             b.raise_errors()
         raise Poisoned(defn.name)
+    if len(b.unchecked) == before:
+        b.complete.add(defn.name)
     if inputs is None:
         return outputs
     if len(outputs) == 1:
         return next(iter(outputs.values()))
     return Record(outputs, f"`{defn.name}` result")
+
+
+def _too_deep(b: Builder, defn, span) -> LimitError:
+    """Only a definition that appears in its own chain of uses is asked about a base case; a long
+    chain of distinct models is just deep."""
+    names = [n for n, _ in b.stack] + [defn.name]
+    if defn.name in names[:-1]:
+        first = names.index(defn.name)
+        loop = " -> ".join(names[first:])
+        return LimitError(f"models nested deeper than {MAX_DEPTH}: `{defn.name}` uses itself ({loop}) and "
+                          "never reaches a base case", span, code="E405",
+                          help="stop the recursion with `if ... then ... else ...` on a static argument")
+    shown = " -> ".join(names[:3] + ["..."] + names[-2:]) if len(names) > 6 else " -> ".join(names)
+    return LimitError(f"models nested deeper than {MAX_DEPTH} ({shown}); no model here uses itself, but "
+                      f"nndsl elaborates at most {MAX_DEPTH} levels of models inside models", span,
+                      code="E405", help="apply some of these models one after another in a chain instead "
+                                        "of each inside the next")
 
 
 def run_body(b: Builder, defn, env: Env, inputs, top_types, states: dict | None = None,
@@ -249,7 +269,9 @@ def eval_dims(b: Builder, texpr: ast.TypeExpr, env: Env, actual: TensorType | No
                                  f"{shape_str(actual.shape)}", call_span or texpr.span, code="E303",
                                  help=f"axis {i}: expected {val}, found {have}",
                                  notes=[(texpr.span, "declared here")] if call_span else [])
-        dims.append(val.expr if isinstance(val, Sym) else val)
+        if isinstance(val, Sym):
+            val = SymDim(val.expr) if val.expr in b.free else val.expr
+        dims.append(val)
     return tuple(dims)
 
 
@@ -361,6 +383,7 @@ def apply_cell(b: Builder, layer, inputs: list, span, path: tuple, reverse=False
     b.scope = Scope(path)
     b.stack.append((defn.name, path))
     b.call_spans.append(span)
+    before = len(b.unchecked)
     try:
         env = Env(dict(layer.args))
         x_node = body.add("input", [], {"name": decls[0].name}, x_t, span, label=decls[0].name)
@@ -377,6 +400,7 @@ def apply_cell(b: Builder, layer, inputs: list, span, path: tuple, reverse=False
             inits[st.name] = st
         env_body = Env({k: Captured(k) if isinstance(v, TensorVal) else v for k, v in layer.args.items()})
         outputs = run_body(b, defn, env_body, [TensorVal(x_node.id, x_t, span)], None, states)
+        _require_nexts(defn, env_body, states)
         if any(isinstance(v, Poison) for v in list(outputs.values()) + list(env_body.values.values())):
             raise Poisoned(defn.name)
         rename_in_source_order(b, b.scope)
@@ -388,6 +412,8 @@ def apply_cell(b: Builder, layer, inputs: list, span, path: tuple, reverse=False
             raise ShapeError(f"unroll feeds each output back as the next input, but `{defn.name}` maps "
                              f"{x_t} to {out.type}", span, code="E305")
         body.outputs = {"out": out.node, **{n: nexts[n].node for n in states}}
+        if len(b.unchecked) == before:
+            b.complete.add(defn.name)
     finally:
         b.g = outer
         b.scope = saved
@@ -406,6 +432,16 @@ def apply_cell(b: Builder, layer, inputs: list, span, path: tuple, reverse=False
 
 def _bind_dims_from(b, decl, env, x_t):
     eval_dims(b, decl.type, env, x_t, f"input `{decl.name}`")
+
+
+def _require_nexts(defn, env: Env, states: dict) -> None:
+    """E208 before anything else about the body: a statement that failed (or could not be
+    checked) elsewhere in the cell must not hide a state that never gets a next value."""
+    for name in states:
+        if name + "'" not in env.values:
+            st = next(s for s in defn.body if isinstance(s, ast.State) and s.name == name)
+            raise NameResolutionError(f"state `{name}` has no next value", st.span, code="E208",
+                                      help=f"define `{name}' = ...`")
 
 
 def _check_states(defn, env: Env, states: dict) -> dict:

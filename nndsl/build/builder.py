@@ -18,8 +18,8 @@ from ..ops import init as I
 from ..source import Span
 from ..syntax import ast
 from ..values import (BidirectionalLayer, BoundLayer, Captured, ChainLayer, Poison, Poisoned, DefRef, Layer, ModelLayer,
-                      NeedsConcrete, OpLayer, OpRef, Record, StackLayer, Sym, TensorVal, TupleVal,
-                      UnrollLayer, describe)
+                      NeedsConcrete, Opaque, OpLayer, OpRef, Record, StackLayer, Sym, SymDim, TensorVal,
+                      TupleVal, UnrollLayer, describe)
 from . import order as ordering
 
 MAX_NODES = 200_000
@@ -130,6 +130,13 @@ class Builder:
                              + (f" (inside {names})" if names else ""), span, code="E411",
                              help="a model that uses itself more than once per level grows exponentially; "
                                   "use a smaller depth or a `LAYER * n` stack")
+        # `nndsl check` elaborates every definition with symbolic static arguments: a statement
+        # that cannot be decided without a value is recorded here (and reported as a warning
+        # unless some use of its definition checked it), never silently passed.
+        self.checking = False
+        self.unchecked: list = []  # (definition name, statement span, reason, names it reads)
+        self.complete: set = set()  # definitions elaborated with nothing left unchecked
+        self.free: set = set()  # static arguments checked as symbolic sizes (`classes`)
 
     # ------------------------------------------------------------------ graph helpers
     def add_node(self, op: str, inputs: list[TensorVal], attrs: dict, span, path=None, label=None):
@@ -146,6 +153,9 @@ class Builder:
         except NeedsConcrete:
             raise
         except (TypeError, ValueError, KeyError, IndexError) as e:
+            if self.checking and _has_symbolic(attrs):
+                names = ", ".join(f"`{n}`" for n in _symbolic_names(attrs))
+                raise NeedsConcrete(f"the output of {label or op} without the value of {names}", span) from None
             # a shape rule fed an argument of a kind it cannot use (a float padding, say): the
             # user's mistake, reported as such rather than as a traceback
             # (the Python text of `e` describes nndsl's internals, not the user's program)
@@ -257,6 +267,8 @@ class Builder:
     def eval_Index(self, e: ast.Index, env):
         obj = self.eval(e.obj, env)
         idx = self.eval(e.index, env)
+        if isinstance(idx, Sym):
+            raise NeedsConcrete("an index given by a symbolic value", e.index.span)
         if not isinstance(idx, int) or isinstance(idx, bool):
             raise TypeCheckError(f"an index must be a static integer, found {describe(idx)}", e.index.span)
         items = obj.items if isinstance(obj, TupleVal) else obj if isinstance(obj, list) else None
@@ -346,6 +358,8 @@ class Builder:
         layer_a, layer_b = self.is_layer(a), self.is_layer(b)
         if op == "*" and (layer_a or layer_b):
             layer, n, ne = (a, b, eb) if layer_a else (b, a, ea)
+            if isinstance(n, Sym):
+                raise NeedsConcrete(f"how often to stack a layer (`{n}`)", ne.span)
             if isinstance(n, bool) or not isinstance(n, int):
                 raise TypeCheckError(f"`LAYER * n` needs a static integer n, found {describe(n)}",
                                      ne.span, code="E315")
@@ -489,7 +503,7 @@ class Builder:
 
     def make_op_layer(self, name, pos, kw, span, kw_spans=None) -> OpLayer:
         opdef = OPS[name]
-        attrs = bind_args(name, opdef.attrs, pos, kw, span, kw_spans or {})
+        attrs = bind_args(name, opdef.attrs, pos, kw, span, kw_spans or {}, symbolic=self.checking)
         return OpLayer(name, attrs, span=span)
 
     def bind_model_args(self, defn, pos, kw, span, pos_spans=None, kw_spans=None) -> dict:
@@ -526,13 +540,38 @@ class Builder:
         the rest of the body is still checked and every independent mistake is reported."""
         try:
             body()
-        except (NeedsConcrete, WorkLimit):
+        except WorkLimit:
             raise  # out of budget: every later statement would say so again
+        except NeedsConcrete as e:
+            if not self.checking:
+                raise
+            self._not_checked(stmt, e.message, env)
+            self._poison(names, env, stmt)
         except Poisoned:
             self._poison(names, env, stmt)
         except NndslError as e:
-            self.errors.extend(getattr(e, "errors", [e]))
+            # a value used where an opaque stand-in cannot go (as a layer, a number) is not the
+            # program's mistake; a shape mistake beside it still is
+            opaque = self._opaque_read(stmt, env) if self.checking and isinstance(e, TypeCheckError) else None
+            if opaque is not None:  # a mistake only a stand-in value made: not the program's
+                self._not_checked(stmt, f"this statement depends on what `{opaque}` is", env, [opaque])
+            else:
+                self.errors.extend(getattr(e, "errors", [e]))
             self._poison(names, env, stmt)
+
+    def _opaque_read(self, stmt, env) -> str | None:
+        for n in sorted(ordering.reads(stmt)):
+            try:
+                v = env.lookup(n)
+            except KeyError:
+                continue
+            if isinstance(v, Opaque):
+                return v.name
+        return None
+
+    def _not_checked(self, stmt, reason: str, env, culprits=None) -> None:
+        owner = self.stack[-1][0] if self.stack else None
+        self.unchecked.append((owner, stmt.span, reason, frozenset(culprits or ordering.reads(stmt))))
 
     def _poison(self, names, env, stmt):
         for n in names:
@@ -572,7 +611,7 @@ NOT_SHARED = {"input", "param", "scan", "grad", "fill"}
 
 
 def check_arg_type(owner, name, typ, value, span, decl_span=None):
-    if typ is None or typ == "any":
+    if typ is None or typ == "any" or isinstance(value, Opaque):
         return
     if typ not in TYPE_NAMES:
         raise TypeCheckError(f"unknown type `{typ}` for argument `{name}`", decl_span or span,
@@ -592,7 +631,7 @@ def check_arg_type(owner, name, typ, value, span, decl_span=None):
                              span, code="E326")
 
 
-def bind_args(owner, attrs, pos, kw, span, kw_spans) -> dict:
+def bind_args(owner, attrs, pos, kw, span, kw_spans, symbolic: bool = False) -> dict:
     names = [a.name for a in attrs]
     if len(pos) > len(attrs):
         raise TypeCheckError(f"`{owner}` takes {len(attrs)} arguments, {len(pos)} given", span, code="E322",
@@ -616,14 +655,23 @@ def bind_args(owner, attrs, pos, kw, span, kw_spans) -> dict:
                 raise TypeCheckError(f"`{owner}` needs argument `{a.name}`", span, code="E324")
             out[a.name] = a.default
             continue
-        out[a.name] = coerce_attr(owner, a, out[a.name], spans.get(a.name, span))
+        out[a.name] = coerce_attr(owner, a, out[a.name], spans.get(a.name, span), symbolic)
     return out
 
 
-def coerce_attr(owner, a, v, span):
+def coerce_attr(owner, a, v, span, symbolic: bool = False):
     """The argument's type first (a float 3.0 for an int is 3), then its declared range and form
-    (registry.Attr.check): every diagnostic says what the argument accepts."""
+    (registry.Attr.check): every diagnostic says what the argument accepts. With `symbolic`
+    (checking a definition without its static arguments' values), a size known only by name
+    enters the shape rule as a symbolic dimension."""
     from ..ops.registry import ArgError
+    if isinstance(v, Opaque):
+        raise NeedsConcrete(f"`{a.name}` of `{owner}` without a value for `{v.name}`", span)
+    if symbolic and a.type in ("int", "ints"):
+        if isinstance(v, Sym):
+            return SymDim(v.expr)
+        if a.type == "ints" and isinstance(v, list) and any(isinstance(x, Sym) for x in v):
+            return tuple(SymDim(x.expr) if isinstance(x, Sym) else x for x in v)
     given = v
     v = _coerce_type(owner, a, v, span)
     try:
@@ -703,6 +751,20 @@ def _coerce_type(owner, a, v, span):
             raise bad()
         return tuple(x.expr if isinstance(x, Sym) else x for x in v)
     return v
+
+
+def _has_symbolic(attrs: dict) -> bool:
+    return any(isinstance(v, SymDim) or isinstance(v, tuple) and any(isinstance(x, SymDim) for x in v)
+               for v in attrs.values())
+
+
+def _symbolic_names(attrs: dict) -> list:
+    out = []
+    for v in attrs.values():
+        for x in (v if isinstance(v, tuple) else (v,)):
+            if isinstance(x, SymDim) and str(x) not in out:
+                out.append(str(x))
+    return out
 
 
 def _is_static(v) -> bool:

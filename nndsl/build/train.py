@@ -68,10 +68,11 @@ def find_train(program, name: str | None):
     return d
 
 
-def build_train(program, name: str | None, batch: int | None = None, base: Path | None = None) -> TrainSpec:
+def build_train(program, name: str | None, batch: int | None = None, base: Path | None = None,
+                builder: Builder | None = None) -> TrainSpec:
     from ..train.optim import eval_optimizer
     defn = find_train(program, name)
-    b = Builder(program)
+    b = builder or Builder(program)
     spec = TrainSpec(defn.name, b.g, None, span=defn.name_span)
     env = Env({})
     data_stmts = [s for s in defn.body if isinstance(s, ast.Data)]
@@ -137,6 +138,9 @@ def build_train(program, name: str | None, batch: int | None = None, base: Path 
                 raise TypeCheckError(f"`{type(stmt).__name__.lower()}` does not belong in a train block",
                                      stmt.span, code="E332")
         b.guarded(stmt, ordering.provides(stmt), env, one)
+    if spec.data is not None:
+        from .datacheck import check_ids
+        b.errors.extend(check_ids(spec))
     b.raise_errors()
     # Outputs are the graph's roots: passes keep them (and keep their names when they rewrite).
     b.g.outputs.update(spec.losses)
@@ -187,12 +191,13 @@ def _data(b, stmt, env, spec, batch, base):
 
 
 def _step(b, stmt, env, spec, eval_optimizer) -> StepSpec:
-    for m in stmt.models:
+    for i, m in enumerate(stmt.models):
         if isinstance(env.values.get(m), Poison):
             raise Poisoned(m)  # its own definition already reported the error
         if m not in spec.instances:
             guess = closest(m, spec.instances)
-            raise NameResolutionError(f"`step` over unknown model `{m}`", stmt.span, code="E214",
+            where = stmt.model_spans[i] if i < len(stmt.model_spans) else stmt.span
+            raise NameResolutionError(f"`step` over unknown model `{m}`", where, code="E214",
                                       help=f"did you mean `{guess}`?" if guess else
                                       "declare it with `model NAME = Model(...)`")
     loss = b.eval(stmt.loss, env)
@@ -229,8 +234,9 @@ def _setting(b, stmt, env):
     if want is int and v > SETTING_MAX[stmt.key]:
         raise TypeCheckError(f"`{stmt.key}` is at most {SETTING_MAX[stmt.key]:,}, found {v:,}", stmt.value.span,
                              code="E349")
-    if want is float and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
-        raise TypeCheckError(f"`{stmt.key}` needs a positive number, found {describe(v)}", stmt.value.span,
+    if want is float and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
+                          or v == float("inf")):  # `not v > 0` also refuses nan
+        raise TypeCheckError(f"`{stmt.key}` needs a finite positive number, found {describe(v)}", stmt.value.span,
                              code="E349")
     return v
 

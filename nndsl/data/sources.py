@@ -1,7 +1,15 @@
 """Data sources for `data ...` in train blocks: digits, ring_gaussians, logic gates, npz, csv.
 
-A source states its per-example shapes up front (so a train block is checked before any data is
-read) and loads arrays only when training starts.
+A source states its schema up front: per-example shapes and dtypes (`fields`) and, per field,
+what its values can be (`values`: a range, or integer ids below a count of classes or a vocabulary
+size). The checker reads both before any data is read: a train block is shape-checked, and
+`cross_entropy`, `accuracy` and `embed` are checked against the labels and token ids they will
+get. Arrays load only when training starts.
+
+To declare a new source's schema: give DataSource its `fields` and a `values` dict with one
+`Values` per field whose values are known (`Values(classes=10)` for labels 0..9,
+`Values(vocab=n)` for token ids, `Values(low=0, high=1)` for pixels). A field left out is
+simply not checked.
 """
 from __future__ import annotations
 
@@ -20,6 +28,28 @@ from ..ops.registry import Attr, OpError
 DATA_DIR = Path(__file__).resolve().parent
 
 
+@dataclass(frozen=True)
+class Values:
+    """What one field's values can be, known without reading the data."""
+
+    low: float | None = None  # inclusive bounds
+    high: float | None = None
+    classes: int | None = None  # integer class ids 0..classes-1
+    vocab: int | None = None  # integer token ids 0..vocab-1
+
+    @property
+    def ids(self) -> int | None:
+        """How many distinct integer ids the field may hold (classes or vocabulary), if known."""
+        return self.classes if self.classes is not None else self.vocab
+
+    def describe(self) -> str:
+        if self.classes is not None:
+            return f"class ids 0..{self.classes - 1} ({self.classes} classes)"
+        if self.vocab is not None:
+            return f"token ids 0..{self.vocab - 1} (a vocabulary of {self.vocab})"
+        return f"values in [{self.low:g}, {self.high:g}]"
+
+
 @dataclass
 class DataSource:
     name: str
@@ -31,6 +61,7 @@ class DataSource:
     vocab: str | None = None  # characters of a text source, id = position
     statics: dict = field(default_factory=dict)  # static facts a program may read: data.vocab, data.classes
     args: dict = field(default_factory=dict)  # the arguments it was made with
+    values: dict = field(default_factory=dict)  # field -> Values: the schema's value part
 
     def arrays(self, seed: int = 0) -> tuple[dict, dict]:
         """(train, held-out) arrays, split with a seeded shuffle."""
@@ -76,7 +107,7 @@ def _digits(batch, split, size, flat):
         return {"x": x, "y": y}
     shape = (size * size,) if flat else (size, size, 1)
     return DataSource("digits", batch, split, {"x": TensorType(shape), "y": TensorType((), "int32")}, load,
-                      statics={"classes": 10})
+                      statics={"classes": 10}, values={"x": Values(0.0, 1.0), "y": Values(classes=10)})
 
 
 def _ring(modes, batch, radius, std, n, seed):
@@ -87,7 +118,8 @@ def _ring(modes, batch, radius, std, n, seed):
         x = np.stack([radius * np.cos(ang), radius * np.sin(ang)], 1) + std * rng.standard_normal((n, 2))
         return {"x": x.astype(np.float32), "y": k.astype(np.int32)}
     return DataSource("ring_gaussians", batch, 1.0,
-                      {"x": TensorType((2,)), "y": TensorType((), "int32")}, load, infinite=True)
+                      {"x": TensorType((2,)), "y": TensorType((), "int32")}, load, infinite=True,
+                      values={"y": Values(classes=modes)})
 
 
 def _logic(gate, batch, signed):
@@ -103,7 +135,8 @@ def _logic(gate, batch, signed):
         if signed:
             y = 2 * y - 1
         return {"x": np.stack([a, b], 1).astype(np.float32), "y": y}
-    return DataSource("logic", batch, 1.0, {"x": TensorType((2,)), "y": TensorType(())}, load)
+    return DataSource("logic", batch, 1.0, {"x": TensorType((2,)), "y": TensorType(())}, load,
+                      values={"x": Values(0.0, 1.0), "y": Values(-1.0 if signed else 0.0, 1.0)})
 
 
 def _motifs(batch, split, length, classes, noise, n, seed):
@@ -111,7 +144,8 @@ def _motifs(batch, split, length, classes, noise, n, seed):
     if length < 16:
         raise OpError(f"motifs need length of at least 16, got {length}")
     return DataSource("motifs", batch, split, {"x": TensorType((length, 1)), "y": TensorType((), "int32")},
-                      lambda: motifs(n, length, classes, noise, seed), statics={"classes": classes})
+                      lambda: motifs(n, length, classes, noise, seed), statics={"classes": classes},
+                      values={"y": Values(classes=classes)})
 
 
 def _volumes(batch, split, size, noise, n, seed):
@@ -120,7 +154,8 @@ def _volumes(batch, split, size, noise, n, seed):
         raise OpError(f"volumes need size of at least 8, got {size}")
     return DataSource("volumes", batch, split, {"x": TensorType((size, size, size, 1)),
                                                 "y": TensorType((), "int32")},
-                      lambda: volumes(n, size, noise, seed), statics={"classes": 3})
+                      lambda: volumes(n, size, noise, seed), statics={"classes": 3},
+                      values={"y": Values(classes=3)})
 
 
 def _adding(batch, split, length, n, seed):
@@ -128,7 +163,7 @@ def _adding(batch, split, length, n, seed):
     if length < 2:
         raise OpError(f"the adding problem needs length of at least 2, got {length}")
     return DataSource("adding", batch, split, {"x": TensorType((length, 2)), "y": TensorType((1,))},
-                      lambda: adding(n, length, seed))
+                      lambda: adding(n, length, seed), values={"x": Values(0.0, 1.0), "y": Values(0.0, 2.0)})
 
 
 def _sentiment(batch, split, length, vocab, n, seed):
@@ -137,21 +172,25 @@ def _sentiment(batch, split, length, vocab, n, seed):
         raise OpError(f"sentiment needs a vocabulary of at least 20, got {vocab}")
     return DataSource("sentiment", batch, split, {"x": TensorType((length,), "int32"),
                                                   "y": TensorType((), "int32"), "n": TensorType((), "int32")},
-                      lambda: sentiment(n, length, vocab, seed), statics={"vocab": vocab, "classes": 2})
+                      lambda: sentiment(n, length, vocab, seed), statics={"vocab": vocab, "classes": 2},
+                      values={"x": Values(vocab=vocab), "y": Values(classes=2),
+                              "n": Values(float(length // 3), float(length))})
 
 
 def _tagging(batch, split, length, vocab, n, seed):
     from .generated import tagging
     return DataSource("tagging", batch, split, {"x": TensorType((length,), "int32"),
                                                 "y": TensorType((length,), "int32")},
-                      lambda: tagging(n, length, vocab, seed), statics={"vocab": vocab, "classes": 2})
+                      lambda: tagging(n, length, vocab, seed), statics={"vocab": vocab, "classes": 2},
+                      values={"x": Values(vocab=vocab), "y": Values(classes=2)})
 
 
 def _reverse(batch, split, length, vocab, n, seed):
     from .generated import reverse
     t = TensorType((length,), "int32")
     return DataSource("reverse", batch, split, {"x": t, "y": t, "prev": t},
-                      lambda: reverse(n, length, vocab, seed), statics={"vocab": vocab})
+                      lambda: reverse(n, length, vocab, seed), statics={"vocab": vocab},
+                      values={f: Values(vocab=vocab) for f in ("x", "y", "prev")})
 
 
 TEXTS = {"sonnets": "sonnets.txt"}
@@ -171,6 +210,7 @@ def _text(name, batch, split, seq, stride):
                      lambda: text_windows((DATA_DIR / TEXTS[name]).read_text(), seq, stride)[0])
     src.vocab = vocab
     src.statics = {"vocab": len(vocab)}
+    src.values = {"x": Values(vocab=len(vocab)), "y": Values(vocab=len(vocab))}
     return src
 
 

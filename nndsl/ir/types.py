@@ -35,10 +35,59 @@ def dim_op(a: Dim, op: str, b: Dim) -> Dim:
 
 
 def dims_equal(a: Dim, b: Dim) -> bool:
-    """False only when both are static and differ: symbols are checked again once bound."""
+    """False when both are static and differ, or when one is static and the other a free size:
+    `batch` (any batch size) or a static argument checked without a value (`classes`). Other
+    symbols (an input's `features`) are bound by the caller and checked again once bound."""
     if isinstance(a, int) and isinstance(b, int):
         return a == b
+    if isinstance(a, int) or isinstance(b, int):
+        sym = b if isinstance(a, int) else a
+        return not is_free(sym)
     return True
+
+
+def is_free(d: Dim) -> bool:
+    """A symbolic size that stands for every size: no rule may require it to equal a number."""
+    return isinstance(d, SymDim) or d == "batch"
+
+
+class SymDim(str):
+    """A static integer argument checked without a value (`dense(classes)` in `nndsl check`): it
+    enters shapes as the symbolic dimension `classes`, counts as a positive size (`units <= 0` is
+    false), and any other arithmetic or comparison on it raises TypeError, which the checker turns
+    into "cannot check this without a value" rather than a wrong answer."""
+
+    def _no(self, *_):
+        raise TypeError(f"`{self}` has no value during checking")
+
+    __radd__ = __rmod__ = __rsub__ = _no
+    __hash__ = str.__hash__
+
+    # arithmetic with the identity of each operation keeps the size (`filters % groups` with one
+    # group, `units * 1`); anything else has no answer without a value
+    def __add__(self, o): return self if o == 0 and not isinstance(o, bool) else self._no()
+    def __sub__(self, o): return self if o == 0 and not isinstance(o, bool) else self._no()
+    def __mul__(self, o): return self if o == 1 and not isinstance(o, bool) else self._no()
+    __rmul__ = __mul__
+    def __floordiv__(self, o): return self if o == 1 and not isinstance(o, bool) else self._no()
+    __truediv__ = __floordiv__
+    def __mod__(self, o): return 0 if o == 1 and not isinstance(o, bool) else self._no()
+
+    def __gt__(self, o): return True if isinstance(o, int) and not isinstance(o, bool) and o <= 0 else self._no()
+    def __ge__(self, o): return True if isinstance(o, int) and not isinstance(o, bool) and o <= 1 else self._no()
+    def __lt__(self, o): return False if isinstance(o, int) and not isinstance(o, bool) and o <= 1 else self._no()
+    def __le__(self, o): return False if isinstance(o, int) and not isinstance(o, bool) and o <= 0 else self._no()
+
+    def __index__(self):
+        self._no()
+
+    def __iter__(self):  # never a sequence of characters where a rule takes `int or list of ints`
+        self._no()
+
+    def __len__(self):
+        self._no()
+
+
 
 
 def fmt_dim(d: Dim) -> str:

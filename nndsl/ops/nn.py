@@ -15,6 +15,12 @@ def _static_last(x: TensorType, what: str) -> int:
         raise OpError(f"{what} expects at least one axis, found a scalar")
     d = x.shape[-1]
     if not isinstance(d, int):
+        from ..ir.types import SymDim, is_free
+        if isinstance(d, SymDim):
+            return d  # a static argument checked by name (`layernorm` over `[batch, latent]`)
+        if not is_free(d):  # a size the caller binds (`c` of `[batch, h, w, c]`): decided at use
+            from ..values import NeedsConcrete
+            raise NeedsConcrete(f"the feature size of {what} (`{d}`)")
         raise OpError(f"{what} needs a static feature size, found {shape_str(x.shape)}")
     return d
 

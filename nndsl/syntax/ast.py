@@ -225,6 +225,7 @@ class Step(Node):
     loss: Node
     optimizer: Node
     span: Span | None = _span()
+    model_spans: tuple = field(default=(), compare=False, repr=False)  # where each model is named
 
 
 @dataclass(frozen=True)

@@ -243,6 +243,12 @@ def _token_error(e: UnexpectedToken, source: Source, accepts) -> ParseError:
             and _first_on_line(text, pos):
         return ParseError(f"`{tok}` is a reserved word and cannot be assigned", span, code="E107",
                           help=f"pick another name, such as `{tok}_`")
+    missing = _missing_arrow(text, prev, accepts)
+    if missing is not None:
+        word, before = missing
+        return ParseError(f"`{_shown(word)}` follows `{_shown(before)}` with nothing between them",
+                          Span(source, prev[0], prev[1], prev[0], prev[2]), code="E109",
+                          help=f"is a `->` missing? `{_shown(before)} -> {_shown(word)}`")
     if prev and prev[0] < tok.line and _first_on_line(text, pos) and exp:
         where = Span(source, prev[0], prev[2], prev[0], prev[2] + 1)
         return ParseError(f"expected {exp} after `{_shown(prev[3])}`", where, code="E102",
@@ -252,6 +258,27 @@ def _token_error(e: UnexpectedToken, source: Source, accepts) -> ParseError:
     if "COMMA" in accepts and ({"RPAR", "RSQB"} & set(accepts)) and tok.type in ("NAME", "NUMBER", "STRING"):
         hint = f"is a `,` missing before {_token_text(tok)}?"
     return ParseError(msg, span, code="E102", help=hint)
+
+
+_ENDS_VALUE = re.compile(r"(\w+(\([^()]*\))?|\)|\])\s*\Z")
+
+
+def _missing_arrow(text: str, prev, accepts):
+    """`h = x -> dense(128) relu`: the parser reads `relu` as the start of a new statement and
+    wants `=` after it; the writer meant a chain. Recognised when the name that was taken for a
+    statement start is not first on its line and follows the end of a value there."""
+    if not prev or not re.fullmatch(r"[A-Za-z_]\w*'*", prev[3]) or prev[3] in keywords():
+        return None
+    if not any(_key(t) == "=" for t in accepts):
+        return None
+    line_start = text.rfind("\n", 0, prev[4]) + 1
+    before = _code_part(text[line_start:prev[4]])
+    if "=" not in before:
+        return None
+    m = _ENDS_VALUE.search(before)
+    if not m or before.rstrip().endswith(("->", "=", ",", "(", "[")):
+        return None
+    return prev[3], m.group(1).strip()
 
 
 # ---------------------------------------------------------------------- recovery
@@ -338,8 +365,20 @@ def _check_depth(module: ast.Module) -> None:
             stack.append((child, depth + 1))
 
 
+def normalize_newlines(text: str) -> str:
+    """Editors save a UTF-8 byte order mark and old Mac line endings (a lone CR); both are text,
+    not mistakes. The mark is dropped, and CR LF and a lone CR become LF, so every position (Lark's
+    lines, the excerpt's line, the LSP's) counts lines the way an editor shows them."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
 def parse(text: str, name: str = "<string>") -> ast.Module:
     """Parses a whole file; raises ParseError (or ErrorGroup of several) on bad syntax."""
+    text = normalize_newlines(text)
     source = Source(text, name)
     _check_nesting(source)
     recovery = _Recovery(source)

@@ -99,7 +99,8 @@ class ToAst(Transformer_NonRecursive):
     def step_stmt(self, meta, ch):
         *models, repeat, loss, opt = ch
         reps = _num(str(repeat), self._tok(repeat)) if repeat is not None else 1
-        return ast.Step(tuple(str(m) for m in models), reps, loss, opt, self._s(meta))
+        return ast.Step(tuple(str(m) for m in models), reps, loss, opt, self._s(meta),
+                        tuple(self._tok(m) for m in models))
 
     def setting(self, meta, ch):
         return ast.Setting(str(ch[0]), ch[1], self._s(meta))

@@ -60,6 +60,9 @@ def _eval(builder, e, env):
     name = e.id if isinstance(e, ast.Name) else e.func.id if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) else None
     table = OPTIMIZERS if name in OPTIMIZERS else SCHEDULES if name in SCHEDULES else None
     if table is None:
+        if name in NOT_NUMBERS and not env.has(name):
+            raise TypeCheckError(f"`{name}` is not a number in nndsl; a hyperparameter must be a finite number",
+                                 e.span, code="E360", help="write the value itself, such as `lr=1e-3`")
         if name is not None and not env.has(name) and name not in builder.program.definitions:
             guess = closest(name, list(OPTIMIZERS) + list(SCHEDULES))
             raise NameResolutionError(f"unknown optimizer or schedule `{name}`", e.span, code="E211",
@@ -88,9 +91,12 @@ def _eval(builder, e, env):
     return spec_cls(name, tuple(sorted(attrs.items())))
 
 
+NOT_NUMBERS = {"nan", "NaN", "inf", "Inf", "infinity"}
 # Where each argument makes sense, as (low, high, low_open, high_open); optax takes the rest and fails
-# at the first step (`cosine(steps=0)` raised from inside optax) or trains on garbage (`b2 = 1`).
+# at the first step (`cosine(steps=0)` raised from inside optax), trains on garbage (`b2 = 1`) or
+# climbs the loss (a negative rate).
 RANGES = {
+    "lr": (0.0, None, True, False),
     "steps": (1, 10**9, False, False), "warmup": (0, 10**9, False, False),
     "b1": (0.0, 1.0, False, True), "b2": (0.0, 1.0, False, True), "beta": (0.0, 1.0, False, True),
     "momentum": (0.0, 1.0, False, True), "decay": (0.0, 1.0, False, True), "rate": (0.0, None, True, False),
@@ -99,20 +105,24 @@ RANGES = {
 
 
 def _check_range(owner, k, v, span):
+    """A NaN or infinite hyperparameter trains nothing (every update is NaN) and one out of its
+    range fails inside optax or trains on garbage: both are refused where the value is written."""
     import math
     if isinstance(v, ScheduleSpec) or isinstance(v, bool) or not isinstance(v, (int, float)):
         return
     if not math.isfinite(v):
-        raise TypeCheckError(f"argument `{k}` of `{owner}` must be finite, found {v}", span, code="E349")
+        raise TypeCheckError(f"argument `{k}` of `{owner}` must be a finite number, found {v}", span, code="E360")
     if k not in RANGES:
         return
     lo, hi, lo_open, hi_open = RANGES[k]
+    if owner in SCHEDULES and k == "lr":
+        lo_open = False  # a schedule may decay to 0
     bad = (v < lo or (lo_open and v == lo)) or (hi is not None and (v > hi or (hi_open and v == hi)))
     if bad:
-        want = (f"{'>' if lo_open else '>='} {lo}" if hi is None else
+        want = (f"{'>' if lo_open else '>='} {lo:g}" if hi is None else
                 f"in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}")
         from ..bounds import short
-        raise TypeCheckError(f"argument `{k}` of `{owner}` must be {want}, found {short(v)}", span, code="E349")
+        raise TypeCheckError(f"argument `{k}` of `{owner}` must be {want}, found {short(v)}", span, code="E360")
 
 
 def schedule(v):

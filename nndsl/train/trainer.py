@@ -52,6 +52,9 @@ class Trainer:
             s.pop("epochs", None)
         self.settings = s
         self.seed = seed if seed is not None else s.get("seed", 0)
+        if clip_norm is not None and not (isinstance(clip_norm, (int, float)) and 0 < clip_norm < float("inf")):
+            # a negative norm would flip every gradient and nan would poison it
+            raise TrainingError(f"clip_norm must be a finite number above 0, got {clip_norm}", code="E360")
         self.clip_norm = clip_norm if clip_norm is not None else s.get("clip_norm")
         self.txs = [make_optax(st.optimizer, self.clip_norm) for st in self.spec.steps]
         self.mesh = _data_mesh(devices, self.batch_size) if mesh is None else _mesh(mesh, self.batch_size)
@@ -249,6 +252,7 @@ class Trainer:
         key = jax.random.key(self.seed)
         ts = self.init(key)
         loop = _DataLoop(self, self.seed)
+        self._loop = loop  # a non-finite loss looks into its arrays for a cause (_advice)
         total, log_every = loop.total, loop.log_every
         start, history = 0, {}
         if resume is not None:
@@ -364,8 +368,9 @@ class Trainer:
                                 "no checkpoint to roll back to", self.spec.span, code="E701",
                                 help="rollback needs --checkpoint-every")
         if done >= self.MAX_ROLLBACKS:
-            raise TrainingError(f"non-finite again at iteration {it + 1} after {done} rollbacks; giving up",
-                                self.spec.span, code="E701", help="lower the learning rate or set `clip_norm`")
+            cause, advice = self._advice()
+            raise TrainingError(f"non-finite again at iteration {it + 1} after {done} rollbacks; giving up{cause}",
+                                self.spec.span, code="E701", help=advice)
         found = ckpt.load_latest(Path(folder), ts, identity=self.identity(ts))
         if found is None:
             raise TrainingError(f"non-finite at iteration {it + 1} before the first checkpoint", self.spec.span,
@@ -378,10 +383,21 @@ class Trainer:
         if on_nan == "skip" and run < self.MAX_SKIPPED:
             return
         what = f" (losses: {', '.join(f'{k}={v:.4g}' for k, v in vals.items())})" if vals else ""
+        cause, advice = self._advice()
         raise TrainingError(f"a loss or gradient became non-finite at iteration {it + 1}{what}"
                             + (f", {run} times in a row" if run > 1 else "")
-                            + "; the update was not applied and no checkpoint holds it",
-                            self.spec.span, code="E701", help="lower the learning rate or set `clip_norm`")
+                            + f"; the update was not applied and no checkpoint holds it{cause}",
+                            self.spec.span, code="E701", help=advice)
+
+    def _advice(self) -> tuple[str, str]:
+        """The cause the data can name (ids past the logits, NaN in a field) before the generic
+        advice about the learning rate, which would only hide such a mistake."""
+        from ..build.datacheck import explain_nonfinite
+        loop = getattr(self, "_loop", None)
+        found = explain_nonfinite(self.spec, loop.train) if loop is not None and loop.n else None
+        if found is None:
+            return "", "lower the learning rate or set `clip_norm`"
+        return f"; the cause: {found[0]}", found[1]
 
     def identity(self, ts: dict) -> str:
         """What a checkpoint records of the run that wrote it: the train block's name, its model
