@@ -77,7 +77,6 @@ CLI_BOMBS = {
     "train_cosine_steps_0": (train(opt="adam(lr=cosine(1e-3, steps=0))"), ["--no-progress"], "train", "E360"),
     "compile_dim_negative": (MODEL.format(layer="dense(3)"), ["--emit", "jaxpr", "--dim", "batch=-1"],
                              "compile", "E303"),
-    "summary_batch_negative": (MODEL.format(layer="dense(3)"), ["--batch", "-1"], "summary", "E401"),
     "summary_batch_huge": (MODEL.format(layer="dense(3)"), ["--batch", str(10**20)], "summary", "E401"),
     "activations_at_run_batch": (MODEL.format(layer="reshape([batch, 4, 1]) -> upsample(4000000)"),
                                  ["M", "--input", "x4.npy", "--output", "y.npy", "--max-memory", "200MiB"], "run",

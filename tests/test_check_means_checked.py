@@ -136,10 +136,10 @@ train t {
 
 
 @pytest.mark.parametrize("opt, fragment", [
-    ("adam(lr=1e-3, b1=1.5)", "`b1` of `adam` must be between 0 and 1, found 1.5"),
-    ("sgd(lr=0)", "`lr` of `sgd` must be above 0, found 0"),
-    ("adamw(lr=1e-3, weight_decay=-1)", "`weight_decay` of `adamw` must be at least 0"),
-    ("adam(lr=cosine(lr=1e999, steps=10))", "`lr` of `cosine` must be a finite number, found inf"),
+    ("adam(lr=1e-3, b1=1.5)", "`b1` of `adam` must be in [0.0, 1.0), found 1.5"),
+    ("sgd(lr=0)", "`lr` of `sgd` must be > 0, found 0"),
+    ("adamw(lr=1e-3, weight_decay=-1)", "`weight_decay` of `adamw` must be >= 0"),
+    ("adam(lr=cosine(lr=-1.0, steps=10))", "`lr` of `cosine` must be >= 0, found -1"),
     ("sgd(lr=inf)", "`inf` is not a number in nndsl"),
 ])
 def test_hyperparameters_out_of_range_are_located_errors(opt, fragment):
@@ -166,7 +166,7 @@ def test_the_command_line_refuses_values_that_would_mean_something_else(argv, tm
 def test_the_api_refuses_them_too():
     prog = nndsl.loads(SMALL.replace("OPT", "sgd(lr=0.1)"))
     for bad in (-1.0, float("nan"), float("inf"), 0):
-        with pytest.raises(nndsl.NndslError, match="clip_norm must be a finite number above 0"):
+        with pytest.raises(nndsl.NndslError, match="`clip_norm` must be a finite number above 0"):
             prog.trainer(clip_norm=bad)
     from nndsl.summary import rows
     with pytest.raises(nndsl.NndslError, match="batch size must be a positive integer"):

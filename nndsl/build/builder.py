@@ -112,6 +112,13 @@ class Builder:
         sources = {id(d.span.source): len(d.span.source.text) for d in program.definitions.values()
                    if getattr(d, "span", None) is not None}
         self.budget = MAX_WORK + 2 * sum(sources.values())
+        # `nndsl check` elaborates every definition with symbolic static arguments: a statement
+        # that cannot be decided without a value is recorded here (and reported as a warning
+        # unless some use of its definition checked it), never silently passed.
+        self.checking = False
+        self.unchecked: list = []  # (definition name, statement span, reason, names it reads)
+        self.complete: set = set()  # definitions elaborated with nothing left unchecked
+        self.free: set = set()  # static arguments checked as symbolic sizes (`classes`)
 
     def tick(self, span) -> None:
         """Counts one elaboration step; refuses the program once it has taken MAX_WORK of them."""
@@ -130,13 +137,6 @@ class Builder:
                              + (f" (inside {names})" if names else ""), span, code="E411",
                              help="a model that uses itself more than once per level grows exponentially; "
                                   "use a smaller depth or a `LAYER * n` stack")
-        # `nndsl check` elaborates every definition with symbolic static arguments: a statement
-        # that cannot be decided without a value is recorded here (and reported as a warning
-        # unless some use of its definition checked it), never silently passed.
-        self.checking = False
-        self.unchecked: list = []  # (definition name, statement span, reason, names it reads)
-        self.complete: set = set()  # definitions elaborated with nothing left unchecked
-        self.free: set = set()  # static arguments checked as symbolic sizes (`classes`)
 
     # ------------------------------------------------------------------ graph helpers
     def add_node(self, op: str, inputs: list[TensorVal], attrs: dict, span, path=None, label=None):

@@ -248,7 +248,7 @@ def check_setting(key: str, v):
     if SETTING_TYPES[key] is float:
         import math
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-            raise TypeCheckError(f"`{key}` needs a positive number, found {v!r}"[:200], None, code="E349")
+            raise TypeCheckError(f"`{key}` must be a finite number above 0, found {v!r}"[:200], None, code="E349")
         return v
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= SETTING_MAX[key]:
         from ..bounds import short
