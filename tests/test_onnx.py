@@ -289,3 +289,32 @@ def test_weights_of_the_wrong_shape_are_named(tmp_path):
     with pytest.raises(NndslError) as e:
         export_onnx(prog.model("M"), v, tmp_path / "m.onnx")
     assert e.value.diagnostics[0].code == "E605" and "dense_0.kernel" in str(e.value)
+
+
+ZOO = {  # statements before the output, the output expression
+    "activations": ("[batch, 6]", "", (
+        "x -> dense(6) -> gelu -> elu(0.5) -> dense(6) -> softplus -> silu -> relu6 "
+        "-> hard_tanh -> leaky_relu(0.1) -> clip(min=-0.5, max=0.7) -> dense(4) -> log_softmax")),
+    "arithmetic": ("[batch, 6]", "", (
+        "maximum(sqrt(abs(x)) * 2 - exp(-square(x)), minimum(x, 0.5)) / (1 + sigmoid(x)) "
+        "+ log(1 + x * x) + (x > 0) + (x == x) + cos(x) - sin(x) + x ** 2")),
+    "shapes": ("[batch, 4, 6]", "a, b = split(transpose(x, perm=[0, 2, 1]), 2, axis=1)",
+               "concat(b, a, axis=2) -> reshape([batch, 24]) -> dense(3)"),
+    "reductions": ("[batch, 4, 6]", "", (
+        "mean(x, axis=1) + sum(x, axis=-2) - max(x, axis=1) "
+        "+ min(x, axis=1) + max(mean(x, axis=1), axis=1, keepdims=true)")),
+    "pools": ("[batch, 7, 7, 2]", "", (
+        'x -> avg_pool(3, stride=2, padding="same") -> upsample(2) '
+        '-> max_pool(2, stride=1) -> conv2d(3, 3, dilation=2, padding="same") -> global_max_pool')),
+    "norms": ("[batch, 4, 4, 3]", "", (
+        "x -> instance_norm -> self_attention(reduction=2) -> layernorm "
+        "-> conv2d_sn(4, 3) -> flatten -> dense_sn(5)")),
+    "matmul": ("[batch, 3, 4]", "", "matmul(x, transpose(x)) -> softmax"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_op_zoo_round_trips(tmp_path, name):
+    shape, stmt, expr = ZOO[name]
+    prog = nndsl.loads(f"model M {{\n  input x: {shape}\n  {stmt}\n  output y = {expr}\n}}\n")
+    roundtrip(prog.model("M"), tmp_path)

@@ -248,3 +248,34 @@ def test_stdlib_resnet_takes_torchvisions_keys(tmp_path, depth):
     prog = nndsl.load(Path(nndsl.__file__).parents[1] / "stdlib" / "resnet.nn")
     v = convert_torch_weights(save(tmp_path / "r.safetensors", sd), prog.model(f"ResNet{depth}", classes=10))
     np.testing.assert_array_equal(v["params"]["dense_0"]["bias"], np.arange(10.0))
+
+
+def torchvision_features(cfg, classifier: list[int], head: list[tuple]) -> dict:
+    """torchvision VGG/AlexNet keys: `features.N` convs where cfg has (out, in, k), `classifier.N`."""
+    sd, i = {}, 0
+    for item in cfg:
+        if item == "M":
+            i += 1
+            continue
+        sd[f"features.{i}.weight"], sd[f"features.{i}.bias"] = np.zeros(item), np.zeros(item[0])
+        i += 2
+    for idx, (out, inp) in zip(classifier, head):
+        sd[f"classifier.{idx}.weight"], sd[f"classifier.{idx}.bias"] = np.zeros((out, inp)), np.zeros(out)
+    return sd
+
+
+@pytest.mark.slow
+def test_stdlib_vgg_and_alexnet_take_torchvisions_keys(tmp_path):
+    lib = Path(nndsl.__file__).parents[1] / "stdlib"
+    vgg11 = [(64, 3, 3, 3), "M", (128, 64, 3, 3), "M", (256, 128, 3, 3), (256, 256, 3, 3), "M",
+             (512, 256, 3, 3), (512, 512, 3, 3), "M", (512, 512, 3, 3), (512, 512, 3, 3), "M"]
+    sd = torchvision_features(vgg11, [0, 3, 6], [(4096, 25088), (4096, 4096), (10, 4096)])
+    v = convert_torch_weights(save(tmp_path / "v.safetensors", sd), nndsl.load(lib / "vgg.nn").model("VGG11", classes=10))
+    assert v["params"]["VGGHead_0"]["dense_0"]["kernel"].shape == (25088, 4096)
+    alex = [(64, 3, 11, 11), "M", (192, 64, 5, 5), "M", (384, 192, 3, 3), (256, 384, 3, 3), (256, 256, 3, 3), "M"]
+    sd = torchvision_features(alex, [1, 4, 6], [(4096, 9216), (4096, 4096), (10, 4096)])
+    # torchvision's AlexNet has a ReLU after each conv: features 0, 3, 6, 8, 10
+    assert sorted(k for k in sd if k.endswith("weight") and k.startswith("f")) == \
+        sorted(f"features.{i}.weight" for i in (0, 3, 6, 8, 10))
+    v = convert_torch_weights(save(tmp_path / "a.safetensors", sd), nndsl.load(lib / "alexnet.nn").model("AlexNet", classes=10))
+    assert v["params"]["dense_2"]["kernel"].shape == (4096, 10)

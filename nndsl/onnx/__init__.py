@@ -11,6 +11,7 @@ The `onnx` package is imported only here, so nndsl works without the `[onnx]` ex
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from ..errors import NndslError
@@ -56,8 +57,8 @@ def walk(e, g, env: dict) -> None:
                        "a loss or metric belongs to training" if kind in TRAIN_ONLY or node.op == "grad" else
                        "it has no ONNX form yet")
                 raise Unsupported(f"{why}")
-            if node.label is None:
-                node.label = node.op  # the emitter makes names unique
+            if node.label is None:  # a name for the ONNX node (the emitter makes it unique)
+                node = dataclasses.replace(node, label=node.op)
             env[nid] = fn(e, node, ins, types)
         except Unsupported as u:
             raise NndslError(f"cannot export `{node.op}` to ONNX: {u}", node.span, code="E660",
