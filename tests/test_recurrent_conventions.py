@@ -103,7 +103,7 @@ def _onnx_weights(p):
 
 
 def _onnx_lstm(x, directions, dirs):
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     from onnx import TensorProto, helper
     from onnx.reference import ReferenceEvaluator
     ws = [_onnx_weights(p) for p in dirs]

@@ -22,7 +22,7 @@ STATEMENT_WORDS = ("import", "model", "cell", "train", "input", "state", "param"
 INLINE_WORDS = ("minimize", "with", "every", "if", "then", "else")
 DTYPES = ("f32", "f16", "bf16", "f64", "i32", "i64", "i8", "u8", "bool")
 ARG_TYPES = ("int", "dim", "float", "bool", "str", "string", "shape", "layer", "tensor", "any")
-SPECIAL_FORMS = ("grad", "unroll", "bidirectional", "last", "detach")
+SPECIAL_FORMS = ("grad", "unroll", "bidirectional", "reverse", "last", "detach")
 
 
 class NndslLexer(RegexLexer):

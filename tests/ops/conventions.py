@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .harness import Case, F, Int, Pos, Wide
+from .harness import Case, F, Wide
 from .refs import add_at, tup
 
 
