@@ -42,6 +42,16 @@ def _input_type(x, name: str) -> TensorType:
     return t
 
 
+def split_key(key):
+    """Two keys from the caller's `key`, or an NndslError saying what a key is (jax would raise
+    its own TypeError from deep inside `split`)."""
+    try:
+        return jax.random.split(key)
+    except (TypeError, ValueError):
+        raise TypeCheckError(f"init needs a random key such as jax.random.key(0), found {type(key).__name__}",
+                             code="E310") from None
+
+
 def check_variables(g: Graph, variables) -> None:
     """Every parameter and state the graph reads is present with its shape, so a missing or
     foreign weight is a named error instead of a KeyError or a shape failure deep inside XLA."""
@@ -120,7 +130,7 @@ class Model:
         g = self._graph_for(inputs)
         from .limits import check_graph
         check_graph(g, self.program.max_memory, f"model `{self.name}`")
-        kp, ks = jax.random.split(key)
+        kp, ks = split_key(key)
         return {"params": interpret.init_tree(g.params, kp), "state": interpret.init_tree(g.state, ks)}
 
     def apply(self, variables, *inputs, train: bool = False, rngs=None):

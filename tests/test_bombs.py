@@ -301,8 +301,13 @@ def dense_model():
                             np.zeros((2, 4), np.float32)),
     lambda p, m, v: m.apply(v, np.zeros((0, 4), np.float32)),
     lambda p, m, v: m.init(jax.random.key(0), np.zeros((0, 4), np.float32)),
+    lambda p, m, v: m.init(None, np.zeros((2, 4), np.float32)),
+    lambda p, m, v: m.init("key", np.zeros((2, 4), np.float32)),
+    lambda p, m, v: nndsl.loads(train()).trainer(123),
+    lambda p, m, v: nndsl.loads(train()).trainer().init(None),
 ], ids=["model_none", "model_int", "input_none", "input_str", "input_dict", "no_input", "two_inputs",
-        "no_variables", "missing_kernel", "variables_none", "wrong_shape", "apply_batch_0", "init_batch_0"])
+        "no_variables", "missing_kernel", "variables_none", "wrong_shape", "apply_batch_0", "init_batch_0", "init_key_none", "init_key_str", "trainer_name_int",
+        "trainer_init_key_none"])
 def test_api_misuse_raises_nndsl_errors(dense_model, call):
     with pytest.raises(nndsl.NndslError) as info:
         call(*dense_model)

@@ -712,7 +712,7 @@ def _coerce_type(owner, a, v, span):
             raise NeedsConcrete(f"`{a.name}` from a symbolic dimension", span)
         if isinstance(v, bool) or not isinstance(v, int):
             if isinstance(v, float) and v.is_integer():
-                return int(v)
+                return bounds.check(int(v), span, f"argument `{a.name}` of `{owner}`")
             raise bad()
     elif a.type == "float":
         if isinstance(v, bool) or not isinstance(v, (int, float)):

@@ -60,6 +60,9 @@ def find_train(program, name: str | None):
         raise NameResolutionError(
             "this file has no train block" if not trains else
             f"this file has {len(trains)} train blocks; name one: {', '.join(trains)}", None, code="E212")
+    if not isinstance(name, str):
+        raise NameResolutionError(f"a train block is named by a string, found {type(name).__name__}", None,
+                                  code="E212", help=f"train blocks: {', '.join(trains) or 'none'}")
     d = program.definitions.get(name)
     if not isinstance(d, ast.TrainDef):
         guess = closest(name, trains)

@@ -81,7 +81,8 @@ class Trainer:
         from ..build.train import check_memory
         spec = self.spec_for(self.batch_size)
         check_memory(spec, self.program.max_memory, f"train block `{self.name}`")
-        kp, ks = jax.random.split(key)
+        from ..api import split_key
+        kp, ks = split_key(key)
         params = interpret.init_tree(spec.graph.params, kp)
         state = interpret.init_tree(spec.graph.state, ks)
         opt = [tx.init({m: params.get(m, {}) for m in st.models}) for tx, st in zip(self.txs, spec.steps)]
