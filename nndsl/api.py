@@ -112,6 +112,10 @@ class Program:
         self.opt_level = opt_level
         self.passes = passes
         self.max_memory: int | None = None  # bytes; None = this machine's memory
+        # folders besides the .nn file's own tree that its `data` statements may read (granted by
+        # the user, never by the file; see nndsl/data/paths.py)
+        self.data_roots: tuple = ()
+        self.data_found: dict = {}  # train block -> its DataSource, filled by check_program
 
     def model(self, name: str, **args) -> Model:
         return Model(self, name, args)
@@ -140,13 +144,18 @@ class Program:
 
 
 def load(path: str | Path, import_root: str | Path | None = None, opt_level: int = 1,
-         passes: list[str] | None = None) -> Program:
-    return Program(load_file(path, import_root), opt_level, passes)
+         passes: list[str] | None = None, data_roots=()) -> Program:
+    """`data_roots`: folders outside the file's own tree its data statements may read."""
+    prog = Program(load_file(path, import_root), opt_level, passes)
+    prog.data_roots = tuple(data_roots or ())
+    return prog
 
 
 def loads(text: str, name: str = "<string>", base: str | Path | None = None, opt_level: int = 1,
-          passes: list[str] | None = None) -> Program:
-    return Program(load_text(text, name, base), opt_level, passes)
+          passes: list[str] | None = None, data_roots=()) -> Program:
+    prog = Program(load_text(text, name, base), opt_level, passes)
+    prog.data_roots = tuple(data_roots or ())
+    return prog
 
 
 def check_program(program: Program) -> list:
@@ -165,7 +174,11 @@ def check_program(program: Program) -> list:
             continue  # an imported definition is checked where this file uses it
         try:
             if isinstance(d, ast.TrainDef):
-                build_train(program.defs, name, None, _entry_dir(program))
+                from .data import paths
+                with paths.granted(program.data_roots or paths.current()), paths.memory(program.max_memory):
+                    spec = build_train(program.defs, name, None, _entry_dir(program))
+                if spec.data is not None:
+                    program.data_found[name] = spec.data  # what `nndsl check` reports
             elif all(p.default is not None for p in d.params):
                 from .limits import check_graph
                 check_graph(_build.build_model(program.defs, name, {}), program.max_memory, f"model `{name}`")

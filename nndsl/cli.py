@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--max-memory", type=_size, metavar="SIZE", help="refuse models whose parameters "
                    "exceed SIZE (e.g. 8GiB; default: this machine's memory)")
     c.add_argument("--format", choices=["text", "json"], default="text", help="diagnostics as text or JSON")
+    _data_root_arg(c)
 
     c = sub.add_parser("compile", help="print a compilation stage: ast, graph, jaxpr or hlo")
     c.add_argument("file")
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--num-processes", type=int, help="multi-host: how many processes take part")
     c.add_argument("--process-id", type=int, help="multi-host: this process's index (0 writes the outputs)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _data_root_arg(c)
 
     c = sub.add_parser("sample", help="generate text with a trained character model (one-to-many)")
     c.add_argument("file")
@@ -121,6 +123,12 @@ def _parser() -> argparse.ArgumentParser:
     from .tools.commands import register
     COMMANDS.update(register(sub))
     return p
+
+
+def _data_root_arg(c) -> None:
+    c.add_argument("--data-root", action="append", default=[], metavar="DIR",
+                   help="a folder outside the .nn file's own tree its `data` statements may read (repeat for "
+                        "several; also NNDSL_DATA_ROOT)")
 
 
 def _static(text: str):
@@ -216,7 +224,36 @@ def cmd_check(a) -> int:
                      _count(len(prog.trains), "train block")]
             print(f"{a.file}: ok ({', '.join(p for p in parts if p) or 'nothing defined'})"
                   f"{', ' + summary if nw else ''}")
+            for name, src in prog.data_found.items():
+                print(f"  {name}: {_data_line(src)}")
     return 1 if n_errors else 0
+
+
+def _data_line(src) -> str:
+    """The data a train block found, from listings and headers only: count, classes, shapes."""
+    parts = [f"data {src.name}" + (f"(\"{src.args['path']}\")" if "path" in src.args else "")]
+    if src.count is not None:
+        parts.append(f"{src.count[0]:,} examples" + (f" (+{src.count[1]:,} held out)" if src.count[1] else ""))
+    if src.classes:
+        shown = ", ".join(src.classes[:10]) + (", ..." if len(src.classes) > 10 else "")
+        parts.append(f"{len(src.classes)} classes ({shown})")
+    parts.append(", ".join(f"{k} {t}" for k, t in src.fields.items()))
+    return ": ".join(parts[:1]) + ": " + "; ".join(parts[1:])
+
+
+def _print_classes(weights: str, y) -> None:
+    """With classes.json beside the weights (written by `nndsl train`), names the predicted class
+    of each row of a [batch, classes] output."""
+    import numpy as np
+    from .io import load_json_list
+    names = load_json_list(Path(weights).parent / "classes.json")
+    y = np.asarray(y)
+    if not names or y.ndim != 2 or y.shape[1] != len(names):
+        return
+    for i, k in enumerate(y.argmax(1)[:20]):
+        print(f"  {i}: {names[int(k)]}")
+    if len(y) > 20:
+        print(f"  ... ({len(y) - 20:,} more)")
 
 
 def _count(n: int, word: str, plural: str | None = None) -> str:
@@ -323,6 +360,8 @@ def cmd_train(a) -> int:
     for name, v in result.variables.items():
         save_variables(out / f"{name}.safetensors", v)
     save_json(out / "history.json", result.history)
+    if trainer.spec.data is not None and trainer.spec.data.classes:
+        save_json(out / "classes.json", trainer.spec.data.classes)  # `nndsl run` prints these names
     _loss_curves(out, result.history)
     last = {k: round(v[-1], 4) for k, v in result.history.items() if v}
     status = "interrupted; saved what was trained" if result.interrupted else "done"
@@ -440,6 +479,8 @@ def cmd_run(a) -> int:
     y = model.apply(variables, *xs)
     _save_outputs(a.output, y)
     print(f"wrote {a.output} {tuple(np.shape(y)) if not isinstance(y, dict) else list(y)}")
+    if a.weights and not isinstance(y, dict):
+        _print_classes(a.weights, y)
     return 0
 
 
@@ -505,6 +546,9 @@ COMMANDS["bench"] = _bench
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     _MAX_MEMORY[0] = getattr(args, "max_memory", None)
+    from .data import paths
+    paths.grant(getattr(args, "data_root", None) or ())
+    paths.set_memory(_MAX_MEMORY[0])
     try:
         return COMMANDS[args.command](args)
     except NndslError as e:

@@ -84,3 +84,15 @@ def load_variables(path: str | Path) -> dict:
 
 def save_json(path: Path, obj) -> None:
     atomic_write(Path(path), json.dumps(obj, indent=2).encode())
+
+
+def load_json_list(path: Path) -> list | None:
+    """A small JSON list of strings (class names), or None when absent, too large or malformed."""
+    path = Path(path)
+    try:
+        if not path.is_file() or path.stat().st_size > 1 << 20:
+            return None
+        v = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return v if isinstance(v, list) and all(isinstance(x, str) for x in v) else None
