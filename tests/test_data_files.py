@@ -79,7 +79,7 @@ def test_image_folder_grayscale_resize_jpeg_and_held_out_folder(tmp_path):
 
 def test_corrupt_and_truncated_images_name_the_file(tmp_path):
     synth.write_images(tmp_path / "imgs", per_class=2, classes=2, size=8)
-    victim = sorted((tmp_path / "imgs" / "class1").glob("*.png"))[0]
+    victim = min((tmp_path / "imgs" / "class1").glob("*.png"))
     victim.write_bytes(victim.read_bytes()[:30])  # truncated
     p = _write(tmp_path, 'images("imgs", size=8, batch=4, split=1.0)', "8, 8, 3", "classes=2")
     e = _error(lambda: nndsl.load(p).trainer("t").fit(progress=False))
@@ -134,7 +134,7 @@ def test_cifar10_binary_batches_and_test_batch(tmp_path):
     p = _write(tmp_path, 'cifar10("c", batch=5)', "32, 32, 3", "classes=10")
     src = nndsl.load(p).trainer("t").spec.data
     assert src.count == (25, 7) and src.classes[0] == "airplane"
-    train, test = src.tables(0)
+    train, _ = src.tables(0)
     rec = np.frombuffer((root / "data_batch_2.bin").read_bytes(), np.uint8).reshape(-1, 3073)[1]
     got = train.take([6])  # batch 2's second record: 5 records per batch file
     assert got["y"][0] == rec[0]
@@ -223,7 +223,7 @@ def test_absolute_and_parent_paths_are_refused_unless_granted(tmp_path, capsys, 
     (tmp_path / "proj").mkdir()
     for path in (str(outside / "s"), "../datasets/s", "/proc/self"):
         p = _write(tmp_path / "proj", f'npy("{path}", batch=4)', "8")
-        e = _error(lambda: nndsl.load(p).trainer("t"))
+        e = _error(lambda p=p: nndsl.load(p).trainer("t"))
         assert e.diagnostics[0].code == "E506" and "t.nn:7:" in str(e), str(e)
         assert main(["check", str(p), "--format", "json"]) == 1
         assert '"E506"' in capsys.readouterr().out

@@ -14,9 +14,9 @@ import gzip
 import os
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -58,7 +58,7 @@ class Table:
         idx = np.asarray(idx, dtype=np.int64)
         return self.read(idx)
 
-    def subset(self, idx) -> "Table":
+    def subset(self, idx) -> Table:
         base = np.asarray(idx, dtype=np.int64)
         return Table(len(base), self.fields, lambda i: self.read(base[i]), self.classes, self.where)
 

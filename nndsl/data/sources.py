@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import gzip
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -49,7 +49,7 @@ class DataSource:
         if test is not None or self.split >= 1:
             return train, test
         perm = np.random.default_rng(seed).permutation(len(train))
-        k = int(round(len(train) * self.split))
+        k = round(len(train) * self.split)
         return train.subset(perm[:k]), (train.subset(perm[k:]) if k < len(train) else None)
 
     def arrays(self, seed: int = 0) -> tuple[dict, dict]:
@@ -229,8 +229,9 @@ def _csv(path, batch, split, label, base):
 def _csv_rows(real: Path, shown: str, max_rows: int | None) -> np.ndarray:
     """Numbers of a CSV file. A ragged row or a cell that is not a number is an error naming the
     file, line and column; the cell itself is never quoted (the file may be anything)."""
-    from .files import DataError
     import os
+
+    from .files import DataError
     if os.stat(real).st_size > MAX_CSV_BYTES:
         raise DataError(f"{shown} is over {MAX_CSV_BYTES >> 20:,} MiB; save large data as .npy shards",
                         code="E409")

@@ -93,6 +93,7 @@ class Trainer:
     def _graph(self, spec: TrainSpec, train: bool):
         """The train block's graph after the program's passes (inference rewrites only for eval)."""
         import copy
+
         from ..passes import optimize
         prog = self.program
         if not (prog.opt_level or prog.passes):
@@ -234,7 +235,7 @@ class Trainer:
         sums: dict = {}
         for start in range(0, n, bs):
             if table is not None:
-                chunk = _read(self.spec.data, lambda: table.take(np.arange(start, min(n, start + bs))))
+                chunk = _read(self.spec.data, lambda s=start: table.take(np.arange(s, min(n, s + bs))))
             else:
                 chunk = {f: a[start:start + bs] for f, a in arrays.items()}
             m = len(next(iter(chunk.values())))
