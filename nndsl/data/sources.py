@@ -279,6 +279,11 @@ def _table_source(name, batch, split, make, classes_known=True) -> DataSource:
 
 def _images(path, size, channels, batch, split, held_out, base):
     from .files import image_folder
+    try:
+        import PIL  # noqa: F401
+    except ImportError:
+        raise OpError("images(...) decodes with Pillow, which is not installed",
+                      help="pip install 'nndsl[images]'") from None
     if channels not in (1, 3):
         raise OpError(f"images need channels=1 (grayscale) or 3 (RGB), got {channels}")
     if not 1 <= size <= 1024:
