@@ -436,6 +436,9 @@ def image_folder(folder: Path, shown: str, base, size: int, channels: int,
         d = folder / c
         if not d.is_dir():
             continue
+        if not any(paths._inside(d.resolve(), r) for r in paths.roots(base)):
+            raise DataError(f"{shown}/{c}: a link inside the data folder leads outside every permitted folder",
+                            code="E506")
         for p in sorted(d.iterdir()):
             if p.suffix.lower() in IMAGE_EXT:
                 files.append(p)
@@ -446,31 +449,49 @@ def image_folder(folder: Path, shown: str, base, size: int, channels: int,
     if not files:
         raise DataError(f"{shown} holds no .png or .jpg images")
     labels = np.array(labels, np.int32)
+    # Decoded pixels are kept (uint8) when they fit in a quarter of the memory limit: every epoch
+    # after the first reads memory instead of decoding again. Rows are filled by whichever loader
+    # thread decodes them first; distinct rows, so no lock is needed.
+    per = size * size * channels
+    cache = {"on": len(files) * per <= memory_limit() // 4}
 
-    def decode(p: Path) -> np.ndarray:
+    def decode(i: int) -> np.ndarray:
+        import io
+
         from PIL import Image, UnidentifiedImageError
+        if cache["on"]:
+            if "x" not in cache:
+                cache["x"], cache["have"] = np.zeros((len(files), size, size, channels), np.uint8), \
+                    np.zeros(len(files), bool)
+            if cache["have"][i]:
+                return cache["x"][i]
+        p = files[i]
         rel = f"{shown}/{p.parent.name}/{p.name}"
-        real = paths.member(folder, p, base, rel)
-        if real is None:
-            raise DataError(f"{rel} is not a regular file")
+        data = paths.read_member(folder, p, base, rel)
         try:
-            with Image.open(real) as im:
+            with Image.open(io.BytesIO(data)) as im:
                 if im.width * im.height > 64_000_000:
                     raise DataError(f"{rel} is {im.width}x{im.height} pixels, too large to decode")
                 im = im.convert("L" if channels == 1 else "RGB")
                 if im.size != (size, size):
                     im = im.resize((size, size), Image.BILINEAR)
-                a = np.asarray(im, dtype=np.uint8)
+                a = np.asarray(im, dtype=np.uint8).reshape(size, size, channels)
         except DataError:
             raise
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
             raise DataError(f"{rel} is not a readable PNG or JPEG image (truncated or damaged)") from None
-        return a.reshape(size, size, channels)
+        if cache["on"]:
+            cache["x"][i] = a
+            cache["have"][i] = True
+        return a
 
     def read(idx):
-        x = np.empty((len(idx), size, size, channels), np.float32)
-        for j, i in enumerate(idx):
-            x[j] = decode(files[i])
+        if "have" in cache and cache["have"][idx].all():  # every row decoded before: one gather
+            x = cache["x"][idx].astype(np.float32)
+        else:
+            x = np.empty((len(idx), size, size, channels), np.float32)
+            for j, i in enumerate(idx):
+                x[j] = decode(int(i))
         x *= 1.0 / 255.0
         return {"x": x, "y": labels[idx]}
     return Table(len(files), {"x": ((size, size, channels), "float32"), "y": ((), "int32")}, read,
