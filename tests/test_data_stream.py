@@ -9,6 +9,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 from safetensors.numpy import load_file
 
 import nndsl
@@ -88,3 +89,43 @@ def test_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
+
+
+@pytest.mark.slow  # three processes start JAX: about a minute on the 2-core machine
+def test_two_processes_each_read_their_rows_and_train_like_one(tmp_path):
+    """Multi-host: each process reads only its half of every global batch from the shards."""
+    import json
+    import socket
+    synth.write_npy_shards(tmp_path / "s", n=96, shards=3)
+    (tmp_path / "p.nn").write_text("""
+model MLP { input x: [batch, 8]
+  output y = x -> dense(16) -> relu -> dense(3) }
+train t {
+  data npy("s", batch=16, split=1.0)
+  model net = MLP()
+  logits = data.x -> net
+  loss ce = cross_entropy(logits, data.y)
+  step net minimize ce with adam(lr=1e-2)
+  iterations 12
+  eval_every 4
+}
+""")
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    base = [sys.executable, "-m", "nndsl.cli", "train", "p.nn", "--no-progress"]
+    single = subprocess.run(base + ["--out", "one"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert single.returncode == 0, single.stderr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = [subprocess.Popen(base + ["--out", "two", "--coordinator", f"127.0.0.1:{port}",
+                                      "--num-processes", "2", "--process-id", str(i)],
+                              cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    one = json.loads((tmp_path / "one" / "history.json").read_text())
+    two = json.loads((tmp_path / "two" / "history.json").read_text())
+    for a, b in zip(one["ce"], two["ce"]):
+        assert abs(a - b) <= 1e-4 * max(1.0, abs(a)), (a, b)
