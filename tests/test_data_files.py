@@ -94,7 +94,8 @@ def test_mnist_idx_plain_and_gz_with_official_test_held_out(tmp_path):
         src = tr.spec.data
         assert src.count == (30, 10) and src.statics["classes"] == 10
         train, test = src.tables(0)
-        raw = (gzip.open if gz else open)(root / ("train-images-idx3-ubyte" + (".gz" if gz else "")), "rb").read()
+        with (gzip.open if gz else open)(root / ("train-images-idx3-ubyte" + (".gz" if gz else "")), "rb") as f:
+            raw = f.read()
         ref = np.frombuffer(raw[16:], np.uint8).reshape(30, 28, 28)[3] / 255
         np.testing.assert_allclose(train.take([3])["x"][0, ..., 0], ref, atol=1e-6)
         assert len(test) == 10

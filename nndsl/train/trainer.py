@@ -266,7 +266,11 @@ class Trainer:
             if found is None:
                 raise TrainingError(f"no usable checkpoint in {resume}", code="E703")
             start, ts, data_state = found
-            loop.restore(data_state["loop"])
+            try:
+                loop.restore(data_state["loop"])
+            except (KeyError, TypeError, ValueError):
+                raise TrainingError(f"the checkpoint in {resume} was written by a run reading other data",
+                                    code="E703") from None
             history = data_state.get("history", {})
         if checkpoint_dir is not None:
             ckpt.sweep(Path(checkpoint_dir))
@@ -318,6 +322,7 @@ class Trainer:
             interrupted = True
         finally:
             bar.close()
+            getattr(loop, "close", lambda: None)()
         return FitResult(history, self.variables(ts), ts, interrupted, time.perf_counter() - t0)
 
     def _write_sample(self, out: Path, i: int, it: int, ts: dict, loop) -> Path:
@@ -518,7 +523,7 @@ class _StreamLoop:
         self.src = src
         train, test = _read(src, lambda: src.tables(seed))
         self.table, self.test = train, test
-        self.train = {}  # samples (GAN grids) of streamed data read no real examples
+        self._head = None
         self.n = len(train)
         self.held_out = test is not None and len(test) > 0
         self.bs = min(trainer.batch_size, self.n)
@@ -548,12 +553,25 @@ class _StreamLoop:
         self.pos += 1
         return batch
 
+    @property
+    def train(self) -> dict:
+        """The first rows, for sample grids (real images beside generated ones), read once."""
+        if self._head is None:
+            self._head = _read(self.src, lambda: self.table.take(np.arange(min(self.n, max(self.bs, 256)))))
+        return self._head
+
     def state(self) -> dict:
         return {"stream": self.pos}
 
     def restore(self, st: dict) -> None:
+        self.close()
         self.pos = int(st["stream"])
-        self.it = None
+
+    def close(self) -> None:
+        """Stops Grain's prefetch threads (also when training stops early)."""
+        if self.it is not None:
+            self.it.close()
+            self.it = None
 
 
 class _Bar:
