@@ -214,7 +214,7 @@ MAX_CSV_BYTES = 1 << 30
 def _csv(path, batch, split, label, base):
     from .files import DataError
     real = paths.resolve(path, base)
-    cols = len(_csv_rows(real, path, 1)[0])
+    cols = _csv_width(real, path)
     if cols < 2:
         raise DataError(f"{path}: a row needs at least two columns (features and a label)")
     lab = label % cols
@@ -224,6 +224,32 @@ def _csv(path, batch, split, label, base):
         x = np.delete(raw, lab, axis=1)
         return {"x": x, "y": raw[:, lab].astype(np.int32)}
     return DataSource("csv", batch, split, {"x": TensorType((cols - 1,)), "y": TensorType((), "int32")}, load)
+
+
+def _csv_width(real: Path, shown: str) -> int:
+    """Columns of the first row, reading at most 1 MiB (what `nndsl check` reads of a CSV file)."""
+    from .files import DataError
+    try:
+        with open(real, "rb") as f:
+            while True:
+                line = f.readline(1 << 20)
+                if not line:
+                    raise DataError(f"{shown} holds no rows")
+                if len(line) >= 1 << 20 and not line.endswith(b"\n"):
+                    raise DataError(f"{shown}: the first row is over 1 MiB; is it a CSV file?")
+                text = line.decode("utf-8", errors="replace").split("#", 1)[0].strip()
+                if text:
+                    break
+    except OSError:
+        raise DataError(f"{shown} cannot be read") from None
+    cells = text.split(",")
+    for j, c in enumerate(cells, 1):
+        try:
+            float(c)
+        except ValueError:
+            raise DataError(f"{shown}: column {j} of the first row is not a number",
+                            help="csv(...) reads numbers only, without a header row") from None
+    return len(cells)
 
 
 def _csv_rows(real: Path, shown: str, max_rows: int | None) -> np.ndarray:
