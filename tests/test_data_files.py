@@ -268,3 +268,25 @@ def test_language_server_does_not_read_outside(tmp_path, monkeypatch):
     msgs = " ".join(str(d) for d in diags)
     assert "E506" in msgs or "outside" in msgs
     assert "root:" not in msgs
+
+
+def test_class_names_written_after_training_and_printed_by_run(tmp_path, capsys):
+    synth.write_images(tmp_path / "imgs", per_class=3, classes=2, size=8, names=["cat", "dog"])
+    p = _write(tmp_path, 'images("imgs", size=8, batch=2, split=1.0)', "8, 8, 3", "classes=2")
+    assert main(["train", str(p), "--iterations", "2", "--no-progress", "--out", str(tmp_path / "run")]) == 0
+    import json
+    assert json.loads((tmp_path / "run" / "classes.json").read_text()) == ["cat", "dog"]
+    np.save(tmp_path / "in.npy", np.zeros((3, 8, 8, 3), np.float32))
+    capsys.readouterr()
+    assert main(["run", str(p), "Net", "--arg", "classes=2", "--weights", str(tmp_path / "run" / "net.safetensors"),
+                 "--input", str(tmp_path / "in.npy"), "--output", str(tmp_path / "out.npy")]) == 0
+    out = capsys.readouterr().out
+    logits = np.load(tmp_path / "out.npy")
+    for i in range(3):
+        assert f"  {i}: {['cat', 'dog'][int(logits[i].argmax())]}" in out
+
+
+def test_data_sources_state_their_value_ranges(tmp_path):
+    synth.write_cifar10(tmp_path / "c", n_train=5, n_test=2)
+    p = _write(tmp_path, 'cifar10("c", batch=5)', "32, 32, 3", "classes=10")
+    assert nndsl.load(p).trainer("t").spec.data.ranges == {"x": (0.0, 1.0), "y": (0, 9)}

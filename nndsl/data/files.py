@@ -50,6 +50,7 @@ class Table:
     read: Callable[[np.ndarray], dict] = field(repr=False)
     classes: list | None = None
     where: str = ""  # shown in messages: the path as the .nn file wrote it
+    ranges: dict = field(default_factory=dict)  # field -> (low, high) of its values, where known
 
     def __len__(self) -> int:
         return self.n
@@ -60,7 +61,8 @@ class Table:
 
     def subset(self, idx) -> Table:
         base = np.asarray(idx, dtype=np.int64)
-        return Table(len(base), self.fields, lambda i: self.read(base[i]), self.classes, self.where)
+        return Table(len(base), self.fields, lambda i: self.read(base[i]), self.classes, self.where,
+                     self.ranges)
 
     def all(self) -> dict:
         return self.take(np.arange(self.n))
@@ -355,7 +357,8 @@ def _idx_table(ri, si, shape_i, dt_i, hi, rl, sl, shape_l, dt_l, hl, shown) -> T
             xs /= 255.0
         return {"x": xs[..., None], "y": np.asarray(y[idx], dtype=np.int32)}
     fields = {"x": (tuple(shape_i[1:]) + (1,), "float32"), "y": ((), "int32")}
-    return Table(shape_i[0], fields, read, [str(i) for i in range(10)], shown)
+    return Table(shape_i[0], fields, read, [str(i) for i in range(10)], shown,
+                 {"x": (0.0, 1.0) if dt_i == np.uint8 else None, "y": (0, 9)})
 
 
 # ----------------------------------------------------------------------------------- CIFAR-10
@@ -410,7 +413,8 @@ def cifar10_folder(folder: Path, shown: str, base) -> tuple[Table, Table | None]
                 raise DataError(f"{bad} is not a CIFAR-10 batch: a label byte is above 9")
             x = rec[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float32) / 255.0
             return {"x": x, "y": y}
-        return Table(n, {"x": ((32, 32, 3), "float32"), "y": ((), "int32")}, read, list(names), shown)
+        return Table(n, {"x": ((32, 32, 3), "float32"), "y": ((), "int32")}, read, list(names), shown,
+                     {"x": (0.0, 1.0), "y": (0, 9)})
     test = folder / "test_batch.bin"
     return table(train), table([test]) if test.exists() else None
 
@@ -495,4 +499,4 @@ def image_folder(folder: Path, shown: str, base, size: int, channels: int,
         x *= 1.0 / 255.0
         return {"x": x, "y": labels[idx]}
     return Table(len(files), {"x": ((size, size, channels), "float32"), "y": ((), "int32")}, read,
-                 list(classes), shown)
+                 list(classes), shown, {"x": (0.0, 1.0), "y": (0, len(classes) - 1)})

@@ -37,6 +37,7 @@ class DataSource:
     classes: list | None = None  # class names, written next to the weights after training
     count: int | None = None  # examples found (train, held-out), for `nndsl check`
     span: object = None  # the `data` statement, where a file found broken while training is reported
+    ranges: dict = field(default_factory=dict)  # field -> (low, high) of its values, where the format says
 
     @property
     def streams(self) -> bool:
@@ -300,6 +301,7 @@ def _table_source(name, batch, split, make, classes_known=True) -> DataSource:
         src.classes = list(train.classes)
         src.statics = {"classes": len(train.classes)}
     src.count = (len(train), len(test) if test is not None else 0)
+    src.ranges = {k: v for k, v in train.ranges.items() if v is not None}
     return src
 
 
