@@ -458,17 +458,15 @@ def image_folder(folder: Path, shown: str, base, size: int, channels: int,
     # thread decodes them first; distinct rows, so no lock is needed.
     per = size * size * channels
     cache = {"on": len(files) * per <= memory_limit() // 4}
+    if cache["on"]:  # np.zeros takes pages from the OS only as rows are written
+        cache["x"], cache["have"] = np.zeros((len(files), size, size, channels), np.uint8), np.zeros(len(files), bool)
 
     def decode(i: int) -> np.ndarray:
         import io
 
         from PIL import Image, UnidentifiedImageError
-        if cache["on"]:
-            if "x" not in cache:
-                cache["x"], cache["have"] = np.zeros((len(files), size, size, channels), np.uint8), \
-                    np.zeros(len(files), bool)
-            if cache["have"][i]:
-                return cache["x"][i]
+        if cache["on"] and cache["have"][i]:
+            return cache["x"][i]
         p = files[i]
         rel = f"{shown}/{p.parent.name}/{p.name}"
         data = paths.read_member(folder, p, base, rel)
