@@ -537,15 +537,21 @@ class _StreamLoop:
         self.ds = (grain.MapDataset.range(self.n).shuffle(seed=seed).repeat(None)
                    .batch(self.bs, drop_remainder=True).map(read))
         one = sum(int(np.prod(shape or (1,))) * 4 for shape, _ in train.fields.values()) * rows
-        # prefetch at most ~256 MiB of batches ahead, at least 2
-        self.prefetch = int(max(2, min(32, (256 << 20) // max(one, 1))))
+        # batches read ahead: at most an eighth of the memory limit (and 256 MiB), at least 2
+        from ..data.files import memory_limit
+        budget = min(256 << 20, (trainer.program.max_memory or memory_limit()) // 8)
+        self.prefetch = int(max(2, min(32, budget // max(one, 1))))
         self.pos = 0
         self.it = None
 
     def next(self) -> dict:
         import grain
         if self.it is None:
-            opts = grain.ReadOptions(num_threads=min(self.THREADS, self.prefetch), prefetch_buffer_size=self.prefetch)
+            # one thread per core: more only add memory (each keeps its own malloc arena and batch
+            # in flight: 8 threads on 2 cores measured 622 MiB peak against 487 MiB with 2)
+            import os
+            threads = max(1, min(self.THREADS, os.cpu_count() or 1, self.prefetch))
+            opts = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=self.prefetch)
             self.it = iter(self.ds.to_iter_dataset(opts))
             if self.pos:
                 self.it.set_state({"next_index": self.pos})
