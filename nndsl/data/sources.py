@@ -51,6 +51,9 @@ class DataSource:
             return train, test
         perm = np.random.default_rng(seed).permutation(len(train))
         k = round(len(train) * self.split)
+        if k < 1:
+            from .files import DataError
+            raise DataError(f"split={self.split} leaves none of the {len(train)} examples for training")
         return train.subset(perm[:k]), (train.subset(perm[k:]) if k < len(train) else None)
 
     def arrays(self, seed: int = 0) -> tuple[dict, dict]:
@@ -294,7 +297,10 @@ def _csv_rows(real: Path, shown: str, max_rows: int | None) -> np.ndarray:
 def _table_source(name, batch, split, make, classes_known=True) -> DataSource:
     """A source over files read on demand; shapes, count and classes come from headers and
     listings only (what `nndsl check` reports)."""
+    from .files import DataError
     train, test = make()
+    if len(train) == 0:
+        raise DataError(f"{train.where or name} holds no examples")
     fields = {k: TensorType(tuple(shape), dt) for k, (shape, dt) in train.fields.items()}
     src = DataSource(name, batch, split, fields, lambda: train.all(), table=make)
     if train.classes is not None:

@@ -93,7 +93,6 @@ class Trainer:
     def _graph(self, spec: TrainSpec, train: bool):
         """The train block's graph after the program's passes (inference rewrites only for eval)."""
         import copy
-
         from ..passes import optimize
         prog = self.program
         if not (prog.opt_level or prog.passes):
@@ -204,9 +203,9 @@ class Trainer:
             self._evals[n] = _on_mesh(backend.jit(ev, self.program.opt_level), self.mesh)
         return self._evals[n]
 
-    def place(self, tree, sharded: bool, local: bool = False):
+    def place(self, tree, sharded: bool, own_rows: bool = False):
         """On a data-parallel mesh: batches split along axis `data`, everything else replicated.
-        `local`: the batch holds only this process's rows already (the streaming loader reads
+        `own_rows`: the batch holds only this process's rows already (the streaming loader reads
         only those)."""
         if self.mesh is None:
             return tree
@@ -220,7 +219,7 @@ class Trainer:
 
         def local(x):
             x = np.asarray(x)
-            if split and not local:
+            if split and not own_rows:
                 rows = x.shape[0] // count
                 x = x[pid * rows:(pid + 1) * rows]
             return jax.make_array_from_process_local_data(sharding, x)
