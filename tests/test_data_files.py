@@ -175,6 +175,16 @@ def test_npz_bombs_refused_before_allocation(tmp_path):
     prog.max_memory = 1 << 20
     e = _error(lambda: prog.trainer("t"))
     assert e.diagnostics[0].code == "E409" and "bomb.npz" in str(e)
+    # a real zip bomb (256 MiB of zeros in a few hundred KiB) is refused whatever the limit
+    with zipfile.ZipFile(tmp_path / "zb.npz", "w", zipfile.ZIP_DEFLATED) as z:
+        with z.open("x.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
+                                                    "shape": (65536, 1024)})
+            zero = bytes(1 << 20)
+            for _ in range(256):
+                f.write(zero)
+    e = _error(lambda: nndsl.load(_write(tmp_path, 'npz("zb.npz", batch=8)', "1024", name="z.nn")).trainer("t"))
+    assert e.diagnostics[0].code == "E409" and "zip bomb" in str(e)
     # a header claiming 10^9 rows in a small member: refused from the header alone
     np.savez(tmp_path / "liar.npz", x=np.zeros((4, 3), np.float32), y=np.zeros(4, np.int32))
     with zipfile.ZipFile(tmp_path / "liar.npz") as z:

@@ -178,6 +178,11 @@ def npy_folder(folder: Path, shown: str, base) -> Table:
 
 
 # ----------------------------------------------------------------------------------- .npz
+# A compressed member expanding more than BOMB_RATIO-fold past BOMB_BYTES is refused whatever the
+# memory limit: real numeric data compresses a few-fold (MNIST's mostly black pixels about 8x),
+# deflate's ceiling is about 1,000x, and only constructed input comes near it.
+BOMB_RATIO = 200
+BOMB_BYTES = 64 << 20
 def npz_file(real: Path, shown: str) -> Table:
     """An .npz archive. Stored (uncompressed) members are memory-mapped in place; compressed ones
     are decompressed whole, but only after their headers' sizes pass the memory limit, so a zip
@@ -197,6 +202,11 @@ def npz_file(real: Path, shown: str) -> Table:
                 if nbytes + hlen > info.file_size:
                     raise DataError(f"{shown}: array `{name}` claims {nbytes:,} bytes but its member holds "
                                     f"{info.file_size:,} (truncated or forged)")
+                if (info.compress_type != zipfile.ZIP_STORED and nbytes > BOMB_BYTES
+                        and nbytes > BOMB_RATIO * max(info.compress_size, 1)):
+                    raise DataError(f"{shown}: array `{name}` would expand {nbytes // max(info.compress_size, 1):,}"
+                                    f"-fold to {nbytes:,} bytes (a zip bomb?)", code="E409",
+                                    help="save real data with np.savez (uncompressed: it is memory-mapped)")
                 members[name] = (info, shape, dtype, fortran, hlen, nbytes)
     except zipfile.BadZipFile:
         raise DataError(f"{shown} is not a valid .npz (zip) archive") from None
