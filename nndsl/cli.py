@@ -235,10 +235,15 @@ def _data_line(src) -> str:
     if src.count is not None:
         parts.append(f"{src.count[0]:,} examples" + (f" (+{src.count[1]:,} held out)" if src.count[1] else ""))
     if src.classes:
-        shown = ", ".join(src.classes[:10]) + (", ..." if len(src.classes) > 10 else "")
+        shown = ", ".join(_printable(n) for n in src.classes[:10]) + (", ..." if len(src.classes) > 10 else "")
         parts.append(f"{len(src.classes)} classes ({shown})")
     parts.append(", ".join(f"{k} {t}" for k, t in src.fields.items()))
     return ": ".join(parts[:1]) + ": " + "; ".join(parts[1:])
+
+
+def _printable(name: str) -> str:
+    """A class name (a folder's name, a line of classes.json) with control characters escaped."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in name)
 
 
 def _print_classes(weights: str, y) -> None:
@@ -251,7 +256,7 @@ def _print_classes(weights: str, y) -> None:
     if not names or y.ndim != 2 or y.shape[1] != len(names):
         return
     for i, k in enumerate(y.argmax(1)[:20]):
-        print(f"  {i}: {names[int(k)]}")
+        print(f"  {i}: {_printable(names[int(k)])}")
     if len(y) > 20:
         print(f"  ... ({len(y) - 20:,} more)")
 
