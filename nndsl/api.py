@@ -167,6 +167,10 @@ class Program:
         self.opt_level = opt_level
         self.passes = passes
         self.max_memory: int | None = None  # bytes; None = this machine's memory
+        # folders besides the .nn file's own tree that its `data` statements may read (granted by
+        # the user, never by the file; see nndsl/data/paths.py)
+        self.data_roots: tuple = ()
+        self.data_found: dict = {}  # train block -> its DataSource, filled by check_program
 
     def model(self, name: str, **args) -> Model:
         if not isinstance(name, str):
@@ -201,12 +205,15 @@ class Program:
 
 
 def load(path: str | Path, import_root: str | Path | None = None, opt_level: int = 1,
-         passes: list[str] | None = None) -> Program:
-    return Program(load_file(path, import_root), opt_level, passes)
+         passes: list[str] | None = None, data_roots=()) -> Program:
+    """`data_roots`: folders outside the file's own tree its data statements may read."""
+    prog = Program(load_file(path, import_root), opt_level, passes)
+    prog.data_roots = tuple(data_roots or ())
+    return prog
 
 
 def loads(text: str, name: str = "<string>", base: str | Path | None = None, opt_level: int = 1,
-          passes: list[str] | None = None) -> Program:
+          passes: list[str] | None = None, data_roots=()) -> Program:
     """`text` is the program itself (bytes are read as UTF-8, as a file would be)."""
     if isinstance(text, (bytes, bytearray, memoryview)):
         try:
@@ -222,7 +229,9 @@ def loads(text: str, name: str = "<string>", base: str | Path | None = None, opt
         name = str(name)
     from .files import check_text
     check_text(text, name)  # the 10 MB limit `load` applies to a file
-    return Program(load_text(text, name, base), opt_level, passes)
+    prog = Program(load_text(text, name, base), opt_level, passes)
+    prog.data_roots = tuple(data_roots or ())
+    return prog
 
 
 def check_program(program: Program) -> list:
@@ -235,7 +244,10 @@ def check_report(program: Program) -> tuple[list, list]:
     """(errors, warnings): static arguments without defaults are checked symbolically, and what
     could not be checked without a value is a warning naming it (nndsl/build/check.py)."""
     from .build.check import check_definitions
-    return check_definitions(program.defs, _entry_dir(program), program.max_memory)
+    from .data import paths
+    # data files only under the file's own tree or the roots the user granted (nndsl/data/paths.py)
+    with paths.granted(program.data_roots or paths.current()), paths.memory(program.max_memory):
+        return check_definitions(program.defs, _entry_dir(program), program.max_memory, program.data_found)
 
 
 def _entry_dir(program: Program):

@@ -173,7 +173,12 @@ def bench_train(prog, name: str | None, *, batch: int | None = None, reps: int =
     key = jax.random.key(0)
     ts = trainer.init(key)
     src = spec.data
-    arrays = src.arrays(trainer.seed)[0] if src is not None else {}
+    if src is not None and src.streams:  # files read on demand: one batch, not the dataset
+        import numpy as np
+        table = src.table()[0]
+        arrays = table.take(np.arange(min(bs, len(table))))
+    else:
+        arrays = src.arrays(trainer.seed)[0] if src is not None else {}
     data = {f: jnp.asarray(a[:bs]) for f, a in arrays.items()}
     fn = trainer.step_fn(bs)
     _compile_and_time(r, lambda ts, b: fn(ts, b, key), (ts, data), reps)

@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--max-memory", type=_size, metavar="SIZE", help="refuse models whose parameters "
                    "exceed SIZE (e.g. 8GiB; default: this machine's memory)")
     c.add_argument("--format", choices=["text", "json"], default="text", help="diagnostics as text or JSON")
+    _data_root_arg(c)
 
     c = sub.add_parser("compile", help="print a compilation stage: ast, graph, jaxpr or hlo")
     c.add_argument("file")
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--num-processes", type=int, help="multi-host: how many processes take part")
     c.add_argument("--process-id", type=int, help="multi-host: this process's index (0 writes the outputs)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _data_root_arg(c)
 
     c = sub.add_parser("sample", help="generate text with a trained character model (one-to-many)")
     c.add_argument("file")
@@ -125,6 +127,12 @@ def _parser() -> argparse.ArgumentParser:
     add_convert_parser(sub)
     COMMANDS["convert-weights"] = lambda a: convert_cmd(a, _load, _kv)
     return p
+
+
+def _data_root_arg(c) -> None:
+    c.add_argument("--data-root", action="append", default=[], metavar="DIR",
+                   help="a folder outside the .nn file's own tree its `data` statements may read (repeat for "
+                        "several; also NNDSL_DATA_ROOT)")
 
 
 def _static(text: str):
@@ -248,7 +256,41 @@ def cmd_check(a) -> int:
                      _count(len(prog.trains), "train block")]
             print(f"{a.file}: ok ({', '.join(p for p in parts if p) or 'nothing defined'})"
                   f"{', ' + summary if nw else ''}")
+            for name, src in prog.data_found.items():
+                print(f"  {name}: {_data_line(src)}")
     return 1 if n_errors else 0
+
+
+def _data_line(src) -> str:
+    """The data a train block found, from listings and headers only: count, classes, shapes."""
+    parts = [f"data {src.name}" + (f"(\"{src.args['path']}\")" if "path" in src.args else "")]
+    if src.count is not None:
+        parts.append(f"{src.count[0]:,} examples" + (f" (+{src.count[1]:,} held out)" if src.count[1] else ""))
+    if src.classes:
+        shown = ", ".join(_printable(n) for n in src.classes[:10]) + (", ..." if len(src.classes) > 10 else "")
+        parts.append(f"{len(src.classes)} classes ({shown})")
+    parts.append(", ".join(f"{k} {t}" for k, t in src.fields.items()))
+    return ": ".join(parts[:1]) + ": " + "; ".join(parts[1:])
+
+
+def _printable(name: str) -> str:
+    """A class name (a folder's name, a line of classes.json) with control characters escaped."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in name)
+
+
+def _print_classes(weights: str, y) -> None:
+    """With classes.json beside the weights (written by `nndsl train`), names the predicted class
+    of each row of a [batch, classes] output."""
+    import numpy as np
+    from .io import load_json_list
+    names = load_json_list(Path(weights).parent / "classes.json")
+    y = np.asarray(y)
+    if not names or y.ndim != 2 or y.shape[1] != len(names):
+        return
+    for i, k in enumerate(y.argmax(1)[:20]):
+        print(f"  {i}: {_printable(names[int(k)])}")
+    if len(y) > 20:
+        print(f"  ... ({len(y) - 20:,} more)")
 
 
 def _count(n: int, word: str, plural: str | None = None) -> str:
@@ -361,6 +403,8 @@ def cmd_train(a) -> int:
             for name, v in result.variables.items():
                 save_variables(d / f"{name}.safetensors", v)
             save_json(d / "history.json", result.history)
+            if trainer.spec.data is not None and trainer.spec.data.classes:
+                save_json(d / "classes.json", trainer.spec.data.classes)  # `nndsl run` prints these names
         folder.save(write)
     finally:
         folder.close()
@@ -481,6 +525,8 @@ def cmd_run(a) -> int:
                          f"{Path(a.output).with_suffix('.npz')}")
     y = model.apply(variables, *xs)
     _save_outputs(a.output, y, list(g.outputs))
+    if a.weights and not isinstance(y, dict):
+        _print_classes(a.weights, y)
     return 0
 
 
@@ -572,6 +618,9 @@ COMMANDS["bench"] = _bench
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     _MAX_MEMORY[0] = getattr(args, "max_memory", None)
+    from .data import paths
+    paths.grant(getattr(args, "data_root", None) or ())
+    paths.set_memory(_MAX_MEMORY[0])
     try:
         return COMMANDS[args.command](args)
     except NndslError as e:

@@ -177,3 +177,15 @@ def save_outputs(path: str, y, names: list | None = None) -> str:
 
 def _desc(a: np.ndarray) -> str:
     return f"{a.dtype}{list(a.shape)}"
+
+
+def load_json_list(path: Path) -> list | None:
+    """A small JSON list of strings (class names), or None when absent, too large or malformed."""
+    path = Path(path)
+    try:
+        if not path.is_file() or path.stat().st_size > 1 << 20:
+            return None
+        v = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return v if isinstance(v, list) and all(isinstance(x, str) for x in v) else None

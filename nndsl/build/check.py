@@ -63,7 +63,7 @@ def _strings_compared(defn, name: str) -> set:
     return found
 
 
-def check_definitions(program, base=None, max_memory=None) -> tuple[list, list]:
+def check_definitions(program, base=None, max_memory=None, found: dict | None = None) -> tuple[list, list]:
     """(errors, warnings) for every definition of the entry file and of the files it imports
     (the standard library aside)."""
     from . import build_model
@@ -88,6 +88,8 @@ def check_definitions(program, base=None, max_memory=None) -> tuple[list, list]:
                     from .train import check_memory
                     spec = build_train(defs, name, None, base, builder=b)
                     warnings += train_warnings(spec)
+                    if found is not None and spec.data is not None:
+                        found[name] = spec.data  # what `nndsl check` reports of the data
                     check_memory(spec, max_memory, f"train block `{name}`")
                 else:
                     check_graph(build_model(defs, name, args, builder=b), max_memory, f"{d.kind} `{name}`")

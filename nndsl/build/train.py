@@ -178,7 +178,8 @@ def _data(b, stmt, env, spec, batch, base):
     try:
         src = make_source(fname, attrs, base)
     except OpError as err:
-        raise TypeCheckError(str(err), e.span, code="E347") from None
+        raise TypeCheckError(str(err), e.span, code=getattr(err, "code", "E347"), help=err.help) from None
+    src.span = stmt.span
     size = batch if batch is not None else Sym("batch")
     dim = size.expr if isinstance(size, Sym) else size
     fields = {}

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import gzip
 import math
-import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from ..ir.types import TensorType
 from ..ops.registry import Attr, OpError
+from . import paths
 
 DATA_DIR = Path(__file__).resolve().parent
 
@@ -62,9 +62,37 @@ class DataSource:
     statics: dict = field(default_factory=dict)  # static facts a program may read: data.vocab, data.classes
     args: dict = field(default_factory=dict)  # the arguments it was made with
     values: dict = field(default_factory=dict)  # field -> Values: the schema's value part
+    # Files read on demand (nndsl/data/files.py): () -> (train Table, held-out Table or None).
+    # Such a source streams through the trainer's prefetching loader instead of `loader`.
+    table: Callable | None = field(default=None, repr=False)
+    classes: list | None = None  # class names, written next to the weights after training
+    count: int | None = None  # examples found (train, held-out), for `nndsl check`
+    span: object = None  # the `data` statement, where a file found broken while training is reported
+    ranges: dict = field(default_factory=dict)  # field -> (low, high) of its values, where the format says
+
+    @property
+    def streams(self) -> bool:
+        return self.table is not None
+
+    def tables(self, seed: int = 0):
+        """(train, held-out) Tables: the held-out files when the source has them, else a seeded
+        split like `arrays`; held-out is None when nothing is held out."""
+        train, test = self.table()
+        if test is not None or self.split >= 1:
+            return train, test
+        perm = np.random.default_rng(seed).permutation(len(train))
+        k = round(len(train) * self.split)
+        if k < 1:
+            from .files import DataError
+            raise DataError(f"split={self.split} leaves none of the {len(train)} examples for training")
+        return train.subset(perm[:k]), (train.subset(perm[k:]) if k < len(train) else None)
 
     def arrays(self, seed: int = 0) -> tuple[dict, dict]:
         """(train, held-out) arrays, split with a seeded shuffle."""
+        if self.table is not None:  # small file-backed data read whole (tests, samples)
+            train, test = self.tables(seed)
+            train_a = train.all()
+            return train_a, (test.all() if test is not None else train_a)
         data = self.loader()
         n = len(next(iter(data.values())))
         perm = np.random.default_rng(seed).permutation(n)
@@ -214,57 +242,152 @@ def _text(name, batch, split, seq, stride):
     return src
 
 
-def _npz_header(path: Path) -> dict:
-    """Shapes and dtypes of every array in an .npz, read from headers only, never with pickle."""
-    out = {}
-    with zipfile.ZipFile(path) as z:
-        for name in z.namelist():
-            if not name.endswith(".npy"):
-                continue
-            with z.open(name) as f:
-                version = np.lib.format.read_magic(f)
-                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                        else np.lib.format.read_array_header_2_0)
-                shape, _, dtype = read(f)
-            if dtype.hasobject:
-                raise OpError(f"{path.name}: array `{name[:-4]}` holds Python objects; only numeric arrays load")
-            out[name[:-4]] = (shape, dtype)
-    return out
-
-
 def _npz(path, batch, split, base):
-    p = _resolve(path, base)
-    try:
-        header = _npz_header(p)
-    except (OSError, zipfile.BadZipFile, ValueError) as e:
-        raise OpError(f"cannot read {path}: {e}") from None
-    if not header:
-        raise OpError(f"{path} holds no arrays")
-    n = {s[0] for s, _ in header.values() if s}
-    if len(n) != 1:
-        raise OpError(f"{path}: arrays have different numbers of examples: {sorted(n)}")
-    fields = {k: TensorType(tuple(s[1:]), _dt(d)) for k, (s, d) in header.items()}
+    from .files import npz_file
+    real = paths.resolve(path, base)
+    table = npz_file(real, path)
+    fields = {k: TensorType(tuple(shape), dt) for k, (shape, dt) in table.fields.items()}
+    src = DataSource("npz", batch, split, fields, table.all, table=lambda: (npz_file(real, path), None))
+    src.count = (len(table), 0)
+    return src
 
-    def load():
-        with np.load(p, allow_pickle=False) as f:
-            return {k: f[k].astype(_dt(f[k].dtype)) for k in f.files}
-    return DataSource("npz", batch, split, fields, load)
+
+MAX_CSV_BYTES = 1 << 30
 
 
 def _csv(path, batch, split, label, base):
-    p = _resolve(path, base)
-    try:
-        first = np.loadtxt(p, delimiter=",", dtype=np.float32, max_rows=1, ndmin=2)
-    except (OSError, ValueError) as e:
-        raise OpError(f"cannot read {path}: {e}") from None
-    cols = first.shape[1]
+    from .files import DataError
+    real = paths.resolve(path, base)
+    cols = _csv_width(real, path)
+    if cols < 2:
+        raise DataError(f"{path}: a row needs at least two columns (features and a label)")
     lab = label % cols
 
     def load():
-        raw = np.loadtxt(p, delimiter=",", dtype=np.float32, ndmin=2)
+        raw = _csv_rows(real, path, None)
         x = np.delete(raw, lab, axis=1)
         return {"x": x, "y": raw[:, lab].astype(np.int32)}
     return DataSource("csv", batch, split, {"x": TensorType((cols - 1,)), "y": TensorType((), "int32")}, load)
+
+
+def _csv_width(real: Path, shown: str) -> int:
+    """Columns of the first row, reading at most 1 MiB (what `nndsl check` reads of a CSV file)."""
+    from .files import DataError
+    try:
+        with open(real, "rb") as f:
+            while True:
+                line = f.readline(1 << 20)
+                if not line:
+                    raise DataError(f"{shown} holds no rows")
+                if len(line) >= 1 << 20 and not line.endswith(b"\n"):
+                    raise DataError(f"{shown}: the first row is over 1 MiB; is it a CSV file?")
+                text = line.decode("utf-8", errors="replace").split("#", 1)[0].strip()
+                if text:
+                    break
+    except OSError:
+        raise DataError(f"{shown} cannot be read") from None
+    cells = text.split(",")
+    for j, c in enumerate(cells, 1):
+        try:
+            float(c)
+        except ValueError:
+            raise DataError(f"{shown}: column {j} of the first row is not a number",
+                            help="csv(...) reads numbers only, without a header row") from None
+    return len(cells)
+
+
+def _csv_rows(real: Path, shown: str, max_rows: int | None) -> np.ndarray:
+    """Numbers of a CSV file. A ragged row or a cell that is not a number is an error naming the
+    file, line and column; the cell itself is never quoted (the file may be anything)."""
+    import os
+
+    from .files import DataError
+    if os.stat(real).st_size > MAX_CSV_BYTES:
+        raise DataError(f"{shown} is over {MAX_CSV_BYTES >> 20:,} MiB; save large data as .npy shards",
+                        code="E409")
+    try:
+        return np.loadtxt(real, delimiter=",", dtype=np.float32, ndmin=2, max_rows=max_rows)
+    except (ValueError, OSError, UnicodeDecodeError):
+        pass
+    width = None
+    try:
+        with open(real, "rb") as f:
+            for i, raw in enumerate(f, 1):
+                if max_rows is not None and i > max_rows:
+                    break
+                line = raw.decode("utf-8", errors="replace").split("#", 1)[0].strip()
+                if not line:
+                    continue
+                cells = line.split(",")
+                if width is None:
+                    width = len(cells)
+                elif len(cells) != width:
+                    raise DataError(f"{shown}:{i}: a row of {len(cells)} values where the first row has {width}",
+                                    help="every row of a CSV file needs the same number of columns")
+                for j, c in enumerate(cells, 1):
+                    try:
+                        float(c)
+                    except ValueError:
+                        raise DataError(f"{shown}:{i}: column {j} is not a number") from None
+    except OSError:
+        raise DataError(f"{shown} cannot be read") from None
+    raise DataError(f"{shown} is not a CSV file of numbers" if width else f"{shown} holds no rows")
+
+
+def _table_source(name, batch, split, make, classes_known=True) -> DataSource:
+    """A source over files read on demand; shapes, count and classes come from headers and
+    listings only (what `nndsl check` reports)."""
+    from .files import DataError
+    train, test = make()
+    if len(train) == 0:
+        raise DataError(f"{train.where or name} holds no examples")
+    fields = {k: TensorType(tuple(shape), dt) for k, (shape, dt) in train.fields.items()}
+    src = DataSource(name, batch, split, fields, lambda: train.all(), table=make)
+    if train.classes is not None:
+        src.classes = list(train.classes)
+        src.statics = {"classes": len(train.classes)}
+    src.count = (len(train), len(test) if test is not None else 0)
+    src.ranges = {k: v for k, v in train.ranges.items() if v is not None}
+    return src
+
+
+def _images(path, size, channels, batch, split, held_out, base):
+    from .files import image_folder
+    try:
+        import PIL  # noqa: F401
+    except ImportError:
+        raise OpError("images(...) decodes with Pillow, which is not installed",
+                      help="pip install 'nndsl[images]'") from None
+    if channels not in (1, 3):
+        raise OpError(f"images need channels=1 (grayscale) or 3 (RGB), got {channels}")
+    if not 1 <= size <= 1024:
+        raise OpError(f"images size must be between 1 and 1024, got {size}")
+    folder = paths.resolve(path, base, "dir")
+    other = paths.resolve(held_out, base, "dir") if held_out else None
+
+    def make():
+        train = image_folder(folder, path, base, size, channels)
+        test = image_folder(other, held_out, base, size, channels, train.classes) if other else None
+        return train, test
+    return _table_source("images", batch, 1.0 if other else split, make)
+
+
+def _mnist(path, batch, base):
+    from .files import mnist_folder
+    folder = paths.resolve(path, base, "dir")
+    return _table_source("mnist", batch, 1.0, lambda: mnist_folder(folder, path, base))
+
+
+def _cifar10(path, batch, base):
+    from .files import cifar10_folder
+    folder = paths.resolve(path, base, "dir")
+    return _table_source("cifar10", batch, 1.0, lambda: cifar10_folder(folder, path, base))
+
+
+def _npy(path, batch, split, base):
+    from .files import npy_folder
+    folder = paths.resolve(path, base, "dir")
+    return _table_source("npy", batch, split, lambda: (npy_folder(folder, path, base), None))
 
 
 def _dt(d) -> str:
@@ -274,15 +397,6 @@ def _dt(d) -> str:
     if d.kind in "iub":
         return "int32"
     raise OpError(f"unsupported array type {d}")
-
-
-def _resolve(path: str, base: Path | None) -> Path:
-    p = Path(path)
-    if not p.is_absolute() and base is not None:
-        p = base / p
-    if not p.is_file():
-        raise OpError(f"no such data file: {path}")
-    return p
 
 
 SOURCES = {
@@ -309,8 +423,13 @@ SOURCES = {
     "npz": ((Attr("path", "str"), Attr("batch", "int", 64), Attr("split", "float", 0.8)), _npz),
     "csv": ((Attr("path", "str"), Attr("batch", "int", 64), Attr("split", "float", 0.8),
              Attr("label", "int", -1)), _csv),
+    "images": ((Attr("path", "str"), Attr("size", "int", 32), Attr("channels", "int", 3),
+                Attr("batch", "int", 64), Attr("split", "float", 0.8), Attr("held_out", "str", "")), _images),
+    "mnist": ((Attr("path", "str"), Attr("batch", "int", 64)), _mnist),
+    "cifar10": ((Attr("path", "str"), Attr("batch", "int", 64)), _cifar10),
+    "npy": ((Attr("path", "str"), Attr("batch", "int", 64), Attr("split", "float", 0.8)), _npy),
 }
-FILE_SOURCES = {"npz", "csv"}
+FILE_SOURCES = {"npz", "csv", "images", "mnist", "cifar10", "npy"}
 
 
 def make_source(name: str, attrs: dict, base: Path | None) -> DataSource:

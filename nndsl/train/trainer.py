@@ -35,14 +35,18 @@ class FitResult:
 class Trainer:
     def __init__(self, program, name: str | None = None, *, epochs: int | None = None,
                  iterations: int | None = None, seed: int | None = None, clip_norm: float | None = None,
-                 base: str | Path | None = None, devices: int | None = None, mesh: dict | None = None):
+                 base: str | Path | None = None, devices: int | None = None, mesh: dict | None = None,
+                 data_roots=None):
         from ..build.train import check_setting
         for key, v in (("epochs", epochs), ("iterations", iterations), ("seed", seed), ("clip_norm", clip_norm)):
             if v is not None:
                 check_setting(key, v)
         self.program = program
         self.base = Path(base) if base else _base_of(program)
-        self.spec: TrainSpec = build_train(program.defs, name, None, self.base)
+        from ..data import paths
+        self.data_roots = tuple(data_roots or getattr(program, "data_roots", ()) or ())
+        with paths.granted(self.data_roots or paths.current()), paths.memory(program.max_memory):
+            self.spec: TrainSpec = build_train(program.defs, name, None, self.base)
         s = self.spec.settings
         if epochs is not None:
             s = {**s, "epochs": epochs}
@@ -73,7 +77,9 @@ class Trainer:
 
     def spec_for(self, batch: int) -> TrainSpec:
         if batch not in self._specs:
-            self._specs[batch] = build_train(self.program.defs, self.spec.name, batch, self.base)
+            from ..data import paths
+            with paths.granted(self.data_roots or paths.current()), paths.memory(self.program.max_memory):
+                self._specs[batch] = build_train(self.program.defs, self.spec.name, batch, self.base)
         return self._specs[batch]
 
     # ------------------------------------------------------------------ state
@@ -206,8 +212,10 @@ class Trainer:
             self._evals[n] = _on_mesh(backend.jit(ev, self.program.opt_level), self.mesh)
         return self._evals[n]
 
-    def place(self, tree, sharded: bool):
-        """On a data-parallel mesh: batches split along axis `data`, everything else replicated."""
+    def place(self, tree, sharded: bool, own_rows: bool = False):
+        """On a data-parallel mesh: batches split along axis `data`, everything else replicated.
+        `own_rows`: the batch holds only this process's rows already (the streaming loader reads
+        only those)."""
         if self.mesh is None:
             return tree
         from jax.sharding import NamedSharding, PartitionSpec
@@ -220,7 +228,7 @@ class Trainer:
 
         def local(x):
             x = np.asarray(x)
-            if split:
+            if split and not own_rows:
                 rows = x.shape[0] // count
                 x = x[pid * rows:(pid + 1) * rows]
             return jax.make_array_from_process_local_data(sharding, x)
@@ -228,12 +236,16 @@ class Trainer:
 
     def evaluate(self, ts: dict, arrays: dict, key=None) -> dict:
         """Mean losses and metrics over `arrays` in evaluation mode (batchnorm uses running stats)."""
-        n = len(next(iter(arrays.values())))
+        table = None if isinstance(arrays, dict) else arrays  # a Table read batch by batch
+        n = len(table) if table is not None else len(next(iter(arrays.values())))
         bs = self.batch_size
         key = key if key is not None else jax.random.key(self.seed + 7)
         sums: dict = {}
         for start in range(0, n, bs):
-            chunk = {f: a[start:start + bs] for f, a in arrays.items()}
+            if table is not None:
+                chunk = _read(self.spec.data, lambda s=start: table.take(np.arange(s, min(n, s + bs))))
+            else:
+                chunk = {f: a[start:start + bs] for f, a in arrays.items()}
             m = len(next(iter(chunk.values())))
             out = self._eval_fn(m)(ts["params"], ts["state"], self.place(chunk, False), key)
             for k, v in out.items():
@@ -252,7 +264,8 @@ class Trainer:
         t0 = time.perf_counter()
         key = jax.random.key(self.seed)
         ts = self.init(key)
-        loop = _DataLoop(self, self.seed)
+        src = self.spec.data
+        loop = _StreamLoop(self, self.seed) if src is not None and src.streams else _DataLoop(self, self.seed)
         self._loop = loop  # a non-finite loss looks into its arrays for a cause (_advice)
         total, log_every = loop.total, loop.log_every
         start, history = 0, {}
@@ -277,12 +290,13 @@ class Trainer:
         acc: dict = pending if resume is not None else {}
         n_acc, last = (pending_n if resume is not None else 0), {}
         interrupted, bad_run, last_flag, rollbacks = False, 0, None, 0
-        bar = _Bar(total, progress, self.spec.name)
+        bar = _Bar(total, progress, self.spec.name, loop.bs if src is not None else 0,
+                   "img/s" if src is not None and src.name in ("images", "mnist", "cifar10") else "ex/s")
         bar.advance(start)
         it = start
         try:
             for it in range(start, total):
-                ts, metrics = step(ts, self.place(loop.next(), True), key)
+                ts, metrics = step(ts, self.place(loop.next(), True, loop.local), key)
                 if last_flag is not None:  # read one step late: no sync on the step just launched
                     bad_run = 0 if bool(last_flag) else bad_run + 1
                     if bad_run and on_nan == "rollback":
@@ -331,6 +345,7 @@ class Trainer:
             interrupted = True
         finally:
             bar.close()
+            getattr(loop, "close", lambda: None)()
         return FitResult(history, self.variables(ts), ts, interrupted, time.perf_counter() - t0)
 
     def _write_sample(self, out: Path, i: int, it: int, ts: dict, loop) -> Path:
@@ -395,7 +410,8 @@ class Trainer:
         advice about the learning rate, which would only hide such a mistake."""
         from ..build.datacheck import explain_nonfinite
         loop = getattr(self, "_loop", None)
-        found = explain_nonfinite(self.spec, loop.train) if loop is not None and loop.n else None
+        train = getattr(loop, "train", None)  # a streaming loop holds no arrays to look into
+        found = explain_nonfinite(self.spec, train) if train and loop.n else None
         if found is None:
             return "", "lower the learning rate or set `clip_norm`"
         return f"; the cause: {found[0]}", found[1]
@@ -515,7 +531,7 @@ class _DataLoop:
 
     def __init__(self, trainer: Trainer, seed: int):
         src = trainer.spec.data
-        self.train, self.test = src.arrays(seed) if src is not None else ({}, {})
+        self.train, self.test = _read(src, lambda: src.arrays(seed)) if src is not None else ({}, {})
         self.held_out = (src is not None and src.split < 1 and len(next(iter(self.test.values()))) > 0)
         self.n = len(next(iter(self.train.values()))) if self.train else 0
         self.bs = min(trainer.batch_size, self.n) if self.n else trainer.batch_size
@@ -529,6 +545,7 @@ class _DataLoop:
         self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(self.n) if self.n else None
         self.pos = 0
+        self.local = False
 
     def next(self) -> dict:
         if not self.n:
@@ -556,18 +573,118 @@ class _DataLoop:
         self.pos, self.order = st["pos"], order
 
 
+def _schedule(trainer: Trainer, n: int, bs: int) -> tuple[int, int]:
+    """(total iterations, iterations between reports) for n examples in batches of bs."""
+    per_epoch = max(1, n // bs) if n else 1
+    s = trainer.settings
+    epochs, iters = s.get("epochs"), s.get("iterations")
+    if epochs is None and iters is None:
+        epochs = 10
+    total = iters if iters is not None else epochs * per_epoch
+    return total, s.get("eval_every") or (per_epoch if iters is None else max(1, total // 100))
+
+
+def _read(src, fn):
+    """Reads data files while training: a file found broken is a located error on the `data`
+    statement, never a traceback."""
+    from ..ops.registry import OpError
+    try:
+        return fn()
+    except OpError as e:
+        raise TrainingError(str(e), getattr(src, "span", None), code=getattr(e, "code", "E356"),
+                            help=e.help) from None
+
+
+class _StreamLoop:
+    """Batches of a file-backed source (images, mnist, cifar10, npy, npz), read as needed.
+
+    Grain does the work: a seeded global shuffle, reshuffled every epoch, batched by index, each
+    batch read (decoded, memory-mapped) on Grain's worker threads while the device runs the
+    previous step. The order is a pure function of (seed, position), so the checkpoint stores
+    only the position, and `--resume` continues with exactly the batches an uninterrupted run
+    would have read. Under several processes each reads only its own rows of every global batch.
+    Batches run on across epoch ends (no example is dropped)."""
+
+    THREADS = 8
+
+    def __init__(self, trainer: Trainer, seed: int):
+        import grain
+        src = trainer.spec.data
+        self.src = src
+        train, test = _read(src, lambda: src.tables(seed))
+        self.table, self.test = train, test
+        self._head = None
+        self.n = len(train)
+        self.held_out = test is not None and len(test) > 0
+        self.bs = min(trainer.batch_size, self.n)
+        self.total, self.log_every = _schedule(trainer, self.n, self.bs)
+        pid, count = jax.process_index(), jax.process_count()
+        self.local = count > 1
+        rows = self.bs // count if count > 1 else self.bs
+
+        def read(idx):
+            return train.take(idx[pid * rows:(pid + 1) * rows] if count > 1 else idx)
+        self.ds = (grain.MapDataset.range(self.n).shuffle(seed=seed).repeat(None)
+                   .batch(self.bs, drop_remainder=True).map(read))
+        one = sum(int(np.prod(shape or (1,))) * 4 for shape, _ in train.fields.values()) * rows
+        # batches read ahead: at most an eighth of the memory limit (and 256 MiB), at least 2
+        from ..data.files import memory_limit
+        budget = min(256 << 20, (trainer.program.max_memory or memory_limit()) // 8)
+        self.prefetch = int(max(2, min(32, budget // max(one, 1))))
+        self.pos = 0
+        self.it = None
+
+    def next(self) -> dict:
+        import grain
+        if self.it is None:
+            # one thread per core: more only add memory (each keeps its own malloc arena and batch
+            # in flight: 8 threads on 2 cores measured 622 MiB peak against 487 MiB with 2)
+            import os
+            threads = max(1, min(self.THREADS, os.cpu_count() or 1, self.prefetch))
+            opts = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=self.prefetch)
+            self.it = iter(self.ds.to_iter_dataset(opts))
+            if self.pos:
+                self.it.set_state({"next_index": self.pos})
+        batch = _read(self.src, lambda: next(self.it))
+        self.pos += 1
+        return batch
+
+    @property
+    def train(self) -> dict:
+        """The first rows, for sample grids (real images beside generated ones), read once."""
+        if self._head is None:
+            self._head = _read(self.src, lambda: self.table.take(np.arange(min(self.n, max(self.bs, 256)))))
+        return self._head
+
+    def state(self) -> dict:
+        return {"stream": self.pos}
+
+    def restore(self, st: dict) -> None:
+        self.close()
+        self.pos = int(st["stream"])
+
+    def close(self) -> None:
+        """Stops Grain's prefetch threads (also when training stops early)."""
+        if self.it is not None:
+            self.it.close()
+            self.it = None
+
+
 class _Bar:
     """A rich progress bar with the latest losses and metrics; silent when disabled."""
 
-    def __init__(self, total: int, enabled: bool, name: str):
+    def __init__(self, total: int, enabled: bool, name: str, batch: int = 0, unit: str = "ex/s"):
         self.p = None
         if not enabled:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-        self.p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TimeRemainingColumn(), TextColumn("{task.fields[info]}"), transient=False)
+        cols = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+        if batch:  # examples per second: iterations per second times the batch
+            cols.append(TextColumn("{task.fields[rate]}"))
+        self.batch, self.unit = batch, unit
+        self.p = Progress(*cols, TextColumn("{task.fields[info]}"), transient=False)
         self.p.start()
-        self.task = self.p.add_task(name, total=total, info="")
+        self.task = self.p.add_task(name, total=total, info="", rate="")
 
     def show(self, vals: dict):
         if self.p:
@@ -576,6 +693,9 @@ class _Bar:
     def advance(self, n: int = 1):
         if self.p and n:
             self.p.advance(self.task, n)
+            speed = self.p.tasks[0].speed if self.batch else None
+            if speed:
+                self.p.update(self.task, rate=f"{speed * self.batch:,.0f} {self.unit}")
 
     def close(self):
         if self.p:

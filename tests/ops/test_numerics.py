@@ -736,3 +736,6 @@ def test_noise_injection_needs_a_key_to_train():
     x = np.zeros((1, 16, 16, 3), np.float32)
     with pytest.raises(Exception, match="rngs"):
         net.apply(net.init(jax.random.key(0), x), x, train=True)
+
+
+from . import test_augment  # noqa: E402,F401  (registers the augmentation ops in COVERED)
