@@ -348,6 +348,11 @@ def _table_source(name, batch, split, make, classes_known=True) -> DataSource:
         src.statics = {"classes": len(train.classes)}
     src.count = (len(train), len(test) if test is not None else 0)
     src.ranges = {k: v for k, v in train.ranges.items() if v is not None}
+    # the schema the checker reads (labels against logits, pixels' range)
+    if src.classes and "y" in fields and not fields["y"].is_float:
+        src.values["y"] = Values(classes=len(src.classes))
+    for k, (lo, hi) in src.ranges.items():
+        src.values.setdefault(k, Values(float(lo), float(hi)))
     return src
 
 
