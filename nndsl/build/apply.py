@@ -42,7 +42,14 @@ def apply_layer(b: Builder, layer: Layer, inputs: list, span, path: tuple | None
         fwd = apply_cell(b, layer.layer, inputs, span, path + ("forward",))
         bwd = apply_cell(b, layer.layer, inputs, span, path + ("backward",), reverse=True)
         return b.add_node("concat", [fwd, bwd], {"axis": -1}, span, label="bidirectional")
+    for cls, fn in LAYER_APPLIERS.items():
+        if isinstance(layer, cls):
+            return fn(b, layer, inputs, span, path)
     raise TypeCheckError(f"expected a layer, found {describe(layer)}", span)
+
+
+# Kinds of layer defined in other modules (build/generate.py): class -> fn(b, layer, inputs, span, path).
+LAYER_APPLIERS: dict = {}
 
 
 class _scoped:
