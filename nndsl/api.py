@@ -34,8 +34,9 @@ def _static(d) -> bool:
 class Model:
     """A model with its static arguments bound. `init` and `apply` are pure functions of arrays."""
 
-    def __init__(self, program: "Program", name: str, args: dict):
+    def __init__(self, program: "Program", name: str, args: dict, entry: str | None = None):
         self.program, self.name, self.args = program, name, dict(args)
+        self.entry_name = entry  # one output run on its own (nndsl/entry.py), or None: all of them
         self._graphs: dict = {}
         self._optimized: dict = {}
         try:
@@ -46,6 +47,8 @@ class Model:
     def graph(self, input_types: tuple | None = None) -> Graph:
         """The graph as built and checked (no passes): parameters, shapes, spans."""
         key = tuple(input_types) if input_types is not None else None
+        if key not in self._graphs and self.entry_name is not None:
+            self._graphs[key] = self._entry_graph(input_types)
         if key not in self._graphs:
             self._graphs[key] = _build.build_model(self.program.defs, self.name, self.args,
                                                    list(input_types) if input_types else None)
@@ -64,9 +67,40 @@ class Model:
 
     @property
     def input_names(self) -> list[str]:
+        names = self._declared_inputs()
+        if self.entry_name is not None:
+            return [n for n in names if n in self._entry_inputs()]
+        return names
+
+    def _declared_inputs(self) -> list[str]:
         from .syntax import ast
         defn = self.program.defs.definitions[self.name]
         return [s.name for s in defn.body if isinstance(s, ast.Input)]
+
+    def entry(self, output: str) -> "Model":
+        """The model reduced to one output and the inputs it reads: a second entry point (a
+        decoding graph beside the training one) over the same instances and weights."""
+        return Model(self.program, self.name, self.args, entry=output)
+
+    def _entry_inputs(self) -> set:
+        from .entry import prune
+        full = Model.__new__(Model)
+        full.__dict__.update(self.__dict__, entry_name=None)
+        try:
+            g = prune(full.graph(), self.entry_name)
+        except NeedsConcrete:
+            return set(self._declared_inputs())
+        return {g.node(i).attrs["name"] for i in g.inputs}
+
+    def _entry_graph(self, input_types):
+        from .entry import check_entry, prune
+        check_entry(self, self.entry_name)
+        full_types = None
+        if input_types is not None:
+            given = dict(zip(self.input_names, input_types))
+            full_types = [given.get(n) for n in self._declared_inputs()]
+        g = _build.build_model(self.program.defs, self.name, self.args, full_types)
+        return prune(g, self.entry_name)
 
     def _graph_for(self, inputs) -> Graph:
         want = len(self.input_names)
@@ -114,7 +148,10 @@ class Program:
         self.max_memory: int | None = None  # bytes; None = this machine's memory
 
     def model(self, name: str, **args) -> Model:
-        return Model(self, name, args)
+        """`name` is a model, or `Model.output`: that output as an entry point of its own."""
+        from .entry import split_name
+        base, entry = split_name(name)
+        return Model(self, base, args, entry)
 
     @property
     def xla_options(self) -> dict:

@@ -97,9 +97,6 @@ def _check_step_input(b, defn, decl, x: TensorVal, layer, span):
     want_rank = len(decl.type.dims)
     what = "the fed-back value (`feed` of the previous output)" if layer.feed is not None else \
         "the fed-back value (each output is the next input; give `feed=` to transform it)"
-    if x.type.rank != want_rank:
-        raise ShapeError(f"cell `{defn.name}` reads one step of rank {want_rank}, but {what} is {x.type}",
-                         where, code="E370", notes=[(decl.type.span, "the cell's input is declared here")])
     want_float = A.dtype_of(decl.type).startswith(("float", "bfloat"))
     if want_float != x.type.is_float:
         raise TypeCheckError(f"cell `{defn.name}` reads {'floats' if want_float else 'integers'}, but {what} "
@@ -107,6 +104,9 @@ def _check_step_input(b, defn, decl, x: TensorVal, layer, span):
                              help="tokens become vectors through a layer: `feed=emb` with `emb = embed(vocab, d)`"
                              if want_float else None,
                              notes=[(decl.type.span, "the cell's input is declared here")])
+    if x.type.rank != want_rank:
+        raise ShapeError(f"cell `{defn.name}` reads one step of rank {want_rank}, but {what} is {x.type}",
+                         where, code="E370", notes=[(decl.type.span, "the cell's input is declared here")])
 
 
 def _cell_step(b: Builder, cell: ModelLayer, cpath: tuple, decl, x: TensorVal, span):
