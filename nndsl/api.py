@@ -37,6 +37,7 @@ class Model:
     def __init__(self, program: "Program", name: str, args: dict, entry: str | None = None):
         self.program, self.name, self.args = program, name, dict(args)
         self.entry_name = entry  # one output run on its own (nndsl/entry.py), or None: all of them
+        self.dims: dict = {}  # sizes given to symbolic dimensions (`--dim time=32`); see with_dims
         self._graphs: dict = {}
         self._optimized: dict = {}
         try:
@@ -46,6 +47,9 @@ class Model:
 
     def graph(self, input_types: tuple | None = None) -> Graph:
         """The graph as built and checked (no passes): parameters, shapes, spans."""
+        if input_types is None and self.dims:
+            from .dims import fixed_types
+            input_types = fixed_types(self)
         key = tuple(input_types) if input_types is not None else None
         if key not in self._graphs and self.entry_name is not None:
             self._graphs[key] = self._entry_graph(input_types)
@@ -71,6 +75,15 @@ class Model:
         if self.entry_name is not None:
             return [n for n in names if n in self._entry_inputs()]
         return names
+
+    def with_dims(self, **dims) -> "Model":
+        """The same model with some symbolic dimensions given sizes (`time=32`): its graph, summary
+        and export then see them fixed, while the others (the batch, usually) stay symbolic."""
+        m = Model(self.program, self.name, self.args, self.entry_name)
+        m.dims = {**self.dims, **dims}
+        if m.dims:
+            m.graph()  # check now with the sizes given
+        return m
 
     def _declared_inputs(self) -> list[str]:
         from .syntax import ast

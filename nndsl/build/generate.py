@@ -55,26 +55,58 @@ def apply_generate(b: Builder, layer: GenerateLayer, inputs: list, span, path):
     if len(inputs) != 1 or not isinstance(inputs[0], TensorVal) or len(decls) != 1:
         raise TypeCheckError(f"unroll starts from one tensor, given {len(inputs)} values", span, code="E328")
     (start,) = inputs
-    outer = b.g
-    body = Graph(params=b.root.params, state=b.root.state, counter=b.root.counter)
-    b.g = body
     try:
-        prev_node = body.add("input", [], {"name": "prev"}, start.type, span, label="prev")
-        body.inputs.append(prev_node.id)
-        prev = TensorVal(prev_node.id, start.type, span)
-        x = _through(b, layer.feed, prev, span, "feed")
-        _check_step_input(b, defn, decls[0], x, layer, span)
-        out, states, nexts, inits, env = _cell_step(b, cell, cpath, decls[0], x, span)
-        y = _through(b, layer.emit, out, span, "emit")
-        emitted = _check_emitted(start, y, layer, span)
-        body.outputs = {"out": y.node, **{n: nexts[n].node for n in states}}
-    finally:
-        b.g = outer
+        built = _build_step(b, layer, cell, cpath, decls[0], start.type, span)
+        prompt = False
+    except (ShapeError, TypeCheckError) as first:
+        # A start value with a time axis is a prompt: the cell reads it, then continues from its
+        # last element (`chars -> unroll(rnn, ...)` continues the text `chars`).
+        if start.type.rank < 2 or first.diagnostics[0].code not in ("E370", "E371"):
+            raise
+        step_t = start.type.with_shape(start.type.shape[:1] + start.type.shape[2:])
+        try:
+            built = _build_step(b, layer, cell, cpath, decls[0], step_t, span)
+        except (ShapeError, TypeCheckError):
+            raise first from None
+        if start.type.shape[1] == 0:
+            raise ShapeError("unroll cannot continue an empty prompt", span, code="E371") from None
+        prompt = True
+    body, emitted, states, inits, env = built
     init_vals = [A._initial_state(b, inits[n], states[n].type, cpath, env) for n in states]
     out_type = emitted.with_shape(emitted.shape[:1] + (_steps_dim(layer.steps),) + emitted.shape[1:])
     attrs = {"body": body, "states": tuple(states), "steps": _steps_value(layer.steps), "until": layer.until,
-             "beam": layer.beam, "length_penalty": layer.length_penalty, "out_type": out_type}
+             "beam": layer.beam, "length_penalty": layer.length_penalty, "out_type": out_type,
+             "prompt": prompt}
     return b.add_node("generate", [start] + init_vals, attrs, layer.span or span, label="unroll")
+
+
+def _build_step(b: Builder, layer, cell, cpath, decl, step_t: TensorType, span):
+    """One step as a sub-graph: prev -> feed -> cell -> emit. On a mistake nothing it registered
+    stays (the caller may try again with the start value read as a prompt)."""
+    outer, saved_scope = b.g, b.scope
+    marks = (dict(b.root.params), dict(b.root.state), dict(saved_scope.counters), list(saved_scope.made))
+    body = Graph(params=b.root.params, state=b.root.state, counter=b.root.counter)
+    b.g = body
+    try:
+        prev_node = body.add("input", [], {"name": "prev"}, step_t, span, label="prev")
+        body.inputs.append(prev_node.id)
+        x = _through(b, layer.feed, TensorVal(prev_node.id, step_t, span), span, "feed")
+        _check_step_input(b, cell.defn, decl, x, layer, span)
+        out, states, nexts, inits, env = _cell_step(b, cell, cpath, decl, x, span)
+        y = _through(b, layer.emit, out, span, "emit")
+        emitted = _check_emitted(step_t, y, layer, span)
+        body.outputs = {"out": y.node, **{n: nexts[n].node for n in states}}
+    except (ShapeError, TypeCheckError):
+        for reg, mark in ((b.root.params, marks[0]), (b.root.state, marks[1])):
+            reg.clear()
+            reg.update(mark)
+        saved_scope.counters.clear()
+        saved_scope.counters.update(marks[2])
+        saved_scope.made[:] = marks[3]
+        raise
+    finally:
+        b.g = outer
+    return body, emitted, states, inits, env
 
 
 def _through(b, f, v, span, what):
@@ -144,22 +176,22 @@ def _cell_step(b: Builder, cell: ModelLayer, cpath: tuple, decl, x: TensorVal, s
     return out, states, nexts, inits, env
 
 
-def _check_emitted(start: TensorVal, y: TensorVal, layer: GenerateLayer, span) -> TensorType:
+def _check_emitted(start_t: TensorType, y: TensorVal, layer: GenerateLayer, span) -> TensorType:
     """What a step emits is carried to the next step, so it must look like the start value (with a
     beam, the emitted value is the logits and the carried one is the chosen token)."""
     where = _span_of(layer.emit, span)
     if layer.beam:
-        if start.type.rank != 1 or start.type.is_float:
+        if start_t.rank != 1 or start_t.is_float:
             raise TypeCheckError(f"beam search starts from one token per sequence, i32[batch], found "
-                                 f"{start.type}", span, code="E372")
-        if y.type.rank != 2 or not y.type.is_float or not dims_equal(y.type.shape[0], start.type.shape[0]):
+                                 f"{start_t}", span, code="E372")
+        if y.type.rank != 2 or not y.type.is_float or not dims_equal(y.type.shape[0], start_t.shape[0]):
             raise ShapeError(f"with `beam`, `emit` gives the logits [batch, vocab], found {y.type}", where,
                              code="E372")
-        return start.type
-    same = len(y.type.shape) == len(start.type.shape) and all(
-        dims_equal(p, q) for p, q in zip(y.type.shape, start.type.shape)) and y.type.dtype == start.type.dtype
+        return start_t
+    same = len(y.type.shape) == len(start_t.shape) and all(
+        dims_equal(p, q) for p, q in zip(y.type.shape, start_t.shape)) and y.type.dtype == start_t.dtype
     if not same:
-        raise ShapeError(f"each step's output is the next step's start: unroll starts from {start.type} but "
+        raise ShapeError(f"each step's output is the next step's start: unroll starts from {start_t} but "
                          f"emits {y.type}", where, code="E371",
                          help="make `emit` give what `feed` takes, e.g. `emit=proj -> argmax` for token ids")
     if layer.until is not None and (y.type.rank != 1 or y.type.is_float):

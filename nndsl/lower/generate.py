@@ -25,6 +25,12 @@ def run_generate(node, args, params, state, train, rng, run):
         env = run(body, params, state, [prev, *carry], train=train, rng=jax.random.fold_in(key, t))
         return env[out_id], tuple(env[i] for i in state_ids)
 
+    if node.attrs.get("prompt"):  # read all but the prompt's last element; continue from that one
+        def read(carry, xt):
+            return step(xt[0], carry, xt[1])[1], None
+        prefix = jnp.swapaxes(start[:, :-1], 0, 1)
+        inits, _ = jax.lax.scan(read, inits, (prefix, steps + jnp.arange(prefix.shape[0])))
+        start = start[:, -1]
     if node.attrs["beam"]:
         return beam_search(step, start, inits, steps, node.attrs["beam"], node.attrs["until"],
                            node.attrs["length_penalty"])

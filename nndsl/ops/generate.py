@@ -20,10 +20,11 @@ class Generate(OpDef):
     name = "generate"
     inputs = ("*xs",)
     attrs = (Attr("body", "any"), Attr("states", "any"), Attr("steps", "any"), Attr("until", "any", None),
-             Attr("beam", "int", 0), Attr("length_penalty", "float", 0.0), Attr("out_type", "any"))
+             Attr("beam", "int", 0), Attr("length_penalty", "float", 0.0), Attr("out_type", "any"),
+             Attr("prompt", "bool", False))
     kind = "internal"
 
-    def infer(self, *xs, body, states, steps, until, beam, length_penalty, out_type):
+    def infer(self, *xs, body, states, steps, until, beam, length_penalty, out_type, prompt=False):
         return out_type
 
     def flops(self, out, *xs, body, steps, beam, **kw):
