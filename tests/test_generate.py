@@ -286,3 +286,29 @@ def test_entry_point_reads_only_its_inputs(setup):
     assert set(e.init(jax.random.key(0), src)["params"]) == set(v["params"])  # the same instance's weights
     with pytest.raises(nndsl.NndslError, match="E630"):
         prog.model("S2S.greedyy")
+
+
+def test_a_prompt_is_read_then_continued():
+    """`chars -> unroll(...)` with chars [batch, time]: the greedy continuation equals appending the
+    teacher-forced argmax one character at a time."""
+    prog = nndsl.loads("""
+import cells
+model C(vocab: int = 7, hidden: int = 8, length: int = 4) {
+  input chars: i32[batch, time]
+  emb = embed(vocab, 4)
+  rnn = LSTM(hidden)
+  proj = dense(vocab)
+  output logits = chars -> emb -> rnn -> proj
+  output text = chars -> unroll(rnn, steps=length, emit=proj -> argmax, feed=emb)
+}
+""")
+    x = jnp.asarray(np.random.RandomState(2).randint(0, 7, (3, 6)), jnp.int32)
+    v = prog.model("C").init(jax.random.key(0), x)
+    v = jax.tree_util.tree_map(lambda a: a * 3.0, v)
+    seq = x
+    for _ in range(4):
+        lg = prog.model("C.logits").apply(v, seq)
+        seq = jnp.concatenate([seq, jnp.argmax(lg[:, -1], -1)[:, None].astype(jnp.int32)], 1)
+    np.testing.assert_array_equal(prog.model("C.text").apply(v, x), seq[:, 6:])
+    np.testing.assert_array_equal(prog.model("C.text").apply(v, x[:, :1]),
+                                  prog.model("C.text").apply(v, x[:, :1]))
