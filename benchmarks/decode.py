@@ -77,7 +77,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=30)
     a = ap.parse_args(argv)
     prog = nndsl.loads(SRC)
-    args = dict(vocab=a.vocab, hidden=a.hidden, steps=a.steps)
+    args = {"vocab": a.vocab, "hidden": a.hidden, "steps": a.steps}
     go = jnp.zeros((a.batch,), jnp.int32)
     greedy = prog.model("Decoder.greedy", k=1, **args)
     v = greedy.init(jax.random.key(0), go)

@@ -67,6 +67,7 @@ def random_key(g, seed):
     """`run --seed`: a key for a graph that samples (from `seed`, else 0); None otherwise, so a
     model whose noise is optional (noise_injection) runs as it always has."""
     import jax
+
     from .ir.graph import Graph
 
     def samples(graph):

@@ -107,3 +107,48 @@ def test_decoding_entry_point_runs_and_exports_with_the_trained_instance_weights
     assert main(["run", f, "S2S.tokenz", "--weights", str(files / "net.safetensors"), "--input",
                  str(files / "src.npy"), "--output", str(files / "t.npy")]) == 1
     assert "error[E630]" in capsys.readouterr().err
+
+
+CHAR = """
+import cells
+model Chars(vocab: int, hidden: int = 16, length: int = 10, temperature: float = 1.0) {
+  input chars: i32[batch, time]
+  emb = embed(vocab, 8)
+  rnn = GRU(hidden)
+  proj = dense(vocab)
+  output logits = chars -> emb -> rnn -> proj
+  output text = chars -> unroll(rnn, steps=length, emit=proj -> sample(temperature=temperature), feed=emb)
+}
+
+train sonnets {
+  data text("sonnets", batch=8, seq=16, stride=50, split=0.9)
+  model net = Chars(vocab=data.vocab)
+  loss ce = cross_entropy(net(data.x).logits, data.y)
+  step net minimize ce with adam(lr=1e-3)
+  iterations 1
+}
+"""
+
+
+def test_sample_command_runs_the_in_language_sampler(tmp_path, capsys):
+    f = tmp_path / "chars.nn"
+    f.write_text(CHAR)
+    prog = nndsl.load(f)
+    trainer = prog.trainer()
+    vocab = trainer.spec.data.vocab
+    name, args = trainer.spec.models["net"]
+    model = prog.model(name, **args)
+    v = model.init(jax.random.key(0), np.zeros((1, 4), np.int32))
+    v = jax.tree_util.tree_map(lambda a: a * 4.0, v)
+    save_variables(tmp_path / "net.safetensors", v)
+    texts = []
+    for seed in ("3", "3"):
+        assert main(["sample", str(f), "--weights", str(tmp_path / "net.safetensors"), "--prompt", "Shall I",
+                     "--length", "12", "--temperature", "0.9", "--seed", seed]) == 0
+        texts.append(capsys.readouterr().out.rstrip("\n"))
+    assert texts[0] == texts[1] and texts[0].startswith("Shall I") and len(texts[0]) == len("Shall I") + 12
+    # the same tokens as the model's own `text` output with the same key and arguments
+    ids = np.asarray([[vocab.index(c) for c in "Shall I"]], np.int32)
+    entry = prog.model(f"{name}.text", **{**args, "length": 12, "temperature": 0.9})
+    want = entry.apply(v, ids, rngs=jax.random.key(3))[0]
+    assert texts[0] == "Shall I" + "".join(vocab[i] for i in np.asarray(want))

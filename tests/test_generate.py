@@ -78,7 +78,7 @@ def _decode(P, src, choose):
 
 
 def test_greedy_matches_a_hand_written_decoder(setup):
-    prog, m, v, src = setup
+    prog, _m, v, src = setup
     out = prog.model("S2S.greedy").apply(v, src)
     ref = _decode(v["params"], src, lambda t, lg: jnp.argmax(lg, -1).astype(jnp.int32))
     np.testing.assert_array_equal(out, ref)
@@ -87,14 +87,14 @@ def test_greedy_matches_a_hand_written_decoder(setup):
 
 def test_teacher_forced_and_free_running_decoder_share_weights(setup):
     """Fed its own greedy tokens, the teacher-forced output agrees with the generated tokens."""
-    prog, m, v, src = setup
+    prog, _m, v, src = setup
     greedy = prog.model("S2S.greedy").apply(v, src)
     prev = jnp.concatenate([jnp.zeros((6, 1), jnp.int32), greedy[:, :-1]], 1)
     np.testing.assert_array_equal(np.argmax(prog.model("S2S.logits").apply(v, src, prev), -1), greedy)
 
 
 def test_until_repeats_the_end_token(setup):
-    prog, m, v, src = setup
+    prog, _m, v, src = setup
     out = np.asarray(prog.model("S2S.stopped").apply(v, src))
     ref = _decode(v["params"], src, lambda t, lg: jnp.argmax(lg, -1).astype(jnp.int32))
     for row, r in zip(out, ref):
@@ -157,7 +157,7 @@ def _score(P, src, seqs):
 
 def test_beam_search_with_a_wide_beam_is_exhaustive_search(setup):
     """With k = V^(T-1) nothing is ever pruned: the result is the best of all V^T sequences."""
-    prog, m, v, src = setup
+    prog, _m, v, src = setup
     everything = jnp.asarray(list(itertools.product(range(V), repeat=T)), jnp.int32)
     best = everything[jnp.argmax(_score(v["params"], src, everything), 1)]
     np.testing.assert_array_equal(prog.model("S2S.beam").apply(v, src), best)
@@ -166,7 +166,7 @@ def test_beam_search_with_a_wide_beam_is_exhaustive_search(setup):
 
 
 def test_beam_of_one_is_greedy(setup):
-    prog, m, v, src = setup
+    prog, _m, v, src = setup
     np.testing.assert_array_equal(prog.model("S2S.beam1").apply(v, src), prog.model("S2S.greedy").apply(v, src))
 
 
@@ -213,9 +213,9 @@ model Free(steps: int = 5) {
   input x0: [batch, 3]
   cell = GRU(3)
   output ys = x0 -> unroll(cell, steps=steps)
-  output scaled = x0 -> unroll(cell, steps=steps, emit=(y -> y), feed=scale(2.0))
+  output scaled = x0 -> unroll(cell, steps=steps, feed=tanh)
 }
-""".replace("emit=(y -> y), feed=scale(2.0)", "feed=tanh"))
+""")
     m = prog.model("Free")
     x0 = jnp.asarray(np.random.RandomState(1).randn(2, 3), jnp.float32)
     v = m.init(jax.random.key(0), x0)

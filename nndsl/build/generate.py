@@ -77,7 +77,7 @@ def apply_generate(b: Builder, layer: GenerateLayer, inputs: list, span, path):
     attrs = {"body": body, "states": tuple(states), "steps": _steps_value(layer.steps), "until": layer.until,
              "beam": layer.beam, "length_penalty": layer.length_penalty, "out_type": out_type,
              "prompt": prompt}
-    return b.add_node("generate", [start] + init_vals, attrs, layer.span or span, label="unroll")
+    return b.add_node("generate", [start] + init_vals, attrs, layer.span or span, path=cpath, label=cpath[-1])
 
 
 def _build_step(b: Builder, layer, cell, cpath, decl, step_t: TensorType, span):
