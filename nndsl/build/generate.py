@@ -11,7 +11,7 @@ lowered to one `lax.scan` (nndsl/lower/generate.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import ShapeError, TypeCheckError
 from ..ir.graph import Graph
@@ -33,6 +33,7 @@ class GenerateLayer(Layer):
     until: int | None = None
     beam: int = 0
     length_penalty: float = 0.0
+    arg_spans: dict = field(default_factory=dict)  # where `emit=` and `feed=` were written
 
 
 def _cell_of(layer, span):
@@ -125,7 +126,7 @@ def _span_of(f, span):
 
 def _check_step_input(b, defn, decl, x: TensorVal, layer, span):
     """The fed-back value must be what the cell reads: its rank, fixed sizes and kind of number."""
-    where = _span_of(layer.feed, span)
+    where = layer.arg_spans.get("feed") or span
     want_rank = len(decl.type.dims)
     what = "the fed-back value (`feed` of the previous output)" if layer.feed is not None else \
         "the fed-back value (each output is the next input; give `feed=` to transform it)"
@@ -179,7 +180,7 @@ def _cell_step(b: Builder, cell: ModelLayer, cpath: tuple, decl, x: TensorVal, s
 def _check_emitted(start_t: TensorType, y: TensorVal, layer: GenerateLayer, span) -> TensorType:
     """What a step emits is carried to the next step, so it must look like the start value (with a
     beam, the emitted value is the logits and the carried one is the chosen token)."""
-    where = _span_of(layer.emit, span)
+    where = layer.arg_spans.get("emit") or span
     if layer.beam:
         if start_t.rank != 1 or start_t.is_float:
             raise TypeCheckError(f"beam search starts from one token per sequence, i32[batch], found "
@@ -258,7 +259,8 @@ def _unroll(b: Builder, e, pos, kw, env):
     if lp and not beam:
         raise TypeCheckError("unroll: `length_penalty` ranks the hypotheses of a beam search; give `beam=k`",
                              spans["length_penalty"], code="E339")
-    g = GenerateLayer(cell, steps, layers.get("emit"), layers.get("feed"), until, beam, float(lp), span=e.span)
+    g = GenerateLayer(cell, steps, layers.get("emit"), layers.get("feed"), until, beam, float(lp),
+                      {k: spans[k] for k in layers}, span=e.span)
     return g
 
 
