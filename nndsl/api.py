@@ -83,8 +83,10 @@ def _static(d) -> bool:
 class Model:
     """A model with its static arguments bound. `init` and `apply` are pure functions of arrays."""
 
-    def __init__(self, program: "Program", name: str, args: dict):
+    def __init__(self, program: "Program", name: str, args: dict, entry: str | None = None):
         self.program, self.name, self.args = program, name, dict(args)
+        self.entry_name = entry  # one output run on its own (nndsl/entry.py), or None: all of them
+        self.dims: dict = {}  # sizes given to symbolic dimensions (`--dim time=32`); see with_dims
         self._graphs: dict = {}
         self._optimized: dict = {}
         self._checked: set = set()
@@ -95,7 +97,12 @@ class Model:
 
     def graph(self, input_types: tuple | None = None) -> Graph:
         """The graph as built and checked (no passes): parameters, shapes, spans."""
+        if input_types is None and self.dims:
+            from .dims import fixed_types
+            input_types = fixed_types(self)
         key = tuple(input_types) if input_types is not None else None
+        if key not in self._graphs and self.entry_name is not None:
+            self._graphs[key] = self._entry_graph(input_types)
         if key not in self._graphs:
             self._graphs[key] = _build.build_model(self.program.defs, self.name, self.args,
                                                    list(input_types) if input_types else None)
@@ -114,9 +121,49 @@ class Model:
 
     @property
     def input_names(self) -> list[str]:
+        names = self._declared_inputs()
+        if self.entry_name is not None:
+            return [n for n in names if n in self._entry_inputs()]
+        return names
+
+    def with_dims(self, **dims) -> "Model":
+        """The same model with some symbolic dimensions given sizes (`time=32`): its graph, summary
+        and export then see them fixed, while the others (the batch, usually) stay symbolic."""
+        m = Model(self.program, self.name, self.args, self.entry_name)
+        m.dims = {**self.dims, **dims}
+        if m.dims:
+            m.graph()  # check now with the sizes given
+        return m
+
+    def _declared_inputs(self) -> list[str]:
         from .syntax import ast
         defn = self.program.defs.definitions[self.name]
         return [s.name for s in defn.body if isinstance(s, ast.Input)]
+
+    def entry(self, output: str) -> "Model":
+        """The model reduced to one output and the inputs it reads: a second entry point (a
+        decoding graph beside the training one) over the same instances and weights."""
+        return Model(self.program, self.name, self.args, entry=output)
+
+    def _entry_inputs(self) -> set:
+        from .entry import prune
+        full = Model.__new__(Model)
+        full.__dict__.update(self.__dict__, entry_name=None)
+        try:
+            g = prune(full.graph(), self.entry_name)
+        except NeedsConcrete:
+            return set(self._declared_inputs())
+        return {g.node(i).attrs["name"] for i in g.inputs}
+
+    def _entry_graph(self, input_types):
+        from .entry import check_entry, prune
+        check_entry(self, self.entry_name)
+        full_types = None
+        if input_types is not None:
+            given = dict(zip(self.input_names, input_types))
+            full_types = [given.get(n) for n in self._declared_inputs()]
+        g = _build.build_model(self.program.defs, self.name, self.args, full_types)
+        return prune(g, self.entry_name)
 
     def _graph_for(self, inputs) -> Graph:
         want = len(self.input_names)
@@ -179,7 +226,9 @@ class Program:
         from .bounds import check
         for k, v in args.items():
             check(v, None, f"argument `{k}`")
-        return Model(self, name, args)
+        from .entry import split_name
+        base, entry = split_name(name)
+        return Model(self, base, args, entry)
 
     @property
     def xla_options(self) -> dict:

@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("model", nargs="?")
     c.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
     c.add_argument("--batch", type=_positive_int, default=1, help="batch size for FLOPs and activation memory")
+    c.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
+                   help="size of a symbolic dimension (e.g. time=32); repeat for several")
     c.add_argument("--plot", metavar="PNG", help="also draw parameters and FLOPs per layer (needs matplotlib)")
 
     c = sub.add_parser("train", help="run a train block; save weights (safetensors) and history (JSON)")
@@ -109,6 +111,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--format", choices=["jaxexport", "onnx"], default="jaxexport",
                    help="onnx: an ONNX file (opset 17, symbolic batch); weights default to fresh ones")
     c.add_argument("-o", "--output", required=True)
+    c.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
+                   help="size of a symbolic dimension besides the batch (e.g. time=32)")
 
     c = sub.add_parser("run", help="apply a model to an input array (.npy) with saved weights, or run an "
                                    "exported model (FILE ends in .jaxexport)")
@@ -121,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--input", required=True, action="append", help=".npy input (repeat for several)")
     c.add_argument("--output", required=True, help=".npy (one output) or .npz (several)")
     c.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
+    c.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
+                   help="size a symbolic dimension must have in the inputs (e.g. time=32)")
+    c.add_argument("--seed", type=int, help="key for a model that samples (`sample`; default 0)")
     from .tools.commands import register
     COMMANDS.update(register(sub))
     from .onnx.cli import add_convert_parser, convert_cmd
@@ -297,6 +304,17 @@ def _count(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else plural or word + 's'}" if n else ""
 
 
+def _with_dims(model, a):
+    """`--dim NAME=SIZE`: the model with those symbolic dimensions fixed (nndsl/dims.py)."""
+    if not getattr(a, "dim", None):
+        return model
+    try:
+        dims = _kv(a.dim, int)
+    except ValueError:
+        raise NndslError(f"--dim takes NAME=SIZE with an integer size, got {a.dim}", code="E673") from None
+    return model.with_dims(**dims)
+
+
 def _concrete_types(model, dims: dict):
     from .ir.types import TensorType
     g = model.graph()
@@ -319,6 +337,7 @@ def cmd_compile(a) -> int:
         return 0
     model = prog.model(_pick_model(prog, a.model), **_kv(a.arg))
     if a.emit == "graph":
+        model = _with_dims(model, a)
         print(graph_text(model, a, spans=a.debug_spans))
         return 0
     import jax
@@ -360,7 +379,7 @@ def _ast_text(node, indent=0) -> str:
 def cmd_summary(a) -> int:
     from .summary import summarize
     prog = _load(a.file)
-    model = prog.model(_pick_model(prog, a.model), **_kv(a.arg))
+    model = _with_dims(prog.model(_pick_model(prog, a.model), **_kv(a.arg)), a)
     info = summarize(model, a.batch)
     if a.plot:
         from .plots import plot_layers
@@ -461,7 +480,7 @@ def cmd_export(a) -> int:
     if a.train:
         out = export_train_step(prog.trainer(a.model), a.output)
     else:
-        model = prog.model(a.model, **_kv(a.arg))
+        model = _with_dims(prog.model(a.model, **_kv(a.arg)), a)
         variables = load_variables(a.weights) if a.weights else {"params": {}, "state": {}}
         g = model.graph()
         if g.params or g.state:
@@ -512,9 +531,11 @@ def cmd_run(a) -> int:
     if not a.model:
         return _usage("run needs MODEL (or an exported .jaxexport file)")
     prog = _load(a.file)
-    model = prog.model(a.model, **_kv(a.arg))
+    model = _with_dims(prog.model(a.model, **_kv(a.arg)), a)
     variables = load_variables(a.weights) if a.weights else {"params": {}, "state": {}}
     xs = _read_inputs(a.input)
+    from .dims import check_inputs
+    check_inputs(model, xs)
     g = model._graph_for(xs)
     _check_weights(g, variables)
     from .io import check_output
@@ -523,7 +544,8 @@ def cmd_run(a) -> int:
         raise NndslError(f"the model has {len(g.outputs)} outputs ({', '.join(g.outputs)}), and a .npy file "
                          "holds one array", code="E635", help=f"name a .npz file: --output "
                          f"{Path(a.output).with_suffix('.npz')}")
-    y = model.apply(variables, *xs)
+    from .dims import random_key
+    y = model.apply(variables, *xs, rngs=random_key(g, a.seed))
     _save_outputs(a.output, y, list(g.outputs))
     if a.weights and not isinstance(y, dict):
         _print_classes(a.weights, y)

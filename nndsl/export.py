@@ -106,7 +106,8 @@ def export_model(model, variables, path: str | Path, batch: str = "b") -> Path:
         t = g.node(nid).type
         if any(not isinstance(d, int) for d in t.shape[1:]):
             raise NndslError(f"input `{g.node(nid).attrs['name']}` has a symbolic size besides the batch "
-                             f"({t}); export needs the others fixed", g.node(nid).span, code="E611")
+                             f"({t}); export needs the others fixed", g.node(nid).span, code="E611",
+                             help="give their sizes with --dim NAME=SIZE (e.g. --dim time=32)")
         specs.append(jax.ShapeDtypeStruct((sym,) + tuple(t.shape[1:]), jnp.dtype(t.dtype)))
     fn = jax.jit(lambda *xs: model.apply(variables, *xs))
     try:

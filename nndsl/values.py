@@ -20,7 +20,8 @@ class NeedsConcrete(NndslError):
 
     def __init__(self, what: str, span: Span | None = None):
         super().__init__(f"cannot decide {what} before the input shapes are known", span,
-                         help="give the input concrete sizes, or use the model inside one that does")
+                         help="give the input concrete sizes (`--dim NAME=SIZE` on the command line), or use the "
+                              "model inside one that does")
 
 
 @dataclass(frozen=True)

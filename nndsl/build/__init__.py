@@ -6,6 +6,7 @@ from ..ir.graph import Graph
 from ..syntax import ast
 from ..values import Record, TensorVal, TupleVal
 from . import apply as _apply  # noqa: F401  (fills SPECIAL)
+from . import generate as _generate  # noqa: F401  (unroll with feedback)
 from .builder import Builder
 
 

@@ -57,7 +57,14 @@ def apply_layer(b: Builder, layer: Layer, inputs: list, span, path: tuple | None
             out.fields.setdefault("forward", Record(dict(fwd.fields), "forward state"))
             out.fields.setdefault("backward", Record(dict(bwd.fields), "backward state"))
         return out
+    for cls, fn in LAYER_APPLIERS.items():
+        if isinstance(layer, cls):
+            return fn(b, layer, inputs, span, path)
     raise TypeCheckError(f"expected a layer, found {describe(layer)}", span)
+
+
+# Kinds of layer defined in other modules (build/generate.py): class -> fn(b, layer, inputs, span, path).
+LAYER_APPLIERS: dict = {}
 
 
 class _scoped:

@@ -607,7 +607,7 @@ def _memo_key(opdef, inputs, attrs):
     return key
 
 
-NOT_SHARED = {"input", "param", "scan", "grad", "fill"}
+NOT_SHARED = {"input", "param", "scan", "grad", "fill", "generate"}
 
 
 def check_arg_type(owner, name, typ, value, span, decl_span=None):

@@ -46,7 +46,7 @@ def print_graph(g: Graph, indent: str = "", spans: bool = False) -> str:
         if spans and n.span:
             line += f"  # {n.span.line}:{n.span.col}"
         lines.append(line)
-        if n.op == "scan":
+        if n.op in ("scan", "generate"):
             lines.append(print_graph(n.attrs["body"], indent + "    ", spans))
     for name, nid in g.outputs.items():
         lines.append(f"{indent}output {name} = {nid}")

@@ -58,6 +58,10 @@ def run(g: Graph, params: dict, state: dict, inputs: list, *, train: bool = Fals
         if node.op == "scan":
             env[nid] = _scan(node, args, params, state, train, rng, new_state)
             continue
+        if node.op == "generate":
+            from .generate import run_generate
+            env[nid] = run_generate(node, args, params, state, train, rng, run)
+            continue
         if node.op == "grad":
             env[nid] = _grad(g, nid, env, params, state, inputs, train, rng)
             continue

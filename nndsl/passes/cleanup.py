@@ -9,7 +9,7 @@ from ..ir.graph import Graph
 from ..ops import OPS
 from .rewrite import Context, Pass, erase_dead
 
-NEVER_MERGED = {"input", "scan"}  # inputs are distinct by position; scan bodies are not hashable
+NEVER_MERGED = {"input", "scan", "generate"}  # inputs are distinct by position; scan bodies are not hashable
 
 
 class DeadCodeElimination(Pass):

@@ -219,7 +219,7 @@ def _walk(g):
     for n in g.nodes():
         yield n
         body = n.attrs.get("body")
-        if n.op == "scan" and body is not None:
+        if n.op in ("scan", "generate") and body is not None:
             yield from _walk(body)
 
 

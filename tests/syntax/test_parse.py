@@ -384,4 +384,12 @@ def test_grammar_names_no_layer():
     from nndsl.ops import OPS
     from nndsl.syntax.parser import keywords
     public = {n for n, op in OPS.items() if op.kind != "internal"}
-    assert (public & keywords()) <= {"step"}, "only `step` is both an op and a keyword"
+    # `step` and `sample` are both: statement keywords only where a train statement starts
+    assert (public & keywords()) <= {"step", "sample"}, "only `step` and `sample` are both an op and a keyword"
+
+
+def test_sample_is_an_op_in_expressions_and_a_statement_in_train_blocks():
+    from nndsl.syntax.parser import parse
+    m = parse("train t {\n  x = logits -> sample(temperature=0.5)\n  sample x -> sample every 10\n}\n")
+    (block,) = m.items
+    assert [type(s).__name__ for s in block.body] == ["Assign", "Sample"]

@@ -86,11 +86,11 @@ def test_hover_in_train_blocks_and_fields():
     text = path.read_text()
     line, col = position(text, "data.prev")
     assert lsp.hover(text, str(path), line, col + len("data.p")) == "`data.prev`: `i32[batch, 8]`"
-    line, col = position(text, "logits = net")
-    assert lsp.hover(text, str(path), line, col) == "`logits`: `f32[batch, 8, 10]`"
+    line, col = position(text, "out.logits")
+    assert lsp.hover(text, str(path), line, col + len("out.l")) == "`out.logits`: `f32[batch, 8, 10]`"
     # inside a model that needs an argument, the train block's binding is used
-    line, col = position(text, "dec =")
-    assert lsp.hover(text, str(path), line, col) == "`dec`: `f32[batch, steps, 128]`"
+    line, col = position(text, "output logits")
+    assert lsp.hover(text, str(path), line, col + len("output ")) == "`logits`: `f32[batch, time, 10]`"
     line, col = position(text, "h0=enc.h")
     assert lsp.hover(text, str(path), line, col + 7) == "`enc.h`: `f32[batch, 128]`"
 
