@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--iterations", type=int)
     c.add_argument("--seed", type=int)
     c.add_argument("--clip-norm", type=float)
+    c.add_argument("--precision", choices=["f32", "bf16", "f16"],
+                   help="compute in bfloat16/float16 with float32 master weights (overrides the block's)")
     c.add_argument("--out", default=None, help="output folder (default: runs/<train block>)")
     c.add_argument("--on-nan", choices=["stop", "skip", "rollback"], default="stop",
                    help="a non-finite loss or gradient: stop (default), skip that update, or roll back to "
@@ -120,7 +122,21 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
     from .tools.commands import register
     COMMANDS.update(register(sub))
+    for name in CACHED:  # the commands that compile: XLA's work is kept on disk between runs
+        if name in sub.choices:
+            sub.choices[name].add_argument(
+                "--no-cache", action="store_true",
+                help="do not use the compilation cache (also NNDSL_NO_CACHE=1; folder: NNDSL_CACHE_DIR)")
     return p
+
+
+CACHED = ("train", "run", "sample", "export", "bench", "compile")
+
+
+def _compilation_cache(args) -> None:
+    from .lower import cache
+    if args.command in CACHED and not getattr(args, "no_cache", False) and not cache.disabled_by_env():
+        cache.enable()
 
 
 def _static(text: str):
@@ -309,7 +325,8 @@ def cmd_train(a) -> int:
             return _usage("--coordinator needs --num-processes and --process-id")
         initialize(a.coordinator, a.num_processes, a.process_id)
     trainer = prog.trainer(a.train, epochs=a.epochs, iterations=a.iterations, seed=a.seed,
-                           clip_norm=a.clip_norm, devices=a.devices, mesh=_mesh_arg(a.mesh))
+                           clip_norm=a.clip_norm, devices=a.devices, mesh=_mesh_arg(a.mesh),
+                           precision=a.precision)
     out = Path(a.out or Path("runs") / trainer.name)
     if out.exists() and not out.is_dir():
         raise NndslError(f"--out {out} is a file, not a folder", code="E610")
@@ -505,6 +522,7 @@ COMMANDS["bench"] = _bench
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     _MAX_MEMORY[0] = getattr(args, "max_memory", None)
+    _compilation_cache(args)
     try:
         return COMMANDS[args.command](args)
     except NndslError as e:

@@ -111,6 +111,7 @@ class BatchNorm(OpDef):
     statistics (state `mean`, `var`) otherwise: running = momentum * running + (1 - momentum) * batch."""
 
     name = "batchnorm"
+    keep_f32 = True
     attrs = (Attr("momentum", "float", 0.9), Attr("eps", "float", 1e-5), Attr("scale", "bool", True),
              Attr("center", "bool", True))
 
@@ -160,6 +161,7 @@ class LayerNorm(OpDef):
     """Normalizes each example over its last axis; learned scale and bias."""
 
     name = "layernorm"
+    keep_f32 = True
     attrs = (Attr("eps", "float", 1e-5),)
 
     def infer(self, x, eps):

@@ -31,7 +31,7 @@ FRIENDLY = {
 _EXPR_START = {"NAME", "NUMBER", "STRING", "true", "false", "(", "[", "-", "+", "not", "if"}
 _OPERATORS = {"ADD_OP", "MUL_OP", "COMP_OP", "**", "->", "and", "or", ".", "(", "["}
 _STATEMENTS = {"NAME", "input", "state", "param", "output", "data", "model", "loss", "metric",
-               "step", "sample", "epochs", "iterations", "seed", "clip_norm", "eval_every"}
+               "step", "sample", "epochs", "iterations", "seed", "clip_norm", "eval_every", "precision"}
 _DEFINITIONS = {"import", "model", "cell", "train"}
 # Characters people paste from papers and word processors, and what they meant.
 LOOKALIKES = {"→": "->", "×": "*", "·": "@", "−": "-", "–": "-", "—": "-", "’": "'", "‘": "'",

@@ -18,7 +18,7 @@ __all__ = ["NndslLexer"]
 NAME = r"[A-Za-z_][A-Za-z0-9_]*'*"
 STATEMENT_WORDS = ("import", "model", "cell", "train", "input", "state", "param", "output", "data",
                    "loss", "metric", "step", "sample", "epochs", "iterations", "seed", "clip_norm",
-                   "eval_every")
+                   "eval_every", "precision")
 INLINE_WORDS = ("minimize", "with", "every", "if", "then", "else")
 DTYPES = ("f32", "f16", "bf16", "f64", "i32", "i64", "i8", "u8", "bool")
 ARG_TYPES = ("int", "dim", "float", "bool", "str", "string", "shape", "layer", "tensor", "any")
