@@ -240,7 +240,7 @@ class Program:
 
     def trainer(self, name: str | None = None, **overrides):
         """The train block `name` (or the only one); overrides: epochs, iterations, seed,
-        clip_norm, devices."""
+        clip_norm, devices, precision ("f32", "bf16" or "f16")."""
         from .train.trainer import Trainer
         return Trainer(self, name, **overrides)
 

@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--iterations", type=int)
     c.add_argument("--seed", type=int)
     c.add_argument("--clip-norm", type=_positive_float, help="clip gradients to this global norm (> 0)")
+    c.add_argument("--precision", choices=["f32", "bf16", "f16"],
+                   help="compute in bfloat16/float16 with float32 master weights (overrides the block's)")
     c.add_argument("--out", default=None, help="output folder (default: runs/<train block>)")
     c.add_argument("--on-nan", choices=["stop", "skip", "rollback"], default="stop",
                    help="a non-finite loss or gradient: stop (default), skip that update, or roll back to "
@@ -133,6 +135,11 @@ def _parser() -> argparse.ArgumentParser:
     from .onnx.cli import add_convert_parser, convert_cmd
     add_convert_parser(sub)
     COMMANDS["convert-weights"] = lambda a: convert_cmd(a, _load, _kv)
+    for name in CACHED:  # the commands that compile: XLA's work is kept on disk between runs
+        if name in sub.choices:
+            sub.choices[name].add_argument(
+                "--no-cache", action="store_true",
+                help="do not use the compilation cache (also NNDSL_NO_CACHE=1; folder: NNDSL_CACHE_DIR)")
     return p
 
 
@@ -140,6 +147,15 @@ def _data_root_arg(c) -> None:
     c.add_argument("--data-root", action="append", default=[], metavar="DIR",
                    help="a folder outside the .nn file's own tree its `data` statements may read (repeat for "
                         "several; also NNDSL_DATA_ROOT)")
+
+
+CACHED = ("train", "run", "sample", "export", "bench", "compile")
+
+
+def _compilation_cache(args) -> None:
+    from .lower import cache
+    if args.command in CACHED and not getattr(args, "no_cache", False) and not cache.disabled_by_env():
+        cache.enable()
 
 
 def _static(text: str):
@@ -403,7 +419,8 @@ def cmd_train(a) -> int:
             return _usage("--coordinator needs --num-processes and --process-id")
         initialize(a.coordinator, a.num_processes, a.process_id)
     trainer = prog.trainer(a.train, epochs=a.epochs, iterations=a.iterations, seed=a.seed,
-                           clip_norm=a.clip_norm, devices=a.devices, mesh=_mesh_arg(a.mesh))
+                           clip_norm=a.clip_norm, devices=a.devices, mesh=_mesh_arg(a.mesh),
+                           precision=a.precision)
     out = Path(a.out or Path("runs") / trainer.name)
     from .distributed import is_main
     from .train.runfolder import RunFolder
@@ -643,6 +660,7 @@ def main(argv=None) -> int:
     from .data import paths
     paths.grant(getattr(args, "data_root", None) or ())
     paths.set_memory(_MAX_MEMORY[0])
+    _compilation_cache(args)
     try:
         return COMMANDS[args.command](args)
     except NndslError as e:

@@ -5,6 +5,9 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# The CLI keeps compiled programs on disk (a process-wide JAX setting): off in the suite, whose
+# processes never write to the user's cache; tests/test_compile_cache.py turns it on in its own.
+os.environ.setdefault("NNDSL_NO_CACHE", "1")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

@@ -45,11 +45,14 @@ class TrainSpec:
     span: object = None
 
 
-SETTING_TYPES = {"epochs": int, "iterations": int, "seed": int, "clip_norm": float, "eval_every": int}
+SETTING_TYPES = {"epochs": int, "iterations": int, "seed": int, "clip_norm": float, "eval_every": int,
+                 "precision": str}
 # Upper bounds that no real run reaches but that keep counters, seeds and loops finite: a run of
 # 10**20 iterations is a hang, not a plan; a seed must fit the 32-bit words of a JAX key.
 SETTING_MAX = {"epochs": 10**6, "iterations": 10**9, "seed": 2**32 - 1, "eval_every": 10**9}
 MAX_STEP_REPEAT = 10_000
+# `precision NAME`: the dtype a train block's ops compute in (parameters stay float32)
+PRECISION_NAMES = ("f32", "bf16", "f16")
 
 
 def find_train(program, name: str | None):
@@ -226,6 +229,13 @@ def _step(b, stmt, env, spec, eval_optimizer) -> StepSpec:
 
 
 def _setting(b, stmt, env):
+    if stmt.key == "precision":  # a dtype's name, as in `input x: bf16[...]`
+        v = stmt.value.id if isinstance(stmt.value, ast.Name) else None
+        if v not in PRECISION_NAMES:
+            raise TypeCheckError(f"`precision` takes one of {', '.join(PRECISION_NAMES)}", stmt.value.span,
+                                 code="E349", help="e.g. `precision bf16`: ops compute in bfloat16, "
+                                 "parameters and optimizer state stay float32")
+        return v
     v = b.eval(stmt.value, env)
     want = SETTING_TYPES[stmt.key]
     if stmt.key == "seed" and isinstance(v, int) and not isinstance(v, bool) and v == 0:

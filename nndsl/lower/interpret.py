@@ -40,9 +40,12 @@ def _leaves(tree, path):
 
 
 def run(g: Graph, params: dict, state: dict, inputs: list, *, train: bool = False, rng=None,
-        targets=None, new_state: dict | None = None, preset: dict | None = None) -> dict:
+        targets=None, new_state: dict | None = None, preset: dict | None = None, precision=None) -> dict:
     """Evaluates the graph; returns node id -> value for every node needed by `targets`.
-    `preset` fixes values of some nodes (used to differentiate a subgraph)."""
+    `preset` fixes values of some nodes (used to differentiate a subgraph). With `precision` (a
+    float dtype such as bfloat16), each op computes in it on parameters and inputs cast at the op,
+    so the float32 parameters stay the masters and their gradients arrive in float32; ops that
+    ask for float32 (`OpDef.computes_in_f32`: losses, softmax, normalization) get float32."""
     env: dict = dict(zip(g.inputs, inputs))
     env.update(preset or {})
     order = g.topo_order()
@@ -56,17 +59,17 @@ def run(g: Graph, params: dict, state: dict, inputs: list, *, train: bool = Fals
         node = g.node(nid)
         args = [env[i] for i in g.input_ids(nid)]
         if node.op == "scan":
-            env[nid] = _scan(node, args, params, state, train, rng, new_state)
+            env[nid] = _scan(node, args, params, state, train, rng, new_state, precision)
             continue
         if node.op == "generate":
             from .generate import run_generate
             env[nid] = run_generate(node, args, params, state, train, rng, run)
             continue
         if node.op == "grad":
-            env[nid] = _grad(g, nid, env, params, state, inputs, train, rng)
+            env[nid] = _grad(g, nid, env, params, state, inputs, train, rng, precision)
             continue
         if node.op == "scan_layers":
-            env[nid] = _scan_layers(node, args, params, state, train, rng)
+            env[nid] = _scan_layers(node, args, params, state, train, rng, precision)
             continue
         opdef = OPS[node.op]
         ctx = ApplyCtx(train=train, out_shape=_concrete(node.type.shape, g, inputs)
@@ -80,6 +83,10 @@ def run(g: Graph, params: dict, state: dict, inputs: list, *, train: bool = Fals
                     ctx.state = {**ctx.state, name: _leaves(state, path)}
             if opdef.needs_rng and rng is not None:
                 ctx.rng = jax.random.fold_in(rng, stable_hash(node.path))
+        if precision is not None:
+            want = jnp.float32 if opdef.computes_in_f32 else precision
+            args = [_cast(a, want) for a in args]
+            ctx.params = jax.tree_util.tree_map(lambda a: _cast(a, want), ctx.params)
         env[nid] = opdef.apply(ctx, *args, **node.attrs)
         if ctx.new_state:
             for leaf, v in ctx.new_state.items():
@@ -87,7 +94,15 @@ def run(g: Graph, params: dict, state: dict, inputs: list, *, train: bool = Fals
     return env
 
 
-def _scan(node, args, params, state, train, rng, new_state):
+def _cast(x, dtype):
+    """Floating arrays to `dtype`; integers (labels, token ids) and non-arrays as they are."""
+    dt = getattr(x, "dtype", None)
+    if dt is None or dt == dtype or not jnp.issubdtype(dt, jnp.floating):
+        return x
+    return x.astype(dtype)
+
+
+def _scan(node, args, params, state, train, rng, new_state, precision=None):
     """Inputs are [seq, *initial states, *extra sequences, *constants] (the last two groups come
     from passes that hoist work out of the body); the body sees [x, *states, *steps, *constants]."""
     body: Graph = node.attrs["body"]
@@ -100,13 +115,17 @@ def _scan(node, args, params, state, train, rng, new_state):
     consts = list(args[1 + len(names) + n_seqs:])
 
     def cell(x_t, carry, steps=()):
-        env = run(body, params, state, [x_t, *carry, *steps, *consts], train=train, rng=rng)
-        return env[out_id], tuple(env[i] for i in state_ids)
+        env = run(body, params, state, [x_t, *carry, *steps, *consts], train=train, rng=rng,
+                  precision=precision)
+        # the carry keeps the dtype it entered with (lax.scan requires it)
+        return env[out_id], tuple(_cast(env[i], c.dtype) if hasattr(c, "dtype") else env[i]
+                                  for i, c in zip(state_ids, carry))
 
     if node.attrs["unroll"] is not None:
         def fb(carry, _):
             x_prev, st = carry
             y, st2 = cell(x_prev, st)
+            y = _cast(y, x_prev.dtype)
             return (y, st2), y
         (_, final), ys = jax.lax.scan(fb, (seq, inits), None, length=node.attrs["unroll"])
     else:
@@ -122,7 +141,7 @@ def _scan(node, args, params, state, train, rng, new_state):
     return (jnp.swapaxes(ys, 0, 1), *final)
 
 
-def _scan_layers(node, args, params, state, train, rng):
+def _scan_layers(node, args, params, state, train, rng, precision=None):
     """`Block * n` as one lax.scan: each copy's parameters (and read-only state) are stacked along a
     new leading axis, and the body (the first copy) reads its slice where the first copy's live."""
     body: Graph = node.attrs["body"]
@@ -139,8 +158,9 @@ def _scan_layers(node, args, params, state, train, rng):
     def step(carry, sl):
         p_sl, s_sl = sl
         env = run(body, _overlay(params, slots, p_sl), _overlay(state, slots, s_sl), [carry, *args[1:]],
-                  train=train, rng=rng)
-        return env[body.outputs["out"]], None
+                  train=train, rng=rng, precision=precision)
+        out = env[body.outputs["out"]]
+        return (_cast(out, carry.dtype) if hasattr(carry, "dtype") else out), None
 
     out, _ = jax.lax.scan(step, args[0], (stacked(params), stacked(state)))
     return out
@@ -160,13 +180,14 @@ def _overlay(tree: dict, paths, values) -> dict:
     return out
 
 
-def _grad(g: Graph, nid: str, env: dict, params, state, inputs, train, rng):
+def _grad(g: Graph, nid: str, env: dict, params, state, inputs, train, rng, precision=None):
     out, wrt = g.input_ids(nid)
     downstream = g.descendants(wrt)
     fixed = {k: v for k, v in env.items() if k not in downstream and k != wrt}
 
     def f(w):
-        e = run(g, params, state, inputs, train=train, rng=rng, targets=[out], preset={**fixed, wrt: w})
+        e = run(g, params, state, inputs, train=train, rng=rng, targets=[out], preset={**fixed, wrt: w},
+                precision=precision)
         return e[out]
     return jax.grad(f)(env[wrt])
 

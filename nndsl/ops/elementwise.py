@@ -182,7 +182,7 @@ _ACT = (
 )
 for _name, _fn, _attrs, _math, _float in _ACT:
     simple(_name, _fn, attrs=_attrs, kind="layer", floating=_float,
-           doc=f"Activation, elementwise: {_math}.")
+           doc=f"Activation, elementwise: {_math}.", keep_f32=_name in ("softmax", "log_softmax"))
 
 for _name, _fn, _float in (("exp", jnp.exp, True), ("log", jnp.log, True), ("sqrt", jnp.sqrt, True),
                            ("abs", jnp.abs, False), ("square", jnp.square, False),

@@ -53,6 +53,7 @@ class InstanceNorm(OpDef):
     compute the same thing."""
 
     name = "instance_norm"
+    keep_f32 = True
     attrs = (Attr("eps", "float", 1e-5),)
 
     def infer(self, x, eps):
@@ -266,6 +267,7 @@ class ConditionalBatchNorm(OpDef):
     mean/var in state, running = momentum * running + (1 - momentum) * batch), running ones otherwise."""
 
     name = "conditional_batchnorm"
+    keep_f32 = True
     inputs = ("x", "labels")
     attrs = (Attr("classes", "int", lo=1), Attr("momentum", "float", 0.9), Attr("eps", "float", 1e-5))
 

@@ -117,6 +117,7 @@ class BatchNorm(OpDef):
     statistics (state `mean`, `var`) otherwise: running = momentum * running + (1 - momentum) * batch."""
 
     name = "batchnorm"
+    keep_f32 = True
     attrs = (Attr("momentum", "float", 0.9), Attr("eps", "float", 1e-5), Attr("scale", "bool", True),
              Attr("center", "bool", True))
 
@@ -189,6 +190,7 @@ class LayerNorm(OpDef):
     bias of those axes' shape."""
 
     name = "layernorm"
+    keep_f32 = True
     attrs = (Attr("eps", "float", 1e-5, lo=0.0), Attr("axes", "ints", -1))
 
     def infer(self, x, eps, axes=-1):

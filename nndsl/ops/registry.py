@@ -180,6 +180,14 @@ class OpDef:
     needs_rng: bool = False
     # Static values may stand in for these inputs (a loss target of `1`).
     const_inputs: tuple = ()
+    # Under mixed precision (`precision bf16`), computes in float32 anyway: sums of many terms
+    # (softmax, normalization statistics) lose too much in 8 mantissa bits. Losses and metrics
+    # always do.
+    keep_f32: bool = False
+
+    @property
+    def computes_in_f32(self) -> bool:
+        return self.keep_f32 or self.kind in ("loss", "metric")
 
     def infer(self, *types: TensorType, **attrs) -> TensorType | tuple:
         return types[0]
@@ -221,7 +229,7 @@ def register(cls: type[OpDef]) -> type[OpDef]:
 
 
 def simple(name: str, fn: Callable, *, attrs: tuple = (), kind: str = "function",
-           doc: str = "", floating: bool = True) -> None:
+           doc: str = "", floating: bool = True, keep_f32: bool = False) -> None:
     """Registers a shape-preserving elementwise op from a jnp function.
 
     A `floating` op (exp, sigmoid, ...) computes in float32 when given integers, as numpy does;
@@ -237,5 +245,5 @@ def simple(name: str, fn: Callable, *, attrs: tuple = (), kind: str = "function"
         return fn(x, **kw)
 
     cls = type(name, (OpDef,), {"name": name, "attrs": attrs, "kind": kind, "infer": infer,
-                                "apply": apply, "__doc__": doc})
+                                "apply": apply, "__doc__": doc, "keep_f32": keep_f32})
     register(cls)

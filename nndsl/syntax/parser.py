@@ -16,7 +16,7 @@ from lark.exceptions import VisitError
 from ..errors import ErrorGroup, NndslError, ParseError
 from ..resources import grammar_path
 from ..source import Source, Span
-from . import ast
+from . import ast, words
 from .to_ast import ToAst
 
 MAX_ERRORS = 20
@@ -30,9 +30,8 @@ FRIENDLY = {
 # Groups of terminals named by one phrase, keyed by a terminal's text (or name, for regexes).
 _EXPR_START = {"NAME", "NUMBER", "STRING", "true", "false", "(", "[", "-", "+", "not", "if"}
 _OPERATORS = {"ADD_OP", "MUL_OP", "COMP_OP", "**", "->", "and", "or", ".", "(", "["}
-_STATEMENTS = {"NAME", "input", "state", "param", "output", "data", "model", "loss", "metric",
-               "step", "sample", "epochs", "iterations", "seed", "clip_norm", "eval_every"}
-_DEFINITIONS = {"import", "model", "cell", "train"}
+_STATEMENTS = {"NAME", *words.statement_words()}
+_DEFINITIONS = set(words.definition_words())
 # Characters people paste from papers and word processors, and what they meant.
 LOOKALIKES = {"→": "->", "×": "*", "·": "@", "−": "-", "–": "-", "—": "-", "’": "'", "‘": "'",
               "“": '"', "”": '"', "≤": "<=", "≥": ">=", "≠": "!=", "\u00a0": " "}

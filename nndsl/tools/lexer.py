@@ -13,13 +13,14 @@ from pygments.lexer import RegexLexer, bygroups, include, words
 from pygments.token import (Comment, Keyword, Name, Number, Operator, Punctuation, String, Text,
                             Whitespace)
 
+from ..syntax import words as language
+
 __all__ = ["NndslLexer"]
 
 NAME = r"[A-Za-z_][A-Za-z0-9_]*'*"
-STATEMENT_WORDS = ("import", "model", "cell", "train", "input", "state", "param", "output", "data",
-                   "loss", "metric", "step", "sample", "epochs", "iterations", "seed", "clip_norm",
-                   "eval_every")
-INLINE_WORDS = ("minimize", "with", "every", "if", "then", "else")
+# from the grammar (nndsl/syntax/words.py), so a new keyword is coloured without touching this file
+STATEMENT_WORDS = tuple(dict.fromkeys(language.definition_words() + language.statement_words()))
+INLINE_WORDS = language.inline_words()
 DTYPES = ("f32", "f16", "bf16", "f64", "i32", "i64", "i8", "u8", "bool")
 ARG_TYPES = ("int", "dim", "float", "bool", "str", "string", "shape", "layer", "tensor", "any")
 SPECIAL_FORMS = ("grad", "unroll", "bidirectional", "reverse", "last", "detach")

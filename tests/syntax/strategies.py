@@ -69,7 +69,7 @@ train_stmts = st.one_of(
     st.builds(ast.Loss, names, exprs),
     st.builds(ast.Metric, names, exprs),
     st.builds(ast.Step, targets, st.integers(1, 1000), exprs, exprs),
-    st.builds(ast.Setting, st.sampled_from(["epochs", "iterations", "seed", "clip_norm", "eval_every"]), exprs),
+    st.builds(ast.Setting, st.sampled_from(["epochs", "iterations", "seed", "clip_norm", "eval_every", "precision"]), exprs),
     st.builds(ast.Sample, exprs, exprs),
     st.builds(ast.Draw, names, exprs),
     st.builds(ast.Assign, targets, exprs),

@@ -147,3 +147,19 @@ def test_vscode_manifest():
     conf = json.loads((VSCODE / "language-configuration.json").read_text())
     assert conf["comments"]["lineComment"] == "#"
     assert re.fullmatch(conf["wordPattern"], "c''")
+
+
+def test_editor_grammar_word_lists_are_generated_from_the_grammar():
+    """`python -m nndsl.syntax.words --write` regenerates them; this fails when they drift."""
+    from nndsl.syntax import words
+    path = Path(__file__).resolve().parents[2] / words.TMLANGUAGE
+    text = path.read_text()
+    assert words.tmlanguage(text) == text, "run: python -m nndsl.syntax.words --write"
+
+
+def test_word_lists_follow_the_grammar():
+    from nndsl.syntax import words
+    from nndsl.tools.lexer import INLINE_WORDS, STATEMENT_WORDS
+    assert {"model", "train", "input", "step", "epochs", "precision"} <= set(STATEMENT_WORDS)
+    assert set(INLINE_WORDS) == {"minimize", "with", "every", "if", "then", "else"}
+    assert "shard" in words.special_forms() and "detach" not in words.special_forms()
