@@ -232,14 +232,20 @@ class Trainer:
         return {k: v / n for k, v in sums.items()} if n else {}
 
     # ------------------------------------------------------------------ the loop
-    def fit(self, *, progress: bool = True, on_nan: str = "stop", callback=None,
+    def fit(self, *, progress: bool | str = True, on_nan: str = "stop", callback=None,
             checkpoint_dir: str | Path | None = None, checkpoint_every: int | None = None,
             keep: int = 3, resume: str | Path | None = None,
-            sample_dir: str | Path | None = None) -> FitResult:
+            sample_dir: str | Path | None = None, callbacks: list | None = None) -> FitResult:
         """Runs the block. With `checkpoint_dir` and `checkpoint_every`, saves the whole training
         state every N iterations; `resume` continues from the newest good checkpoint exactly as if
-        the run had never stopped (same batches, same random draws)."""
+        the run had never stopped (same batches, same random draws).
+
+        `progress`: True shows a bar on a terminal and one plain line per report elsewhere (a
+        bar written to a file or pipe keeps only a squashed last frame); "bar", "text" or "json"
+        pick one; False prints nothing. `callbacks` are `nndsl.train.watch.Callback`s (the hook
+        point for TensorBoard, MLflow, W&B and the like)."""
         from . import checkpoint as ckpt
+        from . import watch
         t0 = time.perf_counter()
         key = jax.random.key(self.seed)
         ts = self.init(key)
@@ -260,8 +266,11 @@ class Trainer:
         ts = self.place(ts, False)
         acc: dict = {}
         interrupted, bad_run, last_flag, rollbacks = False, 0, None, 0
-        bar = _Bar(total, progress, self.spec.name)
-        bar.advance(start)
+        hooks = watch.reporters(progress) + list(callbacks or [])
+        info = watch.RunInfo(self.spec.name, total, start, loop.per_epoch,
+                             None if "iterations" in self.settings else loop.epochs, self)
+        for h in hooks:
+            h.on_start(info)
         it = start
         try:
             for it in range(start, total):
@@ -284,48 +293,74 @@ class Trainer:
                         vals.update({f"val_{k}": v for k, v in self.evaluate(ts, loop.test).items()})
                     for k, v in vals.items():
                         history.setdefault(k, []).append(v)
-                    bar.show(vals)
+                    for h in hooks:
+                        h.on_report(it + 1, vals, ts)
                     if callback is not None:
                         callback(it + 1, ts, vals)
-                if sample_dir is not None:
+                if sample_dir is not None or callbacks:
                     for i, (_, every, _) in enumerate(self.spec.samples):
                         if (it + 1) % every == 0 or it + 1 == total:
-                            self._write_sample(Path(sample_dir), i, it + 1, ts, loop)
+                            label, vals_i, classes = self._sample(i, ts, loop)
+                            if sample_dir is not None:
+                                self._write_sample(Path(sample_dir), label, it + 1, vals_i, classes, loop)
+                            for h in hooks:
+                                h.on_sample(label, it + 1, vals_i, classes)
                 if checkpoint_dir is not None and checkpoint_every and (it + 1) % checkpoint_every == 0 \
                         and jax.process_index() == 0:
                     if bool(metrics["finite"]):  # never checkpoint right after a refused update
                         ckpt.save(Path(checkpoint_dir), it + 1, ts,
                                   {"loop": loop.state(), "history": history}, keep)
-                bar.advance()
+                for h in hooks:
+                    h.on_iteration(it + 1)
             if last_flag is not None and not bool(last_flag) and on_nan != "rollback":
                 self._nonfinite(on_nan, it, bad_run + 1, {})
         except KeyboardInterrupt:
             interrupted = True
-        finally:
-            bar.close()
-        return FitResult(history, self.variables(ts), ts, interrupted, time.perf_counter() - t0)
+        except BaseException:
+            for h in hooks:  # the bar stops and event files are closed on an error too
+                h.on_end(None)
+            raise
+        result = FitResult(history, self.variables(ts), ts, interrupted, time.perf_counter() - t0)
+        for h in hooks:
+            h.on_end(result)
+        return result
 
-    def _write_sample(self, out: Path, i: int, it: int, ts: dict, loop) -> Path:
-        """Evaluates sample i (evaluation mode, a fixed key: the same noise every time, so the
-        pictures show the model changing, not the noise)."""
-        from . import samples
+    def _sample(self, i: int, ts: dict, loop) -> tuple[str, np.ndarray, np.ndarray | None]:
+        """Evaluates sample i: (its name, its values, the classes asked for or None). Evaluation
+        mode and a fixed key, so the pictures show the model changing, not the noise. When the
+        sampled value depends on exactly one `categorical([batch], ...)` draw (a conditional
+        generator's labels), that draw is fixed to 0, 1, 2, ... in turn, so every class is shown
+        equally often and the grid can give each class its row."""
         spec = self.spec_for(loop.bs)
         name = f"sample_{i}"
         if name not in self._samplers:
             g = self._graph(spec, False)
             nid = g.outputs[name]
+            draws = [d for d in g.ancestors([nid]) if g.node(d).op == "categorical"
+                     and len(getattr(g.node(d).type, "shape", ())) == 1]
+            cond = draws[0] if len(draws) == 1 else None
 
             def f(params, state, batch, key):
+                preset = None
+                if cond is not None:
+                    n = loop.bs
+                    preset = {cond: jnp.arange(n, dtype=jnp.int32) % g.node(cond).attrs["classes"]}
                 return interpret.run(g, params, state, self._inputs(spec, batch), train=False, rng=key,
-                                     targets=[nid])[nid]
+                                     targets=[nid], preset=preset)[nid], \
+                    (preset[cond] if preset else jnp.zeros((0,), jnp.int32))
             self._samplers[name] = _on_mesh(backend.jit(f, self.program.opt_level), self.mesh)
         batch = {k: v[:loop.bs] for k, v in loop.train.items()} if loop.n else {}
-        vals = self._samplers[name](ts["params"], ts["state"], batch, jax.random.key(12345))
-        real = loop.train.get("x") if loop.n else None
+        vals, classes = self._samplers[name](ts["params"], ts["state"], batch, jax.random.key(12345))
         label = self.spec.samples[i][2].source.line(self.spec.samples[i][2].line).split()[1] \
             if self.spec.samples[i][2] is not None else name
-        return samples.write(out, "".join(c if c.isalnum() else "_" for c in label), it, np.asarray(vals),
-                             None if real is None else real[:2000])
+        classes = np.asarray(classes)
+        return ("".join(c if c.isalnum() else "_" for c in label), np.asarray(vals),
+                classes if classes.size else None)
+
+    def _write_sample(self, out: Path, label: str, it: int, vals, classes, loop) -> Path:
+        from . import samples
+        real = loop.train.get("x") if loop.n else None
+        return samples.write(out, label, it, vals, None if real is None else real[:2000], classes)
 
     MAX_SKIPPED = 10
     MAX_ROLLBACKS = 3
@@ -437,6 +472,7 @@ class _DataLoop:
         epochs, iters = s.get("epochs"), s.get("iterations")
         if epochs is None and iters is None:
             epochs = 10
+        self.per_epoch, self.epochs = per_epoch, epochs
         self.total = iters if iters is not None else epochs * per_epoch
         self.log_every = s.get("eval_every") or (per_epoch if iters is None else max(1, self.total // 100))
         self.rng = np.random.default_rng(seed)
@@ -460,32 +496,6 @@ class _DataLoop:
         self.pos = st["pos"]
         self.order = np.array(st["order"]) if st["order"] is not None else None
         self.rng.bit_generator.state = st["rng"]
-
-
-class _Bar:
-    """A rich progress bar with the latest losses and metrics; silent when disabled."""
-
-    def __init__(self, total: int, enabled: bool, name: str):
-        self.p = None
-        if not enabled:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-        self.p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TimeRemainingColumn(), TextColumn("{task.fields[info]}"), transient=False)
-        self.p.start()
-        self.task = self.p.add_task(name, total=total, info="")
-
-    def show(self, vals: dict):
-        if self.p:
-            self.p.update(self.task, info="  ".join(f"{k} {v:.4f}" for k, v in vals.items()))
-
-    def advance(self, n: int = 1):
-        if self.p and n:
-            self.p.advance(self.task, n)
-
-    def close(self):
-        if self.p:
-            self.p.stop()
 
 
 def _base_of(program) -> Path | None:
