@@ -68,6 +68,8 @@ def test_layer_plot_is_per_block_and_has_no_bars_for_zero(resnet50):
 
 
 def test_summarize_returns_totals(resnet50):
+    import io
+
     from rich.console import Console
-    info = summarize(resnet50, console=Console(file=open("/dev/null", "w")), depth=1)
+    info = summarize(resnet50, console=Console(file=io.StringIO()), depth=1)
     assert info["params"] == 23_528_522

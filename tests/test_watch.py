@@ -117,7 +117,8 @@ def test_auto_progress_is_a_bar_only_on_a_terminal():
         def isatty(self):
             return True
     assert isinstance(watch.reporters(True, Tty())[0], watch.ProgressBar)
-    assert isinstance(watch.reporters(True, open(os.devnull, "w"))[0], watch.LogLines)
+    import io
+    assert isinstance(watch.reporters(True, io.StringIO())[0], watch.LogLines)
     assert watch.reporters(False) == []
     assert watch.fmt_value(1.2e-5) == "1.2e-05" and watch.fmt_value(0.99791) == "0.99791"
 

@@ -176,7 +176,9 @@ class Trainer:
 
     @property
     def step(self):
-        """The jitted iteration for the block's batch size: (train_state, batch, key) -> (train_state, metrics)."""
+        """The jitted iteration for the block's batch size: (train_state, batch, key) -> (train_state, metrics).
+        `train_state` comes from `init(key)`, `batch` is a dict by data field (`{"x": ..., "y": ...}`);
+        docs/python-api.md shows a whole loop (and is run as a doctest)."""
         return self._compiled_step(self.batch_size)
 
     def _compiled_step(self, n: int):
