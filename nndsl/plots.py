@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from .errors import NndslError
@@ -26,7 +27,7 @@ def panel_of(key: str, losses: set | None = None, metrics: set | None = None) ->
     a loss (a `grad_norm_*` series is always a norm: it would flatten the losses on their axis)."""
     if key.startswith("grad_norm_"):
         return "gradient norms"
-    base = key[4:] if key.startswith("val_") else key
+    base = key.removeprefix("val_")
     if losses is not None or metrics is not None:
         return "metrics" if base in (metrics or ()) else "losses"
     return "metrics" if any(w in base.lower() for w in ("acc", "precision", "recall", "f1", "auc")) \
@@ -35,7 +36,7 @@ def panel_of(key: str, losses: set | None = None, metrics: set | None = None) ->
 
 def _spans_decades(values: list) -> bool:
     """Log scale helps when every value is positive and they span more than two decades."""
-    vals = [v for v in values if v == v]
+    vals = [v for v in values if not math.isnan(v)]
     return bool(vals) and min(vals) > 0 and max(vals) / min(vals) > 100
 
 

@@ -137,7 +137,7 @@ def read_events(path: Path) -> list:
 
 
 def test_tensorboard_event_file_holds_the_scalars(text_run):
-    r, out = text_run
+    _, out = text_run
     files = list(out.glob("events.out.tfevents.*"))
     assert len(files) == 1
     events = read_events(files[0])
