@@ -5,7 +5,7 @@ Everything here is a `Callback`: `Trainer.fit(callbacks=[...])` calls each one a
 per iteration, at every report (each epoch, or every `eval_every` iterations), for every sample
 the train block draws, and at the end. A tracker nndsl does not ship is a few lines:
 
-    class MLflowLog(nndsl.Callback):
+    class MLflowLog(nndsl.train.watch.Callback):
         def on_report(self, iteration, metrics, train_state):
             mlflow.log_metrics(metrics, step=iteration)
 
