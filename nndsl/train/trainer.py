@@ -345,7 +345,8 @@ class Trainer:
             def f(params, state, batch, key):
                 preset = None
                 if cond is not None:
-                    n = loop.bs
+                    first = g.node(cond).type.shape[0]
+                    n = first if isinstance(first, int) else loop.bs
                     preset = {cond: jnp.arange(n, dtype=jnp.int32) % g.node(cond).attrs["classes"]}
                 return interpret.run(g, params, state, self._inputs(spec, batch), train=False, rng=key,
                                      targets=[nid], preset=preset)[nid], \
