@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
                    help="size of a symbolic dimension (e.g. time=32); repeat for several")
     c.add_argument("--plot", metavar="PNG", help="also draw parameters and FLOPs per layer (needs matplotlib)")
+    c.add_argument("--depth", type=int, metavar="N", help="fold sub-models deeper than N levels into one row "
+                   "each, and runs of identical blocks into one row with a count (default: every layer)")
 
     c = sub.add_parser("train", help="run a train block; save weights (safetensors) and history (JSON)")
     c.add_argument("file")
@@ -84,7 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--coordinator", metavar="HOST:PORT", help="multi-host: the address of process 0")
     c.add_argument("--num-processes", type=int, help="multi-host: how many processes take part")
     c.add_argument("--process-id", type=int, help="multi-host: this process's index (0 writes the outputs)")
-    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar: one plain line per report "
+                   "(the default when the output is not a terminal)")
+    c.add_argument("--log-format", choices=["text", "json"], default="text",
+                   help="json: one JSON object per report (and one at the end) on standard output")
+    c.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard event files to --out "
+                   "(written by default when tensorboardX is installed)")
     _data_root_arg(c)
 
     c = sub.add_parser("sample", help="generate text with a trained character model (one-to-many)")
@@ -396,10 +403,13 @@ def cmd_summary(a) -> int:
     from .summary import summarize
     prog = _load(a.file)
     model = _with_dims(prog.model(_pick_model(prog, a.model), **_kv(a.arg)), a)
-    info = summarize(model, a.batch)
+    if a.depth is not None and a.depth < 0:
+        return _usage("--depth must be 0 or more")
+    info = summarize(model, a.batch, depth=a.depth)
     if a.plot:
         from .plots import plot_layers
-        print(f"wrote {plot_layers(info['rows'], a.plot, model.name)}")
+        from .summary import group_rows
+        print(f"wrote {plot_layers(group_rows(info['rows'], a.depth), a.plot, model.name)}")
     return 0
 
 
@@ -423,15 +433,19 @@ def cmd_train(a) -> int:
                            precision=a.precision)
     out = Path(a.out or Path("runs") / trainer.name)
     from .distributed import is_main
+    from .train import watch
     from .train.runfolder import RunFolder
     folder = RunFolder(out)  # checked, and locked against a second run, before the first step
     if is_main():
         folder.open()
     try:
         ckpt_dir = out / "checkpoints" if a.checkpoint_every else None
-        result = trainer.fit(progress=not a.no_progress, on_nan=a.on_nan, checkpoint_dir=ckpt_dir,
+        progress = "json" if a.log_format == "json" else "text" if a.no_progress else True
+        hooks = [watch.TensorBoard(out)] if not a.no_tensorboard and is_main() and watch.tensorboard_available() \
+            else []
+        result = trainer.fit(progress=progress, on_nan=a.on_nan, checkpoint_dir=ckpt_dir,
                              checkpoint_every=a.checkpoint_every, keep=a.keep, resume=a.resume,
-                             sample_dir=out / "samples" if trainer.spec.samples else None)
+                             sample_dir=out / "samples" if trainer.spec.samples else None, callbacks=hooks)
         if not is_main():  # every process holds the same replicated result; process 0 writes it
             return 130 if result.interrupted else 0
 
@@ -444,8 +458,13 @@ def cmd_train(a) -> int:
         folder.save(write)
     finally:
         folder.close()
-    _loss_curves(out, result.history)
+    _loss_curves(out, result.history, set(trainer.spec.losses), set(trainer.spec.metrics))
     last = {k: round(v[-1], 4) for k, v in result.history.items() if v}
+    if a.log_format == "json":
+        print(json.dumps({"event": "end", "train": trainer.name, "interrupted": result.interrupted,
+                          "seconds": round(result.seconds, 2), "metrics": {k: watch.json_float(v) for k, v in last.items()}, "out": str(out),
+                          "saved": [f"{n}.safetensors" for n in result.variables] + ["history.json"]}))
+        return 130 if result.interrupted else 0
     status = "interrupted; saved what was trained" if result.interrupted else "done"
     print(f"{trainer.name}: {status} in {result.seconds:.1f}s  " + "  ".join(f"{k}={v}" for k, v in last.items()))
     print(f"saved {', '.join(f'{n}.safetensors' for n in result.variables)} and history.json to {out}")
@@ -473,16 +492,20 @@ def _platform(name: str | None) -> None:
                          help="for NVIDIA GPUs: pip install 'jax[cuda12]'") from None
 
 
-def _loss_curves(out: Path, history: dict) -> None:
-    """curves.png beside history.json when matplotlib is there; training never fails for a plot."""
+def _loss_curves(out: Path, history: dict, losses: set | None = None, metrics: set | None = None) -> None:
+    """curves.png beside history.json when matplotlib is there; training never fails for a plot,
+    but a missing picture is said once (on stderr, so a JSON log stays JSON)."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
+        print("note: matplotlib is not installed, so no curves.png (pip install 'nndsl[plot]', or draw "
+              "history.json later with `nndsl plot`)", file=sys.stderr)
         return
     from .plots import plot_histories
     if history:
         try:
-            plot_histories({"": history}, None, out / "curves.png", title=str(out.name))
+            plot_histories({"": history}, None, out / "curves.png", title=str(out.name), losses=losses,
+                           metrics=metrics)
         except OSError:  # a full disk after the weights were saved: the plot is the one thing missing
             print(f"warning: could not write {out / 'curves.png'}", file=sys.stderr)
 

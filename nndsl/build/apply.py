@@ -183,8 +183,10 @@ def run_body(b: Builder, defn, env: Env, inputs, top_types, states: dict | None 
                                              stmt.span, code="E330")
                     for t, v in zip(stmt.targets, items):
                         _define(env, t, v, stmt.span)
+                        _name_node(b, t, v)
                 else:
                     _define(env, stmt.targets[0], bind_value(b, stmt.targets[0], value), stmt.span)
+                    _name_node(b, stmt.targets[0], value)
             elif isinstance(stmt, ast.Output):
                 value = b.eval(stmt.value, env) if stmt.value is not None else _lookup(b, env, stmt)
                 if not isinstance(value, (TensorVal, TupleVal, Record)):
@@ -244,6 +246,14 @@ def _define(env: Env, name: str, value, span):
                                   help="names are defined once; pick a new name")
     env.values[name] = value
     env.spans[name] = span
+
+
+def _name_node(b: Builder, name: str, value) -> None:
+    """Remembers that equation `name` (`z`, `h_tilde`) computes this node, so pictures can say
+    so; the first name wins (`a = x; b = a` names nothing new), inputs keep their own."""
+    node = getattr(value, "node", None)
+    if isinstance(value, TensorVal) and node in b.g.nx and b.g.node(node).op != "input":
+        b.g.names.setdefault(node, name)
 
 
 def bind_value(b: Builder, name: str, value):

@@ -63,6 +63,7 @@ class Graph:
     inputs: list = field(default_factory=list)  # input node ids, in declaration order
     counter: list = field(default_factory=lambda: [0])  # shared with sub-graphs: ids stay unique
     memo: dict = field(default_factory=dict, repr=False)  # hash-consing of pure nodes (see Builder)
+    names: dict = field(default_factory=dict, repr=False)  # node id -> the equation name bound to it (`z`)
 
     def add(self, op: str, inputs: list[str], attrs: dict | None = None, type=None,
             span: Span | None = None, path: tuple | None = None, label: str | None = None) -> Node:
@@ -151,7 +152,7 @@ class Graph:
             return memo[id(self)]
         counter = memo.setdefault(id(self.counter), [self.counter[0]])  # shared with its sub-graphs
         g = Graph(params=self.params, state=self.state, outputs=dict(self.outputs), inputs=list(self.inputs),
-                  counter=counter, memo=dict(self.memo))
+                  counter=counter, memo=dict(self.memo), names=dict(self.names))
         memo[id(self)] = g
 
         def copy_node(n: Node) -> Node:

@@ -206,6 +206,20 @@ def _type_text(t) -> str:
     return "?"
 
 
+def lines_label(label: str) -> str:
+    """A label of several lines as an HTML-like table, one cell per line; one line stays plain.
+
+    Graphviz places the lines of a plain `\\n` label 1.2 font sizes apart, and with the fonts
+    fontconfig substitutes for Helvetica (DejaVu Sans on Linux) the underscore of `dense_1` is
+    drawn into the top of the line below it. Table cells are laid out from the glyphs' real
+    boxes plus padding, so nothing overlaps. The text is escaped for HTML (`&`, `<`, `>`)."""
+    if NL not in label:
+        return label
+    from html import escape
+    cells = "".join(f"<TR><TD>{escape(line, quote=False)}</TD></TR>" for line in label.split(NL))
+    return f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">{cells}</TABLE>>'
+
+
 def _dot_id(nid: str) -> str:
     return "n" + nid.lstrip("%")
 
@@ -249,7 +263,7 @@ class Picture:
 
         def emit(target, c: _Cluster) -> None:
             for nid, attrs in c.nodes:
-                target.node(nid, **attrs)
+                target.node(nid, **{**attrs, "label": lines_label(attrs["label"])})
             for sub in c.children.values():
                 with target.subgraph(name=self.cluster_name(sub.key)) as s:
                     s.attr(label=sub.label, style="rounded,filled", fillcolor="#f5f5f5", color="#999999",
@@ -296,6 +310,8 @@ class _Drawer:
     def label_of(self, key: tuple) -> str:
         if key in self.names:
             return self.names[key]
+        if not key:  # a cell drawn on its own: the scan is the whole picture
+            return self.root
         kind = self.kinds.get(key)
         parent = self.kinds.get(key[:-1], self.root)
         if kind is None or kind in (self.root, parent) or key[-1].startswith(kind + "_"):
@@ -362,7 +378,14 @@ class _Drawer:
         s = self.scope[n.id]
         c = self.pic.cluster(s, self._labels(s))
         did = _dot_id(n.id)
-        if n.op == "input":
+        eq = self.g.names.get(n.id)  # `z = sigmoid(...)` is drawn as `z = sigmoid`
+        if eq is not None and n.op not in ("input", "param", "const") and not (n.path and n.path[0].startswith("~")):
+            if n.path and any(p[:len(n.path)] == n.path for p in (*self.g.params, *self.g.state)):
+                self.pic.node(c, did, f"{eq} = {n.path[-1]}{NL}{_op_text(n)}", "layer")
+            else:
+                text = n.label.strip("`") if n.label and n.label.startswith("`") else _op_text(n)
+                self.pic.node(c, did, f"{eq} = {text}", "layer" if n.path else "op")
+        elif n.op == "input":
             name = n.attrs.get("name", n.label or "")
             if str(name).startswith("data."):
                 self.pic.node(c, did, f"{name}{NL}{_type_text(n.type)}", "data")

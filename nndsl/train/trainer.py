@@ -220,7 +220,9 @@ class Trainer:
     @property
     def step(self):
         """The jitted iteration for the block's batch size: (train_state, batch, key) -> (train_state, metrics).
-        Pure: the state passed in stays valid (see `donating_step` for a loop that drops it)."""
+        `train_state` comes from `init(key)`, `batch` is a dict by data field (`{"x": ..., "y": ...}`);
+        docs/python-api.md shows a whole loop (and is run as a doctest). Pure: the state passed in
+        stays valid (see `donating_step` for a loop that drops it)."""
         return self._compiled_step(self.batch_size)
 
     @property
@@ -291,14 +293,20 @@ class Trainer:
         return {k: v / n for k, v in sums.items()} if n else {}
 
     # ------------------------------------------------------------------ the loop
-    def fit(self, *, progress: bool = True, on_nan: str = "stop", callback=None,
+    def fit(self, *, progress: bool | str = True, on_nan: str = "stop", callback=None,
             checkpoint_dir: str | Path | None = None, checkpoint_every: int | None = None,
             keep: int = 3, resume: str | Path | None = None,
-            sample_dir: str | Path | None = None) -> FitResult:
+            sample_dir: str | Path | None = None, callbacks: list | None = None) -> FitResult:
         """Runs the block. With `checkpoint_dir` and `checkpoint_every`, saves the whole training
         state every N iterations; `resume` continues from the newest good checkpoint exactly as if
-        the run had never stopped (same batches, same random draws)."""
+        the run had never stopped (same batches, same random draws).
+
+        `progress`: True shows a bar on a terminal and one plain line per report elsewhere (a
+        bar written to a file or pipe keeps only a squashed last frame); "bar", "text" or "json"
+        pick one; False prints nothing. `callbacks` are `nndsl.train.watch.Callback`s (the hook
+        point for TensorBoard, MLflow, W&B and the like)."""
         from . import checkpoint as ckpt
+        from . import watch
         t0 = time.perf_counter()
         key = jax.random.key(self.seed)
         ts = self.init(key)
@@ -328,9 +336,14 @@ class Trainer:
         acc: dict = pending if resume is not None else {}
         n_acc, last = (pending_n if resume is not None else 0), {}
         interrupted, bad_run, last_flag, rollbacks = False, 0, None, 0
-        bar = _Bar(total, progress, self.spec.name, loop.bs if src is not None else 0,
-                   "img/s" if src is not None and src.name in ("images", "mnist", "cifar10") else "ex/s")
-        bar.advance(start)
+        hooks = watch.reporters(progress) + list(callbacks or [])
+        info = watch.RunInfo(self.spec.name, total, start, loop.per_epoch,
+                             None if "iterations" in self.settings else loop.epochs, self,
+                             batch=loop.bs if src is not None else 0,
+                             unit="img/s" if src is not None and src.name in ("images", "mnist", "cifar10")
+                             else "ex/s")
+        for h in hooks:
+            h.on_start(info)
         it = start
         try:
             for it in range(start, total):
@@ -355,13 +368,18 @@ class Trainer:
                         vals.update({f"val_{k}": v for k, v in self.evaluate(ts, loop.test).items()})
                     for k, v in vals.items():
                         history.setdefault(k, []).append(v)
-                    bar.show(vals)
+                    for h in hooks:
+                        h.on_report(it + 1, vals, ts)
                     if callback is not None:
                         callback(it + 1, ts, vals)
-                if sample_dir is not None:
+                if sample_dir is not None or callbacks:
                     for i, (_, every, _) in enumerate(self.spec.samples):
                         if (it + 1) % every == 0 or it + 1 == total:
-                            self._write_sample(Path(sample_dir), i, it + 1, ts, loop)
+                            label, vals_i, classes = self._sample(i, ts, loop)
+                            if sample_dir is not None:
+                                self._write_sample(Path(sample_dir), label, it + 1, vals_i, classes, loop)
+                            for h in hooks:
+                                h.on_sample(label, it + 1, vals_i, classes)
                 if checkpoint_dir is not None and checkpoint_every and (it + 1) % checkpoint_every == 0 \
                         and jax.process_index() == 0:
                     if bool(metrics["finite"]):  # never checkpoint right after a refused update
@@ -376,37 +394,60 @@ class Trainer:
                             warnings.warn(f"checkpoint at iteration {it + 1} could not be written to "
                                           f"{checkpoint_dir} ({os.strerror(e.errno or 0).lower()}); "
                                           "training goes on", stacklevel=2)
-                bar.advance()
+                for h in hooks:
+                    h.on_iteration(it + 1)
             if last_flag is not None and not bool(last_flag) and on_nan != "rollback":
                 self._nonfinite(on_nan, it, bad_run + 1, {})
         except KeyboardInterrupt:
             interrupted = True
-        finally:
-            bar.close()
+        except BaseException:
             getattr(loop, "close", lambda: None)()
-        return FitResult(history, self.variables(ts), ts, interrupted, time.perf_counter() - t0)
+            for h in hooks:  # the bar stops and event files are closed on an error too
+                h.on_end(None)
+            raise
+        getattr(loop, "close", lambda: None)()
+        result = FitResult(history, self.variables(ts), ts, interrupted, time.perf_counter() - t0)
+        for h in hooks:
+            h.on_end(result)
+        return result
 
-    def _write_sample(self, out: Path, i: int, it: int, ts: dict, loop) -> Path:
-        """Evaluates sample i (evaluation mode, a fixed key: the same noise every time, so the
-        pictures show the model changing, not the noise)."""
-        from . import samples
+    def _sample(self, i: int, ts: dict, loop) -> tuple[str, np.ndarray, np.ndarray | None]:
+        """Evaluates sample i: (its name, its values, the classes asked for or None). Evaluation
+        mode and a fixed key, so the pictures show the model changing, not the noise. When the
+        sampled value depends on exactly one `categorical([batch], ...)` draw (a conditional
+        generator's labels), that draw is fixed to 0, 1, 2, ... in turn, so every class is shown
+        equally often and the grid can give each class its row."""
         spec = self.spec_for(loop.bs)
         name = f"sample_{i}"
         if name not in self._samplers:
             g = self._graph(spec, False)
             nid = g.outputs[name]
+            draws = [d for d in g.ancestors([nid]) if g.node(d).op == "categorical"
+                     and len(getattr(g.node(d).type, "shape", ())) == 1]
+            cond = draws[0] if len(draws) == 1 else None
 
             def f(params, state, batch, key):
+                preset = None
+                if cond is not None:
+                    first = g.node(cond).type.shape[0]
+                    n = first if isinstance(first, int) else loop.bs
+                    preset = {cond: jnp.arange(n, dtype=jnp.int32) % g.node(cond).attrs["classes"]}
                 return interpret.run(g, params, state, self._inputs(spec, batch), train=False, rng=key,
-                                     targets=[nid])[nid]
+                                     targets=[nid], preset=preset)[nid], \
+                    (preset[cond] if preset else jnp.zeros((0,), jnp.int32))
             self._samplers[name] = _on_mesh(backend.jit(f, self.program.opt_level), self.mesh)
         batch = {k: v[:loop.bs] for k, v in loop.train.items()} if loop.n else {}
-        vals = self._samplers[name](ts["params"], ts["state"], batch, jax.random.key(12345))
-        real = loop.train.get("x") if loop.n else None
+        vals, classes = self._samplers[name](ts["params"], ts["state"], batch, jax.random.key(12345))
         label = self.spec.samples[i][2].source.line(self.spec.samples[i][2].line).split()[1] \
             if self.spec.samples[i][2] is not None else name
-        return samples.write(out, "".join(c if c.isalnum() else "_" for c in label), it, np.asarray(vals),
-                             None if real is None else real[:2000])
+        classes = np.asarray(classes)
+        return ("".join(c if c.isalnum() else "_" for c in label), np.asarray(vals),
+                classes if classes.size else None)
+
+    def _write_sample(self, out: Path, label: str, it: int, vals, classes, loop) -> Path:
+        from . import samples
+        real = loop.train.get("x") if loop.n else None
+        return samples.write(out, label, it, vals, None if real is None else real[:2000], classes)
 
     MAX_SKIPPED = 10
     MAX_ROLLBACKS = 3
@@ -585,6 +626,7 @@ class _DataLoop:
         epochs, iters = s.get("epochs"), s.get("iterations")
         if epochs is None and iters is None:
             epochs = 10
+        self.per_epoch, self.epochs = per_epoch, epochs
         self.total = iters if iters is not None else epochs * per_epoch
         self.log_every = s.get("eval_every") or (per_epoch if iters is None else max(1, self.total // 100))
         self.rng = np.random.default_rng(seed)
@@ -663,6 +705,9 @@ class _StreamLoop:
         self.held_out = test is not None and len(test) > 0
         self.bs = min(trainer.batch_size, self.n)
         self.total, self.log_every = _schedule(trainer, self.n, self.bs)
+        self.per_epoch = max(1, self.n // self.bs)
+        s = trainer.settings
+        self.epochs = s.get("epochs") or (10 if s.get("iterations") is None else None)
         pid, count = jax.process_index(), jax.process_count()
         self.local = count > 1
         rows = self.bs // count if count > 1 else self.bs
@@ -713,38 +758,6 @@ class _StreamLoop:
         if self.it is not None:
             self.it.close()
             self.it = None
-
-
-class _Bar:
-    """A rich progress bar with the latest losses and metrics; silent when disabled."""
-
-    def __init__(self, total: int, enabled: bool, name: str, batch: int = 0, unit: str = "ex/s"):
-        self.p = None
-        if not enabled:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-        cols = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-        if batch:  # examples per second: iterations per second times the batch
-            cols.append(TextColumn("{task.fields[rate]}"))
-        self.batch, self.unit = batch, unit
-        self.p = Progress(*cols, TextColumn("{task.fields[info]}"), transient=False)
-        self.p.start()
-        self.task = self.p.add_task(name, total=total, info="", rate="")
-
-    def show(self, vals: dict):
-        if self.p:
-            self.p.update(self.task, info="  ".join(f"{k} {v:.4f}" for k, v in vals.items()))
-
-    def advance(self, n: int = 1):
-        if self.p and n:
-            self.p.advance(self.task, n)
-            speed = self.p.tasks[0].speed if self.batch else None
-            if speed:
-                self.p.update(self.task, rate=f"{speed * self.batch:,.0f} {self.unit}")
-
-    def close(self):
-        if self.p:
-            self.p.stop()
 
 
 def _base_of(program) -> Path | None:

@@ -225,3 +225,14 @@ def test_fmt_never_writes_a_changed_meaning(monkeypatch):
     monkeypatch.setattr(F, "_render", lambda lines: "model Other {\n}\n")
     with pytest.raises(F.FormatError):
         F.format_text(PRETTY)
+
+
+def test_shipped_files_pass_fmt_check():
+    """CI's guard: every example and stdlib file is already in the canonical layout (the
+    `nndsl fmt --check` command itself, as a user or CI runs it, over both folders)."""
+    import subprocess
+    r = subprocess.run([sys.executable, "-m", "nndsl.cli", "fmt", "--check", "examples", "stdlib"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout == "" and "0 files would be reformatted" in r.stderr
+    assert f"{len(FILES)} unchanged" in r.stderr

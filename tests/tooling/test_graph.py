@@ -26,6 +26,14 @@ def unquote(v):
     return v
 
 
+def lines_of(label: str) -> str:
+    """A label as `\\n`-separated text, also when it was drawn as an HTML table of lines."""
+    import html
+    if label.startswith("<<TABLE") and label.endswith(">>"):
+        return "\\n".join(html.unescape(c) for c in re.findall(r"<TD>(.*?)</TD>", label))
+    return label
+
+
 class Dot:
     """A parsed DOT picture: nodes with their attributes and cluster path, edges with attributes."""
 
@@ -47,7 +55,10 @@ class Dot:
             name = n.get_name()
             if name in ("node", "edge", "graph"):
                 continue
-            self.nodes[name] = {"cluster": path, **{k: unquote(v) for k, v in n.get_attributes().items()}}
+            attrs = {k: unquote(v) for k, v in n.get_attributes().items()}
+            if "label" in attrs:
+                attrs["label"] = lines_of(attrs["label"])
+            self.nodes[name] = {"cluster": path, **attrs}
         for e in g.get_edges():
             self.edges.append((e.get_source(), e.get_destination(),
                                {k: unquote(v) for k, v in e.get_attributes().items()}))
@@ -227,3 +238,40 @@ def test_missing_dot_is_a_clear_error(tmp_path, monkeypatch):
 def test_bad_output_name(tmp_path):
     code, _, err = run(["graph", str(EXAMPLES / "xor_mlp.nn"), "-o", str(tmp_path / "g.jpeg")])
     assert code == 1 and "format" in err
+
+
+EQUATIONS = """
+cell MinGRU(hidden: int) {
+  input x: [batch, features]
+  state h: [batch, hidden]
+  z = sigmoid(dense(x, hidden))
+  h_tilde = tanh(dense(x, hidden))
+  h' = (1 - z) * h + z * h_tilde
+  output h'
+}
+model Net {
+  input x: [batch, time, 3]
+  output y = x -> MinGRU(4) -> last
+}
+"""
+
+
+def test_equation_names_label_their_nodes():
+    prog = nndsl.loads(EQUATIONS)
+    d = dot_of(G.model_picture(prog.model("Net")))
+    labels = {d.label(n) for n in d.nodes}
+    assert {"z = sigmoid", "h_tilde = tanh", "h' = +"} <= labels
+    # a bare cell is drawn too (its scan is the whole picture)
+    d = dot_of(G.model_picture(prog.model("MinGRU", hidden=4)))
+    assert {"z = sigmoid", "h_tilde = tanh"} <= {d.label(n) for n in d.nodes}
+
+
+def test_multi_line_labels_are_tables_so_underscores_are_not_overdrawn():
+    text = G.write(G.model_picture(nndsl.load(EXAMPLES / "resnet_digits.nn").model("SmallResNet")), None)
+    # `dense_0` over `dense(10)`: one table cell per line, HTML-escaped, never a plain `\n` label
+    assert "<TR><TD>dense_0</TD></TR><TR><TD>dense(10)</TD></TR>" in text
+    assert not re.search(r'label="[^"]*_[^"]*\\n', text)
+    assert G.lines_label("a < b & c\\nx_y") == ('<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" '
+                                               'CELLPADDING="1"><TR><TD>a &lt; b &amp; c</TD></TR>'
+                                               '<TR><TD>x_y</TD></TR></TABLE>>')
+    assert G.lines_label("one line") == "one line"
