@@ -118,7 +118,8 @@ def reverse(n: int, length: int, vocab: int, seed: int) -> dict:
 # ---------------------------------------------------------------------- arguments and size
 # The smallest sensible value of each integer argument of a generated source (numpy would raise
 # from deep inside the generator, or loop forever, on less); `seed` may be 0.
-MINIMUM = {"n": 1, "modes": 1, "classes": 1, "length": 1, "size": 1, "vocab": 2, "seed": 0, "batch": 1}
+MINIMUM = {"n": 1, "modes": 1, "classes": 1, "length": 1, "size": 1, "vocab": 2, "seed": 0, "batch": 1,
+           "seq": 1, "stride": 1}
 COPIES = 3  # the generated arrays, the temporaries that make them, and the train/held-out split
 
 
@@ -127,12 +128,17 @@ def check_args(name: str, attrs: dict) -> None:
     at the `data` statement by the caller)."""
     from ..bounds import short
     from ..ops.registry import OpError
-    if "n" not in attrs:
-        return  # not a generated source
     for k, v in attrs.items():
         low = MINIMUM.get(k)
         if low is not None and isinstance(v, int) and not isinstance(v, bool) and v < low:
             raise OpError(f"{name}: `{k}` must be at least {low}, got {short(v)}")
+    if name == "text" and isinstance(attrs.get("seq"), int):
+        from .sources import DATA_DIR, TEXTS
+        if attrs.get("name") in TEXTS:
+            size = len((DATA_DIR / TEXTS[attrs["name"]]).read_text())
+            if attrs["seq"] > size - 2:
+                raise OpError(f"text: `seq` must be shorter than the text ({size - 2:,} characters), "
+                              f"got {short(attrs['seq'])}")
     if name == "sentiment" and attrs.get("length", 3) < 3:
         raise OpError(f"sentiment: `length` must be at least 3, got {attrs['length']}")
     if name == "sentiment" and attrs.get("vocab", 40) <= 18:
