@@ -66,9 +66,9 @@ def _strings_compared(defn, name: str) -> set:
 def check_definitions(program, base=None, max_memory=None) -> tuple[list, list]:
     """(errors, warnings) for every definition of the entry file and of the files it imports
     (the standard library aside)."""
+    from ..limits import check_graph
     from . import build_model
     from .train import build_train
-    from ..limits import check_graph
     defs = program
     from .mistakes import train_warnings
     errors: list = []
