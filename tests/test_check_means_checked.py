@@ -9,16 +9,15 @@ The golden error cases of issue 14 live in tests/bad/ with the others.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_diagnostics import read_case
 
 import nndsl
 from nndsl.api import check_report
 from nndsl.cli import main
-from test_diagnostics import read_case
 
 ROOT = Path(__file__).resolve().parents[1]
 WARN = Path(__file__).resolve().parent / "warn"
@@ -67,8 +66,8 @@ def test_examples_and_stdlib_check_without_errors_or_new_warnings():
 
 def test_stdlib_cells_are_checked_with_a_symbolic_hidden_size():
     """cells.nn uses none of its cells, and every one of them needs `hidden`: each is checked."""
-    from nndsl.build.builder import Builder
     from nndsl.build import build_model
+    from nndsl.build.builder import Builder
     from nndsl.values import Sym
     prog = nndsl.load(ROOT / "stdlib" / "cells.nn")
     for name in ("RNN", "LSTM", "GRU"):

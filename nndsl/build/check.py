@@ -63,14 +63,13 @@ def _strings_compared(defn, name: str) -> set:
     return found
 
 
-def check_definitions(program, base=None, max_memory=None, found: dict | None = None) -> tuple[list, list]:
+def check_definitions(defs, base=None, max_memory=None, found: dict | None = None) -> tuple[list, list]:
     """(errors, warnings) for every definition of the entry file and of the files it imports
-    (the standard library aside)."""
-    from . import build_model
-    from .train import build_train
+    (the standard library aside). `defs` is the loaded frontend Program."""
     from ..limits import check_graph
-    defs = program
+    from . import build_model
     from .mistakes import train_warnings
+    from .train import build_train
     errors: list = []
     warnings: list = []
     unchecked: list = []

@@ -102,8 +102,8 @@ def explain_nonfinite(spec, arrays: dict) -> tuple[str, str] | None:
         if lo < 0 or hi >= use.room:
             where = f" ({use.span.where()})" if use.span else ""
             return (f"`data.{use.field}` holds ids from {lo:g} to {hi:g}, but `{use.op}`{where} has {use.what}",
-                    f"give `{use.op}` room for ids 0..{int(hi)} ({int(hi) + 1} classes), or fix the ids "
-                    "in the data; the learning rate is not the problem")
+                    (f"give `{use.op}` room for ids 0..{int(hi)} ({int(hi) + 1} classes), or fix the ids "
+                     "in the data; the learning rate is not the problem"))
     for f, a in arrays.items():
         a = np.asarray(a)
         if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):

@@ -256,6 +256,8 @@ def _token_error(e: UnexpectedToken, source: Source, accepts) -> ParseError:
     hint = None
     if "COMMA" in accepts and ({"RPAR", "RSQB"} & set(accepts)) and tok.type in ("NAME", "NUMBER", "STRING"):
         hint = f"is a `,` missing before {_token_text(tok)}?"
+        if tok.type == "NAME" and "->" in _code_part(text[text.rfind("\n", 0, pos) + 1:pos]):
+            hint = f"is a `,` or a `->` missing before {_token_text(tok)}?"  # `(x -> net softmax, y)`
     return ParseError(msg, span, code="E102", help=hint)
 
 
