@@ -9,7 +9,15 @@
 
     python benchmarks/data_loader.py [--images 50000] [--dir DIR] [--limit-mib 512]
 
-Generating 50,000 PNGs takes a while; `--dir` reuses a folder made before.
+Generating 50,000 PNGs takes a while (96 s here); `--dir` reuses a folder made before.
+
+Measured (2-core machine shared with other work, load average 12.5 on 2 cores, so wall times
+are noisy; CPU times are not): loader alone 6,041 images/s wall, 102 us of CPU per image (about
+19,600 images/s on 2 idle cores); LeNet-5 step at batch 128 after the first epoch: wall 0.83x,
+CPU 1.05x of the in-memory step; the first epoch, decoding every PNG: wall 1.51x, CPU 1.78x
+(decoded pixels are kept when they fit a quarter of the memory limit); 1 GiB of `.npy` shards
+under `--max-memory 256MiB`: peak RSS 465 MiB, of which 420 MiB is the same program on 2,048
+rows (Python, JAX, matplotlib): streaming added 45 MiB.
 """
 from __future__ import annotations
 

@@ -293,7 +293,7 @@ def cmd_check(a) -> int:
 
 def _data_line(src) -> str:
     """The data a train block found, from listings and headers only: count, classes, shapes."""
-    parts = [f"data {src.name}" + (f"(\"{src.args['path']}\")" if "path" in src.args else "")]
+    parts = [f"data {src.name}" + (f"(\"{_printable(src.args['path'])}\")" if "path" in src.args else "")]
     if src.count is not None:
         parts.append(f"{src.count[0]:,} examples" + (f" (+{src.count[1]:,} held out)" if src.count[1] else ""))
     if src.classes:

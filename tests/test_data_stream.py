@@ -51,7 +51,7 @@ def test_every_epoch_sees_every_example_in_a_new_seeded_order(tmp_path):
         return [int(np.flatnonzero((every == r).all(1))[0]) for r in batch["x"].reshape(len(batch["x"]), -1)]
     seq = [rows(a.next()) for _ in range(9)]  # 36 rows: two whole epochs
     assert seq == [rows(b.next()) for _ in range(9)]
-    flat = sum(seq, [])
+    flat = [i for batch in seq for i in batch]
     assert sorted(flat[:18]) == list(range(18)) and sorted(flat[18:36]) == list(range(18))
     assert flat[:18] != flat[18:36]
     c = _StreamLoop(tr, 1)

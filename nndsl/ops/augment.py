@@ -118,7 +118,7 @@ class RandomResizedCrop(OpDef):
         return lo, hi
 
     def infer(self, x, size, scale, ratio):
-        b, h, w, c = _image(x, self.name)
+        b, _, _, c = _image(x, self.name)
         sh, sw = _pair(size, "size", self.name)
         s = self._range(scale, "scale", 0)
         if s[1] > 1:
