@@ -39,8 +39,9 @@ def test_depth_two_keeps_layers_inside_blocks(resnet50):
     assert "Bottleneck_0.conv2d_0" in [r["layer"] for r in folded]
 
 
-def test_summary_cli_depth_prints_a_short_whole_table(capsys):
+def test_summary_cli_depth_prints_a_short_whole_table(capsys, monkeypatch):
     from nndsl.cli import main
+    monkeypatch.delenv("COLUMNS", raising=False)  # a pipe's width is not 80 unless the user says so
     assert main(["summary", str(ROOT / "stdlib" / "resnet.nn"), "ResNet50", "--depth", "1"]) == 0
     out = capsys.readouterr().out
     assert "ResNet50 (depth 1)" in out and "Bottleneck_8..12 (×5)" in out and "…" not in out
