@@ -462,7 +462,8 @@ def cmd_train(a) -> int:
     last = {k: round(v[-1], 4) for k, v in result.history.items() if v}
     if a.log_format == "json":
         print(json.dumps({"event": "end", "train": trainer.name, "interrupted": result.interrupted,
-                          "seconds": round(result.seconds, 2), "metrics": {k: watch.json_float(v) for k, v in last.items()}, "out": str(out),
+                          "seconds": round(result.seconds, 2),
+                          "metrics": {k: watch.json_float(v) for k, v in last.items()}, "out": str(out),
                           "saved": [f"{n}.safetensors" for n in result.variables] + ["history.json"]}))
         return 130 if result.interrupted else 0
     status = "interrupted; saved what was trained" if result.interrupted else "done"
