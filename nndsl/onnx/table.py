@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..ops.conv import _pads, out_dim, tup
+from ..ops.conv import _pads, out_dim, resolve, tup
 from .emit import Emitter, Unsupported
 
 LOWER: dict = {}
@@ -321,22 +321,16 @@ def _embed(e, node, ins, t):
 
 # ---------------------------------------------------------------------- convolutions and pools
 def _conv_pads(x_shape, k, s, d, padding, what):
+    """ONNX `pads` (all befores, then all afters), or an `auto_pad` word where a spatial size is
+    symbolic (ONNX's SAME_UPPER/SAME_LOWER are nndsl's "same"/"same_lower": the runtime sizes it)."""
     pad = _pads(padding, len(k), k, s, d, what)
-    if isinstance(pad, str) and pad not in ("VALID", "SAME"):
-        raise Unsupported(f'padding "{padding}"')
-    if isinstance(pad, str) and pad == "VALID":
-        return [0] * (2 * len(k))
-    if isinstance(pad, str):  # SAME: TensorFlow's, the odd element at the end
-        lo, hi = [], []
-        for i, (ki, si, di) in enumerate(zip(k, s, d)):
-            n = x_shape[1 + i]
-            if not isinstance(n, int):
-                return "SAME_UPPER"  # ONNX's rule is TensorFlow's: the runtime sizes it
-            o = out_dim(n, ki, si, di, "SAME")
-            total = max((o - 1) * si + di * (ki - 1) + 1 - n, 0)
-            lo.append(total // 2)
-            hi.append(total - total // 2)
-        return lo + hi
+    if isinstance(pad, str):
+        if pad == "VALID":
+            return [0] * (2 * len(k))
+        sizes = [x_shape[1 + i] for i in range(len(k))]
+        if not all(isinstance(n, int) for n in sizes):
+            return pad
+        pad = resolve(pad, sizes, k, s, d)
     return [p[0] for p in pad] + [p[1] for p in pad]
 
 

@@ -739,3 +739,32 @@ def test_noise_injection_needs_a_key_to_train():
 
 
 from . import test_augment  # noqa: E402,F401  (registers the augmentation ops in COVERED)
+
+
+# -------------------------------------------------------------------- generation (issue 19)
+@covers("full")
+def test_full_gives_one_value_per_example():
+    net = model_of("input x: i32[batch, 5]\noutput a = full(x, 3)\noutput b = full(x, 0.5, shape=[2])")
+    x = np.zeros((4, 5), np.int32)
+    out = net.apply(net.init(jax.random.key(0), x), x)
+    np.testing.assert_array_equal(np.asarray(out["a"]), np.full((4,), 3, np.int32))
+    assert np.asarray(out["a"]).dtype == np.int32
+    np.testing.assert_array_equal(np.asarray(out["b"]), np.full((4, 2), 0.5, np.float32))
+
+
+@covers("sample")
+def test_sample_draws_from_the_softmax_and_keeps_top_k_and_top_p():
+    logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]], np.float32)).repeat(N_DRAWS, 0)
+
+    def draws(args: str) -> np.ndarray:
+        net = model_of(f"input x: [batch, 4]\noutput t = x -> sample({args})")
+        return np.asarray(net.apply(net.init(jax.random.key(0), logits), logits, rngs=jax.random.key(7)))
+    freq = np.bincount(draws("temperature=1.0"), minlength=4) / N_DRAWS
+    np.testing.assert_allclose(freq, [0.5, 0.3, 0.15, 0.05], atol=_band(sd=0.5))
+    # temperature 0 is the argmax; top_k=2 keeps the two likeliest, renormalized (0.5 : 0.3)
+    assert (draws("temperature=0.0") == 0).all()
+    k2 = np.bincount(draws("top_k=2"), minlength=4) / N_DRAWS
+    np.testing.assert_allclose(k2, [0.625, 0.375, 0, 0], atol=_band(sd=0.5))
+    # top_p=0.7: the smallest set of likeliest tokens holding 0.7 is {0, 1}
+    p7 = np.bincount(draws("top_p=0.7"), minlength=4) / N_DRAWS
+    np.testing.assert_allclose(p7, [0.625, 0.375, 0, 0], atol=_band(sd=0.5))

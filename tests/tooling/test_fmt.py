@@ -18,7 +18,7 @@ from nndsl.tools.commands import main
 from syntax import strategies as S
 
 ROOT = Path(__file__).resolve().parents[2]
-FILES = sorted((ROOT / "examples").glob("*.nn")) + sorted((ROOT / "stdlib").glob("*.nn"))
+FILES = sorted((ROOT / "examples").rglob("*.nn")) + sorted((ROOT / "stdlib").rglob("*.nn"))
 PROPS = settings(max_examples=60, deadline=None, database=None, derandomize=True,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                         HealthCheck.data_too_large])
