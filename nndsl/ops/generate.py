@@ -27,6 +27,13 @@ class Generate(OpDef):
     def infer(self, *xs, body, states, steps, until, beam, length_penalty, out_type, prompt=False):
         return out_type
 
+    def body_inputs(self, *types, prompt=False, **attrs):
+        """A prompt ([batch, time, ...]) is read one step ([batch, ...]) at a time."""
+        if prompt and types:
+            first = types[0]
+            return [first.with_shape(first.shape[:1] + first.shape[2:]), *types[1:]]
+        return list(types)
+
     def flops(self, out, *xs, body, steps, beam, **kw):
         from ..ir.cost import graph_flops
         return graph_flops(body) * (steps if isinstance(steps, int) else 1) * max(beam, 1)

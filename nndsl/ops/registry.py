@@ -201,6 +201,11 @@ class OpDef:
     def apply(self, ctx: ApplyCtx, *xs, **attrs):
         raise NotImplementedError
 
+    def body_inputs(self, *types: TensorType, **attrs) -> list:
+        """For an op with a body graph (a loop): the types its body takes given these inputs, which
+        the verifier checks. By default the inputs themselves."""
+        return list(types)
+
     def flops(self, out: TensorType, *types: TensorType, **attrs) -> int:
         """Multiply-adds counted as 2 FLOPs; elementwise ops one per output element."""
         n = out.size() if isinstance(out, TensorType) else None

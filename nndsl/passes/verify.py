@@ -85,7 +85,7 @@ def _verify_node(g: Graph, nid: str, fail, where: str) -> None:
         fail(f"{nid} ({n.op}) has type {_fmt(n.type)} but its inputs give {_fmt(want)}")
     body = n.attrs.get("body")
     if isinstance(body, Graph):  # a loop over layers: its body takes the node's inputs
-        if [g.node(i).type for i in ins] != [body.node(i).type for i in body.inputs]:
+        if opdef.body_inputs(*[g.node(i).type for i in ins], **n.attrs) != [body.node(i).type for i in body.inputs]:
             fail(f"{nid} ({n.op}) has inputs {_fmt(tuple(types))} but its body takes "
                  f"{_fmt(tuple(body.node(i).type for i in body.inputs))}")
         verify(body, where=f"{where} > {n.op} {nid}")

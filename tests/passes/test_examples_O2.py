@@ -40,9 +40,10 @@ def _one_iteration(path: Path, level: int, block: str):
     ts = tr.init(jax.random.key(0))
     arrays = tr.spec.data.arrays(tr.seed)[0]
     batch = {f: np.asarray(a[:tr.batch_size]) for f, a in arrays.items()}
+    before = jax.tree_util.tree_map(np.asarray, ts["params"])
     after, metrics = tr.step(ts, batch, jax.random.key(1))
     evaluated = tr._eval_fn(tr.batch_size)(after["params"], after["state"], batch, jax.random.key(2))
-    return after, metrics, evaluated
+    return after, metrics, evaluated, before
 
 
 def _blocks():
@@ -53,15 +54,20 @@ def _blocks():
 
 @pytest.mark.parametrize("path,block", list(_blocks()))
 def test_O0_and_O2_train_and_evaluate_alike(path, block):
-    base, base_m, base_e = _one_iteration(path, 0, block)
-    opt, opt_m, opt_e = _one_iteration(path, 2, block)
+    base, base_m, base_e, init = _one_iteration(path, 0, block)
+    opt, opt_m, opt_e, _ = _one_iteration(path, 2, block)
     for k in base_m:
         np.testing.assert_allclose(np.asarray(opt_m[k]), np.asarray(base_m[k]), rtol=2e-4, atol=2e-5, err_msg=k)
     for k in base_e:
         np.testing.assert_allclose(np.asarray(opt_e[k]), np.asarray(base_e[k]), rtol=1e-3, atol=1e-4, err_msg=k)
     flat = lambda t: jax.tree_util.tree_flatten_with_path(t)[0]
-    for (p, a), (_, b) in zip(flat(base["params"]), flat(opt["params"])):
-        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=2e-4, atol=2e-5, err_msg=jax.tree_util.keystr(p))
+    for (p, a), (_, b), (_, a0) in zip(flat(base["params"]), flat(opt["params"]), flat(init)):
+        # rounding differs between the rewritten and the plain graph, and a batchnorm in training
+        # mode amplifies it in the gradient: allow a small fraction of the step's own update (a
+        # wrong rewrite is off by the whole update or more)
+        update = float(np.max(np.abs(np.asarray(a) - a0))) if np.size(a) else 0.0
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=2e-4, atol=2e-5 + 5e-3 * update,
+                                   err_msg=jax.tree_util.keystr(p))
 
 
 def test_with_sgd_replaces_every_optimizer():
