@@ -110,7 +110,9 @@ for name, argv in json.loads(sys.argv[1]).items():
         err.write(traceback.format_exc())
     signal.alarm(0)
     out[name] = {"rc": rc, "stderr": err.getvalue(), "seconds": time.perf_counter() - t}
-out["_maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# VmHWM is this process image's own peak: ru_maxrss also carries the peak of the (large) test
+# worker this process was forked from, which Linux keeps across exec
+out["_maxrss_kib"] = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 print(json.dumps(out))
 """
 
