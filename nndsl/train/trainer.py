@@ -64,9 +64,6 @@ class Trainer:
             s.pop("epochs", None)
         self.settings = s
         self.seed = seed if seed is not None else s.get("seed", 0)
-        if clip_norm is not None and not (isinstance(clip_norm, (int, float)) and 0 < clip_norm < float("inf")):
-            # a negative norm would flip every gradient and nan would poison it
-            raise TrainingError(f"clip_norm must be a finite number above 0, got {clip_norm}", code="E360")
         self.clip_norm = clip_norm if clip_norm is not None else s.get("clip_norm")
         self.precision = precision or s.get("precision", "f32")
         if self.precision not in PRECISIONS:
@@ -621,14 +618,7 @@ class _DataLoop:
         self.held_out = (src is not None and src.split < 1 and len(next(iter(self.test.values()))) > 0)
         self.n = len(next(iter(self.train.values()))) if self.train else 0
         self.bs = min(trainer.batch_size, self.n) if self.n else trainer.batch_size
-        per_epoch = max(1, self.n // self.bs) if self.n else 1
-        s = trainer.settings
-        epochs, iters = s.get("epochs"), s.get("iterations")
-        if epochs is None and iters is None:
-            epochs = 10
-        self.per_epoch, self.epochs = per_epoch, epochs
-        self.total = iters if iters is not None else epochs * per_epoch
-        self.log_every = s.get("eval_every") or (per_epoch if iters is None else max(1, self.total // 100))
+        self.total, self.log_every, self.per_epoch, self.epochs = _schedule(trainer, self.n, self.bs)
         self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(self.n) if self.n else None
         self.pos = 0
@@ -660,15 +650,16 @@ class _DataLoop:
         self.pos, self.order = st["pos"], order
 
 
-def _schedule(trainer: Trainer, n: int, bs: int) -> tuple[int, int]:
-    """(total iterations, iterations between reports) for n examples in batches of bs."""
+def _schedule(trainer: Trainer, n: int, bs: int) -> tuple:
+    """(total iterations, iterations between reports, iterations per epoch, epochs or None) for n
+    examples in batches of bs: 10 epochs when the block gives neither epochs nor iterations."""
     per_epoch = max(1, n // bs) if n else 1
     s = trainer.settings
     epochs, iters = s.get("epochs"), s.get("iterations")
     if epochs is None and iters is None:
         epochs = 10
     total = iters if iters is not None else epochs * per_epoch
-    return total, s.get("eval_every") or (per_epoch if iters is None else max(1, total // 100))
+    return total, s.get("eval_every") or (per_epoch if iters is None else max(1, total // 100)), per_epoch, epochs
 
 
 def _read(src, fn):
@@ -704,10 +695,7 @@ class _StreamLoop:
         self.n = len(train)
         self.held_out = test is not None and len(test) > 0
         self.bs = min(trainer.batch_size, self.n)
-        self.total, self.log_every = _schedule(trainer, self.n, self.bs)
-        self.per_epoch = max(1, self.n // self.bs)
-        s = trainer.settings
-        self.epochs = s.get("epochs") or (10 if s.get("iterations") is None else None)
+        self.total, self.log_every, self.per_epoch, self.epochs = _schedule(trainer, self.n, self.bs)
         pid, count = jax.process_index(), jax.process_count()
         self.local = count > 1
         rows = self.bs // count if count > 1 else self.bs
