@@ -580,11 +580,7 @@ def cmd_run(a) -> int:
     g = model._graph_for(xs)
     _check_weights(g, variables)
     from .io import check_output
-    check_output(a.output)
-    if len(g.outputs) > 1 and Path(a.output).suffix.lower() != ".npz":  # refused before running
-        raise NndslError(f"the model has {len(g.outputs)} outputs ({', '.join(g.outputs)}), and a .npy file "
-                         "holds one array", code="E635", help=f"name a .npz file: --output "
-                         f"{Path(a.output).with_suffix('.npz')}")
+    check_output(a.output, list(g.outputs) if len(g.outputs) > 1 else None)  # refused before running
     from .dims import random_key
     y = model.apply(variables, *xs, rngs=random_key(g, a.seed))
     _save_outputs(a.output, y, list(g.outputs))

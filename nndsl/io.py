@@ -126,11 +126,11 @@ def read_array(path: str) -> np.ndarray:
                          code="E603") from None
 
 
-def check_output(path: str) -> Path:
+def check_output(path: str, several: list | None = None) -> Path:
     """The `--output` file, refused before anything runs when nndsl could not write exactly it:
     a name whose extension says no format nndsl writes (`result.txt` once became
     `result.txt.npy`), or a destination that is not a regular file (`/dev/full` once became a
-    regular file `/dev/full.npy`)."""
+    regular file `/dev/full.npy`), or a .npy for `several` outputs (named), which it cannot hold."""
     import os
     import stat
     p = Path(path)
@@ -149,6 +149,9 @@ def check_output(path: str) -> Path:
                          "nndsl writes outputs only to regular files", code="E634")
     if not p.resolve().parent.is_dir():
         raise NndslError(f"cannot write {path}: its folder does not exist", code="E609")
+    if several is not None and p.suffix.lower() == ".npy":
+        raise NndslError(f"the model has {len(several)} outputs ({', '.join(several)}), and a .npy file holds "
+                         "one array", code="E635", help=f"name a .npz file: --output {p.with_suffix('.npz')}")
     return p
 
 
@@ -156,11 +159,8 @@ def save_outputs(path: str, y, names: list | None = None) -> str:
     """Writes exactly `path` (atomically) and says what it wrote. One output: .npy, or .npz with
     the output's name; several (a dict by output name): .npz only, since a .npy holds one array."""
     import io as _io
-    p = check_output(path)
     arrays = {k: np.asarray(v) for k, v in y.items()} if isinstance(y, dict) else None
-    if arrays is not None and p.suffix.lower() == ".npy":
-        raise NndslError(f"the model has {len(arrays)} outputs ({', '.join(arrays)}), and a .npy file holds "
-                         "one array", code="E635", help=f"name a .npz file: --output {p.with_suffix('.npz')}")
+    p = check_output(path, list(arrays) if arrays is not None else None)
     buf = _io.BytesIO()
     if p.suffix.lower() == ".npz":
         if arrays is None:
