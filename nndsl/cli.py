@@ -564,8 +564,6 @@ def _run_exported(a) -> int:
 
 
 def cmd_run(a) -> int:
-    import numpy as np
-
     from .io import load_variables
     if a.file.endswith(".jaxexport"):
         return _run_exported(a)
