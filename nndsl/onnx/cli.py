@@ -52,18 +52,7 @@ def convert_cmd(a, load, kv) -> int:
     file, name = a.to
     model = load(file).model(name, **kv(a.arg))
     variables = convert_torch_weights(a.weights, model, a.output, a.map)
-    n = sum(np_size(v) for tree in variables.values() for v in _leaves(tree))
+    import jax
+    n = sum(int(getattr(v, "size", 0)) for v in jax.tree_util.tree_leaves(variables))
     print(f"wrote {a.output} ({n:,} numbers for `{name}`)")
     return 0
-
-
-def np_size(v) -> int:
-    return int(getattr(v, "size", 0))
-
-
-def _leaves(tree):
-    for v in tree.values():
-        if isinstance(v, dict):
-            yield from _leaves(v)
-        else:
-            yield v
