@@ -7,7 +7,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from . import build as _build
+from . import elaborate as _build
 from .errors import ErrorGroup, NameResolutionError, NndslError, ShapeError, TypeCheckError
 from .frontend import Program as _Defs
 from .frontend import load_file, load_text
@@ -291,8 +291,8 @@ def check_program(program: Program) -> list:
 
 def check_report(program: Program) -> tuple[list, list]:
     """(errors, warnings): static arguments without defaults are checked symbolically, and what
-    could not be checked without a value is a warning naming it (nndsl/build/check.py)."""
-    from .build.check import check_definitions
+    could not be checked without a value is a warning naming it (nndsl/elaborate/check.py)."""
+    from .elaborate.check import check_definitions
     from .data import paths
     # data files only under the file's own tree or the roots the user granted (nndsl/data/paths.py)
     with paths.granted(program.data_roots or paths.current()), paths.memory(program.max_memory):

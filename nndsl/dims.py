@@ -24,7 +24,7 @@ def fixed_types(model) -> tuple:
 def declared_types(model) -> list:
     """Input types straight from `input NAME: [dims]` (a name stays symbolic unless it is a static
     argument; a number is its size)."""
-    from .build.apply import dtype_of
+    from .elaborate.apply import dtype_of
     from .syntax import ast
     defn = model.program.defs.definitions[model.name]
     args = {p.name: p.default.value for p in defn.params if isinstance(p.default, ast.Number)}

@@ -143,7 +143,7 @@ class Loader:
 
 
 def shadows_builtin(name: str) -> bool:
-    from .build.builder import SPECIAL
+    from .elaborate.builder import SPECIAL
     from .ops import OPS
     return name in OPS and OPS[name].kind != "internal" or name in SPECIAL
 

@@ -2,7 +2,7 @@
 parameter declared and never read). They never change the exit code of `nndsl check`."""
 from __future__ import annotations
 
-from .build import order as ordering
+from .elaborate import order as ordering
 from .errors import Diagnostic
 from .syntax import ast
 

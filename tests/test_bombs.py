@@ -20,7 +20,7 @@ import pytest
 import nndsl
 from nndsl import bounds
 from nndsl.api import check_program
-from nndsl.build import builder
+from nndsl.elaborate import builder
 from nndsl.source import Source, Span, escape
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -66,8 +66,8 @@ def test_examples_and_stdlib_check_without_errors_or_new_warnings():
 
 def test_stdlib_cells_are_checked_with_a_symbolic_hidden_size():
     """cells.nn uses none of its cells, and every one of them needs `hidden`: each is checked."""
-    from nndsl.build import build_model
-    from nndsl.build.builder import Builder
+    from nndsl.elaborate import build_model
+    from nndsl.elaborate.builder import Builder
     from nndsl.values import Sym
     prog = nndsl.load(ROOT / "stdlib" / "cells.nn")
     for name in ("RNN", "LSTM", "GRU"):

@@ -82,8 +82,8 @@ def inline_words() -> tuple[str, ...]:
 
 def special_forms() -> tuple[str, ...]:
     """Calls the elaborator handles itself (`unroll(cell, steps=8)`, `grad(y, x)`, ...)."""
-    from ..build.builder import SPECIAL
-    import nndsl.build  # noqa: F401  (fills SPECIAL)
+    from ..elaborate.builder import SPECIAL
+    import nndsl.elaborate  # noqa: F401  (fills SPECIAL)
     return tuple(sorted(SPECIAL))
 
 

@@ -477,7 +477,7 @@ def _instance_text(spec, inst: str) -> str:
 
 def train_picture(prog, name: str | None = None, depth: int | None = 0, rankdir: str = "TB") -> Picture:
     """The picture of a train block: data, instances, losses, metrics, samples and steps."""
-    from ..build.train import build_train
+    from ..elaborate.train import build_train
     spec = build_train(prog.defs, name, None, prog.defs.base)
     g = spec.graph
     pic = Picture(f"train {spec.name}", rankdir)

@@ -151,7 +151,7 @@ def _bound_args(prog, defn) -> list[dict]:
     """Argument sets to build a model with: its defaults, else what train blocks give it."""
     if all(p.default is not None for p in defn.params):
         return [{}]
-    from ..build.train import build_train
+    from ..elaborate.train import build_train
     out = []
     for t in prog.trains:
         try:
@@ -166,7 +166,7 @@ def _evaluate(text: str, name: str, defn, expr: str, arg_sets: list):
     """The type of `expr` evaluated at the end of `defn`'s body, or None. `arg_sets`: the
     arguments to build a model with (from the unchanged program: another output changes how
     train blocks may use it)."""
-    from ..build.train import build_train
+    from ..elaborate.train import build_train
     if isinstance(defn, ast.ModelDef) and defn.kind == "cell":
         return None  # a cell has exactly one output: no room for another
     end = _offset(text, defn.span.end_line - 1, defn.span.end_col - 2)  # the closing `}`
@@ -191,7 +191,7 @@ def _graphs(prog, defn) -> list:
     """Built graphs in which the nodes written in `defn` appear: its own, when it can be built on
     its own (a train block, a model with defaults or given arguments by a train block), else
     those of every definition that can."""
-    from ..build.train import build_train
+    from ..elaborate.train import build_train
 
     def build(d):
         if isinstance(d, ast.TrainDef):

@@ -56,7 +56,7 @@ def eval_optimizer(builder, e, env) -> OptSpec:
 
 
 def _eval(builder, e, env):
-    from ..build.builder import bind_args
+    from ..elaborate.builder import bind_args
     name = e.id if isinstance(e, ast.Name) else e.func.id if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) else None
     table = OPTIMIZERS if name in OPTIMIZERS else SCHEDULES if name in SCHEDULES else None
     if table is None:

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..build.train import TrainSpec, build_train
+from ..elaborate.train import TrainSpec, build_train
 from ..lower import backend
 from ..errors import TrainingError
 from ..lower import interpret
@@ -45,7 +45,7 @@ class Trainer:
                  iterations: int | None = None, seed: int | None = None, clip_norm: float | None = None,
                  base: str | Path | None = None, devices: int | None = None, mesh: dict | None = None,
                  data_roots=None, precision: str | None = None):
-        from ..build.train import check_setting
+        from ..elaborate.train import check_setting
         for key, v in (("epochs", epochs), ("iterations", iterations), ("seed", seed), ("clip_norm", clip_norm)):
             if v is not None:
                 check_setting(key, v)
@@ -94,7 +94,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def init(self, key) -> dict:
-        from ..build.train import check_memory
+        from ..elaborate.train import check_memory
         spec = self.spec_for(self.batch_size)
         check_memory(spec, self.program.max_memory, f"train block `{self.name}`")
         from ..api import split_key
@@ -484,7 +484,7 @@ class Trainer:
     def _advice(self) -> tuple[str, str]:
         """The cause the data can name (ids past the logits, NaN in a field) before the generic
         advice about the learning rate, which would only hide such a mistake."""
-        from ..build.datacheck import explain_nonfinite
+        from ..elaborate.datacheck import explain_nonfinite
         loop = getattr(self, "_loop", None)
         train = getattr(loop, "train", None)  # a streaming loop holds no arrays to look into
         found = explain_nonfinite(self.spec, train) if train and loop.n else None

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import nndsl
-from nndsl.build.builder import coerce_attr
+from nndsl.elaborate.builder import coerce_attr
 from nndsl.ops import OPS
 from nndsl.ops.registry import REQUIRED
 

@@ -81,7 +81,7 @@ def _inputs(op) -> str:
 
 def op_tables() -> str:
     from nndsl.ops import OPS
-    import nndsl.build  # noqa: F401  (registers everything the builder knows)
+    import nndsl.elaborate  # noqa: F401  (registers everything the builder knows)
     out = []
     for kind, title in KIND_TITLES.items():
         names = sorted(n for n, op in OPS.items() if op.kind == kind)

@@ -63,7 +63,7 @@ def apply_layer(b: Builder, layer: Layer, inputs: list, span, path: tuple | None
     raise TypeCheckError(f"expected a layer, found {describe(layer)}", span)
 
 
-# Kinds of layer defined in other modules (build/generate.py): class -> fn(b, layer, inputs, span, path).
+# Kinds of layer defined in other modules (elaborate/generate.py): class -> fn(b, layer, inputs, span, path).
 LAYER_APPLIERS: dict = {}
 
 
@@ -365,7 +365,7 @@ def eval_init(b: Builder, e, env, rank: int):
         return I.PLAIN[name], name
     if name in I.FACTORIES:
         # declared like an op's arguments, so a wrong one says what is accepted (E322-E326)
-        from ..build.builder import bind_args
+        from ..elaborate.builder import bind_args
         bound = bind_args(name, I.ARGS[name], args, kw, e.span, {})
         return I.FACTORIES[name](**bound), f"{name}({', '.join(str(v) for v, _ in args)})"
     from ..errors import closest
