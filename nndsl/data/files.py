@@ -183,78 +183,121 @@ def npy_folder(folder: Path, shown: str, base) -> Table:
 # deflate's ceiling is about 1,000x, and only constructed input comes near it.
 BOMB_RATIO = 200
 BOMB_BYTES = 64 << 20
-def npz_file(real: Path, shown: str) -> Table:
-    """An .npz archive. Stored (uncompressed) members are memory-mapped in place; compressed ones
-    are decompressed whole, but only after their headers' sizes pass the memory limit, so a zip
-    bomb or a header claiming 10^9 rows is refused before anything is allocated."""
+
+
+@dataclass(frozen=True)
+class _Member:
+    """One array of an .npz archive as its headers describe it, checked before any data is read."""
+
+    info: zipfile.ZipInfo
+    shape: tuple
+    dtype: np.dtype
+    fortran: bool
+    hlen: int  # length of the member's .npy header: the data starts right after it
+    nbytes: int
+
+    @property
+    def stored(self) -> bool:
+        return self.info.compress_type == zipfile.ZIP_STORED
+
+
+def _npz_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, shown: str) -> _Member:
+    """Read and check one member's header against its zip entry, so a forged row count, a
+    truncated member or a zip bomb is refused from the headers alone, before decompressing."""
+    with z.open(info) as f:
+        shape, dtype, fortran, hlen = _npy_header(f, f"{shown} (array `{name}`)")
+    if not shape:
+        raise DataError(f"{shown}: array `{name}` is a single number, not rows of examples")
+    nbytes = _nbytes(shape, dtype)
+    if nbytes + hlen > info.file_size:
+        raise DataError(f"{shown}: array `{name}` claims {nbytes:,} bytes but its member holds "
+                        f"{info.file_size:,} (truncated or forged)")
+    if (info.compress_type != zipfile.ZIP_STORED and nbytes > BOMB_BYTES
+            and nbytes > BOMB_RATIO * max(info.compress_size, 1)):
+        raise DataError(f"{shown}: array `{name}` would expand {nbytes // max(info.compress_size, 1):,}"
+                        f"-fold to {nbytes:,} bytes (a zip bomb?)", code="E409",
+                        help="save real data with np.savez (uncompressed: it is memory-mapped)")
+    return _Member(info, shape, dtype, fortran, hlen, nbytes)
+
+
+def _npz_members(real: Path, shown: str) -> dict[str, _Member]:
+    """Every .npy member of the archive, by array name; a damaged archive or one without arrays
+    is one clear error rather than zipfile's own exceptions."""
     members = {}
     try:
         with zipfile.ZipFile(real) as z:
             for info in z.infolist():
-                if not info.filename.endswith(".npy"):
-                    continue
-                name = info.filename[:-4]
-                with z.open(info) as f:
-                    shape, dtype, fortran, hlen = _npy_header(f, f"{shown} (array `{name}`)")
-                if not shape:
-                    raise DataError(f"{shown}: array `{name}` is a single number, not rows of examples")
-                nbytes = _nbytes(shape, dtype)
-                if nbytes + hlen > info.file_size:
-                    raise DataError(f"{shown}: array `{name}` claims {nbytes:,} bytes but its member holds "
-                                    f"{info.file_size:,} (truncated or forged)")
-                if (info.compress_type != zipfile.ZIP_STORED and nbytes > BOMB_BYTES
-                        and nbytes > BOMB_RATIO * max(info.compress_size, 1)):
-                    raise DataError(f"{shown}: array `{name}` would expand {nbytes // max(info.compress_size, 1):,}"
-                                    f"-fold to {nbytes:,} bytes (a zip bomb?)", code="E409",
-                                    help="save real data with np.savez (uncompressed: it is memory-mapped)")
-                members[name] = (info, shape, dtype, fortran, hlen, nbytes)
+                if info.filename.endswith(".npy"):
+                    name = info.filename[:-4]
+                    members[name] = _npz_member(z, info, name, shown)
     except zipfile.BadZipFile:
         raise DataError(f"{shown} is not a valid .npz (zip) archive") from None
     except (OSError, EOFError, NotImplementedError):
         raise DataError(f"{shown} cannot be read (truncated or damaged)") from None
     if not members:
         raise DataError(f"{shown} holds no arrays")
-    packed = sum(m[5] for m in members.values() if m[0].compress_type != zipfile.ZIP_STORED)
+    return members
+
+
+def _npz_check_memory(members: dict[str, _Member], shown: str) -> None:
+    """Compressed members are decompressed whole, so together they must fit the memory limit;
+    stored ones are memory-mapped and cost nothing up front."""
+    packed = sum(m.nbytes for m in members.values() if not m.stored)
     limit = memory_limit()
     if packed > limit:
         from ..limits import human
         raise DataError(f"{shown}: its compressed arrays would take {human(packed)} in memory, more than the "
                         f"limit of {human(limit)}", code="E409",
                         help="save it uncompressed (np.savez) so it is memory-mapped, or raise --max-memory")
-    counts = {k: m[1][0] for k, m in members.items()}
-    n = _check_rows(counts, shown)
-    fields = {k: (m[1][1:], _out_dtype(m[2])) for k, m in members.items()}
+
+
+def _npz_offset(real: Path, shown: str, name: str, m: _Member) -> int:
+    """Where a stored member's data starts in the file: after the zip local header (whose name
+    and extra lengths may differ from the central directory's) and the .npy header."""
+    with open(real, "rb") as f:
+        f.seek(m.info.header_offset)
+        local = f.read(30)
+        if len(local) < 30 or local[:4] != b"PK\x03\x04":
+            raise DataError(f"{shown}: damaged zip entry for `{name}`")
+        nlen, xlen = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
+    start = m.info.header_offset + 30 + nlen + xlen + m.hlen
+    if start + m.nbytes > os.stat(real).st_size:
+        raise DataError(f"{shown} is truncated (array `{name}`)")
+    return start
+
+
+def _npz_inflate(real: Path, shown: str, name: str, m: _Member) -> np.ndarray:
+    """A compressed member decompressed whole (already checked against the memory limit); a
+    member shorter than its header claims is an error, not a short array."""
+    try:
+        with zipfile.ZipFile(real) as z, z.open(m.info) as f:
+            f.read(m.hlen)
+            raw = f.read(m.nbytes)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        raise DataError(f"{shown}: array `{name}` is damaged (decompression failed)") from None
+    if len(raw) != m.nbytes:
+        raise DataError(f"{shown} is truncated (array `{name}`)")
+    return np.frombuffer(raw, dtype=m.dtype).reshape(m.shape, order="F" if m.fortran else "C")
+
+
+def npz_file(real: Path, shown: str) -> Table:
+    """An .npz archive. Stored (uncompressed) members are memory-mapped in place; compressed ones
+    are decompressed whole, but only after their headers' sizes pass the memory limit, so a zip
+    bomb or a header claiming 10^9 rows is refused before anything is allocated."""
+    members = _npz_members(real, shown)
+    _npz_check_memory(members, shown)
+    n = _check_rows({k: m.shape[0] for k, m in members.items()}, shown)
+    fields = {k: (m.shape[1:], _out_dtype(m.dtype)) for k, m in members.items()}
     cache: dict = {}
 
     def array(name):
-        if name in cache:
-            return cache[name]
-        info, shape, dtype, fortran, hlen, nbytes = members[name]
-        order = "F" if fortran else "C"
-        if info.compress_type == zipfile.ZIP_STORED:
-            with open(real, "rb") as f:
-                f.seek(info.header_offset)
-                local = f.read(30)
-                if len(local) < 30 or local[:4] != b"PK\x03\x04":
-                    raise DataError(f"{shown}: damaged zip entry for `{name}`")
-                nlen, xlen = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
-            start = info.header_offset + 30 + nlen + xlen + hlen
-            if start + nbytes > os.stat(real).st_size:
-                raise DataError(f"{shown} is truncated (array `{name}`)")
-            a = (start, dtype, shape, order)  # mapped per batch, see _rows
-        else:
-            try:
-                with zipfile.ZipFile(real) as z, z.open(info) as f:
-                    f.read(hlen)
-                    raw = f.read(nbytes)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError):
-                raise DataError(f"{shown}: array `{name}` is damaged (decompression failed)") from None
-            if len(raw) != nbytes:
-                raise DataError(f"{shown} is truncated (array `{name}`)")
-            a = np.frombuffer(raw, dtype=dtype)
-            a = a.reshape(shape, order=order)
-        cache[name] = a
-        return a
+        """A stored member as (offset, dtype, shape, order), mapped per batch (see _rows); a
+        compressed one as its decompressed array. Located or inflated once, on first use."""
+        if name not in cache:
+            m = members[name]
+            cache[name] = ((_npz_offset(real, shown, name, m), m.dtype, m.shape, "F" if m.fortran else "C")
+                           if m.stored else _npz_inflate(real, shown, name, m))
+        return cache[name]
 
     def read(idx):
         out = {}
