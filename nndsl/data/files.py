@@ -476,11 +476,11 @@ def cifar10_folder(folder: Path, shown: str, base) -> tuple[Table, Table | None]
 IMAGE_EXT = {".png", ".jpg", ".jpeg"}
 
 
-def image_folder(folder: Path, shown: str, base, size: int, channels: int,
-                 classes: list | None = None) -> Table:
-    """torchvision's ImageFolder layout: one subfolder per class, named by the class, holding PNG
-    or JPEG files. The listing alone gives the count and classes; pixels are decoded (Pillow),
-    converted to `channels` and resized to size x size only when a batch needs them."""
+def _image_listing(folder: Path, shown: str, base, classes: list | None) -> tuple[list, list, list]:
+    """(classes, files, labels) from the folder listing alone. Given `classes` (the training
+    data's), a folder lacking one is allowed but an extra one is an error: its label would mean
+    nothing to the trained model. A class folder reached by a link must stay inside a permitted
+    folder, like every other path the program reads."""
     found = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
     if classes is None:
         classes = found
@@ -505,6 +505,38 @@ def image_folder(folder: Path, shown: str, base, size: int, channels: int,
         raise DataError(f"{shown} has class folders the training data lacks: {', '.join(extra[:5])}")
     if not files:
         raise DataError(f"{shown} holds no .png or .jpg images")
+    return classes, files, labels
+
+
+def _decode_image(folder: Path, p: Path, base, shown: str, size: int, channels: int) -> np.ndarray:
+    """One image as uint8 (size, size, channels). It is read through the path gate and decoded
+    from memory; an image too large to decode safely, or one Pillow cannot read, is an error
+    naming the file, never Pillow's own exception."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+    rel = f"{shown}/{p.parent.name}/{p.name}"
+    data = paths.read_member(folder, p, base, rel)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.width * im.height > 64_000_000:
+                raise DataError(f"{rel} is {im.width}x{im.height} pixels, too large to decode")
+            im = im.convert("L" if channels == 1 else "RGB")
+            if im.size != (size, size):
+                im = im.resize((size, size), Image.BILINEAR)
+            return np.asarray(im, dtype=np.uint8).reshape(size, size, channels)
+    except DataError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        raise DataError(f"{rel} is not a readable PNG or JPEG image (truncated or damaged)") from None
+
+
+def image_folder(folder: Path, shown: str, base, size: int, channels: int,
+                 classes: list | None = None) -> Table:
+    """torchvision's ImageFolder layout: one subfolder per class, named by the class, holding PNG
+    or JPEG files. The listing alone gives the count and classes; pixels are decoded (Pillow),
+    converted to `channels` and resized to size x size only when a batch needs them."""
+    classes, files, labels = _image_listing(folder, shown, base, classes)
     labels = np.array(labels, np.int32)
     # Decoded pixels are kept (uint8) when they fit in a quarter of the memory limit: every epoch
     # after the first reads memory instead of decoding again. Rows are filled by whichever loader
@@ -515,26 +547,9 @@ def image_folder(folder: Path, shown: str, base, size: int, channels: int,
         cache["x"], cache["have"] = np.zeros((len(files), size, size, channels), np.uint8), np.zeros(len(files), bool)
 
     def decode(i: int) -> np.ndarray:
-        import io
-
-        from PIL import Image, UnidentifiedImageError
         if cache["on"] and cache["have"][i]:
             return cache["x"][i]
-        p = files[i]
-        rel = f"{shown}/{p.parent.name}/{p.name}"
-        data = paths.read_member(folder, p, base, rel)
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                if im.width * im.height > 64_000_000:
-                    raise DataError(f"{rel} is {im.width}x{im.height} pixels, too large to decode")
-                im = im.convert("L" if channels == 1 else "RGB")
-                if im.size != (size, size):
-                    im = im.resize((size, size), Image.BILINEAR)
-                a = np.asarray(im, dtype=np.uint8).reshape(size, size, channels)
-        except DataError:
-            raise
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            raise DataError(f"{rel} is not a readable PNG or JPEG image (truncated or damaged)") from None
+        a = _decode_image(folder, files[i], base, shown, size, channels)
         if cache["on"]:
             cache["x"][i] = a
             cache["have"][i] = True
