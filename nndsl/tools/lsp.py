@@ -321,55 +321,79 @@ def _decl(t: ast.TypeExpr) -> str:
 
 
 # ---------------------------------------------------------------------- the server
+def _doc_name(uri: str) -> str:
+    """The name messages use for a document: its file path, or the URI itself for an unsaved one."""
+    from pygls.uris import to_fs_path
+    path = to_fs_path(uri)
+    return path if path else uri
+
+
+def _text(ls, uri: str) -> str | None:
+    """The document's text; None for one the editor never opened (pygls would read the file
+    from disk, and raise when there is none)."""
+    try:
+        return ls.workspace.get_text_document(uri).source
+    except (OSError, ValueError):
+        return None
+
+
+def _lsp_diagnostic(uri: str, p: Problem):
+    """A Problem in the protocol's terms; its notes become related information, one character
+    wide, so the editor links each note to its place."""
+    from lsprotocol import types as T
+    related = [T.DiagnosticRelatedInformation(
+        T.Location(uri, T.Range(T.Position(ln, ch), T.Position(ln, ch + 1))), note)
+        for ln, ch, note in p.notes]
+    return T.Diagnostic(
+        range=T.Range(T.Position(p.line, p.character), T.Position(p.end_line, p.end_character)),
+        message=p.message, severity=T.DiagnosticSeverity.Error, code=p.code, source="nndsl",
+        related_information=related or None)
+
+
+def _publish(ls, uri: str) -> None:
+    """Check the document and replace all its diagnostics, tagged with the version checked, so
+    the editor can drop a reply that a newer edit has overtaken."""
+    from lsprotocol import types as T
+    doc = ls.workspace.get_text_document(uri)
+    text = _text(ls, uri)
+    items = [_lsp_diagnostic(uri, p) for p in (diagnostics(text, _doc_name(uri)) if text is not None else [])]
+    ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=uri, diagnostics=items,
+                                                                    version=doc.version))
+
+
+def _hover_reply(ls, params):
+    """The hover text as Markdown, or None (no hover) where there is no document or nothing typed."""
+    from lsprotocol import types as T
+    doc = _text(ls, params.text_document.uri)
+    if doc is None:
+        return None
+    pos = params.position
+    text = hover(doc, _doc_name(params.text_document.uri), pos.line, pos.character)
+    if text is None:
+        return None
+    return T.Hover(contents=T.MarkupContent(kind=T.MarkupKind.Markdown, value=text))
+
+
 def build_server():
     """The pygls server with its handlers (a new one each call)."""
     from lsprotocol import types as T
     from pygls.lsp.server import LanguageServer
-    from pygls.uris import to_fs_path
 
     import nndsl
 
     server = LanguageServer("nndsl", nndsl.__version__)
 
-    def doc_name(uri: str) -> str:
-        path = to_fs_path(uri)
-        return path if path else uri
-
-    def source(ls, uri: str) -> str | None:
-        """The document's text; None for one the editor never opened (pygls would read the file
-        from disk, and raise when there is none)."""
-        try:
-            return ls.workspace.get_text_document(uri).source
-        except (OSError, ValueError):
-            return None
-
-    def publish(ls, uri: str) -> None:
-        doc = ls.workspace.get_text_document(uri)
-        name = doc_name(uri)
-        items = []
-        text = source(ls, uri)
-        for p in (diagnostics(text, name) if text is not None else []):
-            related = [T.DiagnosticRelatedInformation(
-                T.Location(uri, T.Range(T.Position(ln, ch), T.Position(ln, ch + 1))), note)
-                for ln, ch, note in p.notes]
-            items.append(T.Diagnostic(
-                range=T.Range(T.Position(p.line, p.character), T.Position(p.end_line, p.end_character)),
-                message=p.message, severity=T.DiagnosticSeverity.Error, code=p.code, source="nndsl",
-                related_information=related or None))
-        ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=uri, diagnostics=items,
-                                                                        version=doc.version))
-
     @server.feature(T.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls, params: T.DidOpenTextDocumentParams):
-        publish(ls, params.text_document.uri)
+        _publish(ls, params.text_document.uri)
 
     @server.feature(T.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls, params: T.DidChangeTextDocumentParams):
-        publish(ls, params.text_document.uri)
+        _publish(ls, params.text_document.uri)
 
     @server.feature(T.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls, params: T.DidSaveTextDocumentParams):
-        publish(ls, params.text_document.uri)
+        _publish(ls, params.text_document.uri)
 
     @server.feature(T.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls, params: T.DidCloseTextDocumentParams):
@@ -378,14 +402,7 @@ def build_server():
 
     @server.feature(T.TEXT_DOCUMENT_HOVER)
     def on_hover(ls, params: T.HoverParams):
-        doc = source(ls, params.text_document.uri)
-        if doc is None:
-            return None
-        pos = params.position
-        text = hover(doc, doc_name(params.text_document.uri), pos.line, pos.character)
-        if text is None:
-            return None
-        return T.Hover(contents=T.MarkupContent(kind=T.MarkupKind.Markdown, value=text))
+        return _hover_reply(ls, params)
 
     return server
 
