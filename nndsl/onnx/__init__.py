@@ -71,18 +71,37 @@ def export_onnx(model, variables: dict | None, path: str | Path, dims: dict | No
     as an ONNX file. Sizes that stay symbolic in the model's inputs (`batch`, `time`) stay
     symbolic in the ONNX graph; `dims` fixes some of them ({"time": 20})."""
     _need_onnx()
-    import jax
-    import numpy as np
-    from onnx import helper
-
     from ..io import atomic_write
-    from ..ir.types import TensorType
-    from .emit import OPSET, Emitter, prune, tidy_transposes, value_info
+    from .emit import Emitter, prune, tidy_transposes
 
-    dims = dict(dims or {})
+    g = _graph_for(model, dict(dims or {}))
+    e = Emitter(*_weights(model, g, variables))
+    env: dict = {}
+    inputs = _emit_inputs(e, g, env)
+    walk(e, g, env)
+    outputs, out_names = _emit_outputs(e, g, env)
+    nodes = prune(tidy_transposes(e.nodes, e.inits), out_names)
+    m = _assemble(model.name, e, nodes, inputs, outputs, opset)
+    if check:
+        checked(m)
+    atomic_write(Path(path), m.SerializeToString())
+    return Path(path)
+
+
+def _graph_for(model, dims: dict):
+    """The model's graph with the sizes `dims` fixes put into its declared input types (the
+    graph as declared when there are none), so what stays symbolic stays a name in ONNX."""
+    from ..ir.types import TensorType
     types = [TensorType(tuple(dims.get(d, d) if isinstance(d, str) else d for d in t.shape), t.dtype)
              for t in _declared(model)]
-    g = model.graph(tuple(types)) if dims else model.graph()
+    return model.graph(tuple(types)) if dims else model.graph()
+
+
+def _weights(model, g, variables: dict | None) -> tuple[dict, dict]:
+    """(params, state) as numpy trees, checked against the graph. Fresh ones (no variables given)
+    need every parameter size fixed: a symbolic size has no value to draw weights for."""
+    import jax
+    import numpy as np
     if variables is None:
         unsized = sorted({d for spec in (*g.params.values(), *g.state.values()) for d in spec.shape
                           if not isinstance(d, int)})
@@ -94,9 +113,14 @@ def export_onnx(model, variables: dict | None, path: str | Path, dims: dict | No
     params = jax.tree_util.tree_map(np.asarray, variables.get("params", {}))
     state = jax.tree_util.tree_map(np.asarray, variables.get("state", {}))
     _check_weights(g, params, state)
+    return params, state
 
-    e = Emitter(params, state)
-    env, inputs = {}, []
+
+def _emit_inputs(e, g, env: dict) -> list:
+    """The graph inputs' value infos; each symbolic size is recorded with the first input axis
+    that carries it, where ops that need the size at run time (a reshape) read it."""
+    from .emit import value_info
+    inputs = []
     for nid in g.inputs:
         n = g.node(nid)
         name = e.fresh(n.attrs["name"])
@@ -105,7 +129,16 @@ def export_onnx(model, variables: dict | None, path: str | Path, dims: dict | No
         for axis, d in enumerate(n.type.shape):
             if isinstance(d, str):
                 e.sizes.setdefault(d, (name, axis))
-    walk(e, g, env)
+    return inputs
+
+
+def _emit_outputs(e, g, env: dict) -> tuple[list, set]:
+    """(value infos, names) of the outputs. Each is an Identity named by the model's output, so
+    the ONNX graph's outputs keep the .nn names even where one value is two outputs or an input;
+    a symbolic size no input binds is left unnamed, since nothing at run time would give it."""
+    from onnx import helper
+
+    from .emit import value_info
     outputs = []
     out_names = set()
     for oname, nid in g.outputs.items():
@@ -115,18 +148,23 @@ def export_onnx(model, variables: dict | None, path: str | Path, dims: dict | No
         e.add_node(helper.make_node("Identity", [v], [name], name=e.fresh(f"output/{oname}")))
         outputs.append(value_info(name, g.node(nid).type, lambda d: d in e.sizes))
         out_names.add(name)
-    nodes = prune(tidy_transposes(e.nodes, e.inits), out_names)
+    return outputs, out_names
+
+
+def _assemble(name: str, e, nodes: list, inputs: list, outputs: list, opset: int):
+    """The ModelProto: only the initializers some kept node reads, and the opset and IR version
+    asked for (never below what the emitter's ops need)."""
+    from onnx import helper
+
+    from .emit import OPSET
     used = {i for n in nodes for i in _all_reads(n)}
     inits = [v for k, v in e.inits.items() if k in used]
-    graph = helper.make_graph(nodes, model.name, inputs, outputs, inits)
+    graph = helper.make_graph(nodes, name, inputs, outputs, inits)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", max(opset, OPSET))],
                           producer_name="nndsl", producer_version=__import__("nndsl").__version__)
     # the oldest IR version that carries this opset: what older runtimes still load
     m.ir_version = {17: 8, 18: 8, 19: 9, 20: 9, 21: 10}.get(max(opset, OPSET), 10)
-    if check:
-        checked(m)
-    atomic_write(Path(path), m.SerializeToString())
-    return Path(path)
+    return m
 
 
 def _all_reads(n):
