@@ -295,7 +295,7 @@ def check_report(program: Program) -> tuple[list, list]:
     from .elaborate.check import check_definitions
     from .data import paths
     # data files only under the file's own tree or the roots the user granted (nndsl/data/paths.py)
-    with paths.granted(program.data_roots or paths.current()), paths.memory(program.max_memory):
+    with paths.scope(program.data_roots, program.max_memory):
         return check_definitions(program.defs, _entry_dir(program), program.max_memory, program.data_found)
 
 

@@ -131,6 +131,15 @@ def set_memory(limit: int | None) -> None:
     _memory.set(limit)
 
 
+@contextlib.contextmanager
+def scope(roots, max_memory: int | None):
+    """What a program's data is opened under, as one block: the folders it was granted, or else
+    those granted in this context (the command line's `--data-root`), and its memory limit.
+    Checking and training a program both open its data, and must see the same gate."""
+    with granted(roots or current()), memory(max_memory):
+        yield
+
+
 MAX_MEMBER_BYTES = 256 << 20
 
 

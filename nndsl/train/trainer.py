@@ -53,7 +53,7 @@ class Trainer:
         self.base = Path(base) if base else _base_of(program)
         from ..data import paths
         self.data_roots = tuple(data_roots or getattr(program, "data_roots", ()) or ())
-        with paths.granted(self.data_roots or paths.current()), paths.memory(program.max_memory):
+        with paths.scope(self.data_roots, program.max_memory):
             self.spec: TrainSpec = build_train(program.defs, name, None, self.base)
         s = self.spec.settings
         if epochs is not None:
@@ -88,7 +88,7 @@ class Trainer:
     def spec_for(self, batch: int) -> TrainSpec:
         if batch not in self._specs:
             from ..data import paths
-            with paths.granted(self.data_roots or paths.current()), paths.memory(self.program.max_memory):
+            with paths.scope(self.data_roots, self.program.max_memory):
                 self._specs[batch] = build_train(self.program.defs, self.spec.name, batch, self.base)
         return self._specs[batch]
 
