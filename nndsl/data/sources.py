@@ -57,7 +57,6 @@ class DataSource:
     split: float
     fields: dict  # name -> TensorType of one example (no batch axis)
     loader: Callable[[], dict] = field(repr=False)
-    infinite: bool = False  # sampled afresh each epoch (ring_gaussians)
     vocab: str | None = None  # characters of a text source, id = position
     statics: dict = field(default_factory=dict)  # static facts a program may read: data.vocab, data.classes
     args: dict = field(default_factory=dict)  # the arguments it was made with
@@ -146,7 +145,7 @@ def _ring(modes, batch, radius, std, n, seed):
         x = np.stack([radius * np.cos(ang), radius * np.sin(ang)], 1) + std * rng.standard_normal((n, 2))
         return {"x": x.astype(np.float32), "y": k.astype(np.int32)}
     return DataSource("ring_gaussians", batch, 1.0,
-                      {"x": TensorType((2,)), "y": TensorType((), "int32")}, load, infinite=True,
+                      {"x": TensorType((2,)), "y": TensorType((), "int32")}, load,
                       values={"y": Values(classes=modes)})
 
 
@@ -334,7 +333,7 @@ def _csv_rows(real: Path, shown: str, max_rows: int | None) -> np.ndarray:
     raise DataError(f"{shown} is not a CSV file of numbers" if width else f"{shown} holds no rows")
 
 
-def _table_source(name, batch, split, make, classes_known=True) -> DataSource:
+def _table_source(name, batch, split, make) -> DataSource:
     """A source over files read on demand; shapes, count and classes come from headers and
     listings only (what `nndsl check` reports)."""
     from .files import DataError
@@ -393,15 +392,6 @@ def _npy(path, batch, split, base):
     from .files import npy_folder
     folder = paths.resolve(path, base, "dir")
     return _table_source("npy", batch, split, lambda: (npy_folder(folder, path, base), None))
-
-
-def _dt(d) -> str:
-    d = np.dtype(d)
-    if d.kind == "f":
-        return "float32"
-    if d.kind in "iub":
-        return "int32"
-    raise OpError(f"unsupported array type {d}")
 
 
 SOURCES = {

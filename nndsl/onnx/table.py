@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..ops.conv import _pads, out_dim, resolve, tup
+from ..ops.conv import _pads, resolve, tup
 from .emit import Emitter, Unsupported
 
 LOWER: dict = {}

@@ -428,7 +428,6 @@ class FrameReader:
         self.out = bytearray()
         self.pending = None
         self.eof = False
-        self.dropped = 0
 
     async def _fill(self, timeout: float | None = None) -> bool:
         """Reads more bytes; False at the end of input or when `timeout` passes first."""
@@ -451,7 +450,6 @@ class FrameReader:
 
     def _drop(self, upto: int, why: str) -> None:
         del self.buf[:upto]
-        self.dropped += 1
         self.reply(why)
 
     async def _frame(self) -> bytes | None:
