@@ -12,7 +12,7 @@ import pytest
 
 import nndsl
 from nndsl.errors import NndslError
-from nndsl.train import trainer as trainer_mod
+from nndsl.train import step as step_mod
 
 MLP = """
 model Net {
@@ -74,22 +74,22 @@ def test_step_computes_in_the_lower_precision_and_keeps_float32_masters(tmp_path
 def test_f16_loss_scale_halves_on_overflow_and_skips_that_update(tmp_path):
     trainer = _program(tmp_path, "f16", scale=3000.0).trainer()
     ts = trainer.init(jax.random.key(0))
-    assert float(ts["loss_scale"]["scale"]) == trainer_mod.LOSS_SCALE_INIT
+    assert float(ts["loss_scale"]["scale"]) == step_mod.LOSS_SCALE_INIT
     before = np.asarray(ts["params"]["net"]["dense_0"]["kernel"])
     ts1, m = trainer.step(ts, _batch(tmp_path), jax.random.key(1))
     # d loss / d y = 2 (y - t) / n, about 1e3, times 2**15 overflows float16 (max 65504)
-    assert float(ts1["loss_scale"]["scale"]) == trainer_mod.LOSS_SCALE_INIT / 2
+    assert float(ts1["loss_scale"]["scale"]) == step_mod.LOSS_SCALE_INIT / 2
     np.testing.assert_array_equal(np.asarray(ts1["params"]["net"]["dense_0"]["kernel"]), before)
     assert bool(m["finite"])  # an overflow is the scale's business, not divergence
     for _ in range(12):
         ts1, m = trainer.step(ts1, _batch(tmp_path), jax.random.key(1))
-    assert float(ts1["loss_scale"]["scale"]) < trainer_mod.LOSS_SCALE_INIT / 8
+    assert float(ts1["loss_scale"]["scale"]) < step_mod.LOSS_SCALE_INIT / 8
     assert not np.array_equal(np.asarray(ts1["params"]["net"]["dense_0"]["kernel"]), before)
 
 
 def test_f16_loss_scale_grows_after_a_run_of_good_steps(tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer_mod, "LOSS_SCALE_GROWTH_EVERY", 3)
-    monkeypatch.setattr(trainer_mod, "LOSS_SCALE_INIT", 4.0)
+    monkeypatch.setattr(step_mod, "LOSS_SCALE_GROWTH_EVERY", 3)
+    monkeypatch.setattr(step_mod, "LOSS_SCALE_INIT", 4.0)
     trainer = _program(tmp_path, "f16").trainer()
     ts = trainer.init(jax.random.key(0))
     scales = []

@@ -1,8 +1,7 @@
 """Runs a train block: one jitted function per iteration, seeded data order, held-out evaluation.
 
 `Trainer.step` is public and pure: `step(train_state, batch, key) -> (train_state, metrics)`, for
-users who want their own loop. Each `step` statement of the block minimizes its own loss over its
-own models, in order, each seeing the parameters the previous one updated.
+users who want their own loop; nndsl/train/step.py builds it (`make_train_step`).
 """
 from __future__ import annotations
 
@@ -14,21 +13,18 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from ..elaborate.train import TrainSpec, build_train
 from ..lower import backend
 from ..errors import TrainingError
 from ..lower import interpret
 from .optim import make_optax
+from .step import TrainState, batch_inputs, init_state, make_train_step
 
 
 # `precision` settings: the dtype ops compute in (None: float32 throughout). Parameters and
-# optimizer state stay float32 either way; f16 also scales the loss (see `step_fn`).
+# optimizer state stay float32 either way; f16 also scales the loss (see nndsl/train/step.py).
 PRECISIONS = {"f32": None, "bf16": jnp.bfloat16, "f16": jnp.float16}
-# f16 dynamic loss scaling, as PyTorch's GradScaler and Keras's LossScaleOptimizer do it: start
-# high, halve on every overflow (that update is skipped), double after a run of good steps.
-LOSS_SCALE_INIT, LOSS_SCALE_GROWTH_EVERY = 2.0 ** 15, 2000
 
 
 @dataclass
@@ -38,6 +34,28 @@ class FitResult:
     train_state: dict = field(repr=False, default_factory=dict)
     interrupted: bool = False
     seconds: float = 0.0
+
+
+@dataclass
+class _Run:
+    """What `fit` carries from one iteration to the next besides the step's own state, and the
+    options it was called with."""
+    ts: dict
+    loop: object
+    on_nan: str
+    callback: object
+    checkpoint_dir: str | Path | None
+    checkpoint_every: int | None
+    keep: int
+    sample_dir: str | Path | None
+    samples: bool  # samples are evaluated (for sample_dir or callbacks)
+    hooks: list = field(default_factory=list)
+    history: dict = field(default_factory=dict)
+    acc: dict = field(default_factory=dict)  # running sums of the metrics since the last report
+    n_acc: int = 0
+    last: dict = field(default_factory=dict)  # the previous iteration's metrics
+    bad_run: int = 0  # refused updates in a row
+    rollbacks: int = 0
 
 
 class Trainer:
@@ -101,15 +119,7 @@ class Trainer:
         kp, ks = split_key(key)
         params = interpret.init_tree(spec.graph.params, kp)
         state = interpret.init_tree(spec.graph.state, ks)
-        opt = [tx.init({m: params.get(m, {}) for m in st.models}) for tx, st in zip(self.txs, spec.steps)]
-        ts = {"params": params, "state": state, "opt": opt, "iteration": jnp.zeros((), jnp.int32)}
-        if self.precision == "f16":
-            ts["loss_scale"] = {"scale": jnp.float32(LOSS_SCALE_INIT), "good": jnp.zeros((), jnp.int32)}
-        return ts
-
-    def _inputs(self, spec: TrainSpec, batch: dict) -> list:
-        by_id = {nid: f for f, nid in spec.data_inputs.items()}
-        return [jnp.asarray(batch[by_id[i]]) for i in spec.graph.inputs]
+        return init_state(params, state, self.txs, spec.steps, self.precision == "f16").as_dict()
 
     # ------------------------------------------------------------------ the compiled iteration
     def _graph(self, spec: TrainSpec, train: bool):
@@ -122,97 +132,15 @@ class Trainer:
         return optimize(copy.deepcopy(spec.graph), prog.opt_level, prog.passes, train)
 
     def step_fn(self, batch_size: int):
+        """The iteration for batches of `batch_size`, unjitted, on the train state as the dict
+        `init` returns (the form checkpoints store and users index): `make_train_step`'s step."""
         spec = self.spec_for(batch_size)
-        g = self._graph(spec, True)
-        names = list(spec.losses) + [m for m in spec.metrics if m not in spec.losses]
-        reported = [g.outputs[n] for n in names]
-        by_node = {g.outputs[n]: n for n in names}
+        step = make_train_step(spec, self._graph(spec, True), self.txs, self.compute_dtype)
 
-        def forward(params, state, inputs, key, targets):
-            new_state: dict = {}
-            env = interpret.run(g, params, state, inputs, train=True, rng=key, targets=targets,
-                                new_state=new_state, precision=self.compute_dtype)
-            return env, new_state
-
-        def one_step(i, st, tx, ts, inputs, key, last):
-            loss_node = g.outputs[st.loss]
-            targets = [loss_node] + (reported if last else [])
-            scale = ts["loss_scale"]["scale"] if "loss_scale" in ts else None
-
-            def loss_fn(sub, params, state, k):
-                env, ns = forward({**params, **sub}, state, inputs, k, targets)
-                loss = env[loss_node].astype(jnp.float32)
-                # f16: the loss is scaled up so that small gradients survive float16's range;
-                # gradients are scaled back down before anything reads them.
-                return (loss if scale is None else loss * scale), ({n: env[n] for n in reported if n in env}, ns)
-
-            def update(r, carry):
-                params, state, opt, _, _, ok, _ = carry
-                sub = {m: params.get(m, {}) for m in st.models}
-                k = jax.random.fold_in(key, r)
-                (loss, (aux, ns)), grads = jax.value_and_grad(loss_fn, has_aux=True)(sub, params, state, k)
-                if scale is not None:
-                    loss = loss / scale
-                    grads = jax.tree_util.tree_map(lambda d: d / scale, grads)
-                # A plain sum is non-finite exactly when some element is (or when it overflows,
-                # which is divergence too), and measured cheaper than the squared norm (MLP step
-                # 0.61 against 0.67 ms); norms are computed only where they are reported.
-                finite = jnp.isfinite(loss) & jnp.isfinite(_sum(grads))
-
-                upd, opt2 = tx.update(grads, opt, sub)
-                sub2 = optax.apply_updates(sub, upd)
-                # A non-finite loss or gradient keeps the old values: a select XLA fuses into the
-                # update (a lax.cond around the update measured 1.3x slower on the LSTM step).
-                keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)
-                sub2, opt2, state2 = keep(sub2, sub), keep(opt2, opt), keep(interpret.merge(state, ns), state)
-                norms = {m: jnp.sqrt(_sum_of_squares(grads[m])) for m in st.models}
-                return {**params, **sub2}, state2, opt2, loss, aux, ok & finite, norms
-
-            params, state, opt = ts["params"], ts["state"], ts["opt"][i]
-            init_aux = jax.eval_shape(lambda: loss_fn({m: params.get(m, {}) for m in st.models},
-                                                      params, state, key)[1][0])
-            zero_aux = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), init_aux)
-            carry = (params, state, opt, jnp.zeros(()), zero_aux, jnp.array(True),
-                     {m: jnp.zeros(()) for m in st.models})
-            if st.repeat == 1:
-                carry = update(0, carry)
-            else:
-                # unrolled for small n: XLA:CPU runs convolutions in a loop body far slower
-                # (measured: one conv step 0.76 ms, a 2-trip fori_loop 19 ms, unrolled 1.5 ms)
-                carry = jax.lax.fori_loop(0, st.repeat, update, carry, unroll=st.repeat <= 8)
-            return carry
-
-        def step(ts, batch, key):
-            inputs = self._inputs(spec, batch)
-            metrics, ok = {}, jnp.array(True)
-            ts = dict(ts)
-            opts = list(ts["opt"])
-            key = jax.random.fold_in(key, ts["iteration"])
-            for i, (st, tx) in enumerate(zip(spec.steps, self.txs)):
-                last = i == len(spec.steps) - 1
-                params, state, opt, loss, aux, fine, norms = one_step(i, st, tx, {**ts, "opt": opts}, inputs,
-                                                                      key, last)
-                ts["params"], ts["state"] = params, state
-                opts[i] = opt
-                metrics[st.loss] = loss
-                if len(spec.steps) > 1:  # adversarial blocks: watch each model's gradient norm
-                    for m, v in norms.items():
-                        metrics[f"grad_norm_{m}"] = v
-                ok = ok & fine
-                if last:
-                    for nid, val in aux.items():
-                        metrics.setdefault(by_node[nid], val)
-            ts["opt"] = opts
-            ts["iteration"] = ts["iteration"] + 1
-            if "loss_scale" in ts:
-                # an overflow is the scale's business, not divergence: it halves and the update
-                # was skipped; only a non-finite loss (unscaled) counts as not finite
-                ts["loss_scale"] = _next_scale(ts["loss_scale"], ok)
-                ok = jnp.all(jnp.array([jnp.isfinite(metrics[st.loss]) for st in spec.steps]))
-            metrics["finite"] = ok
-            return ts, metrics
-
-        return step
+        def on_dict(ts: dict, batch: dict, key):
+            new, metrics = step(TrainState.of(ts), batch, key)
+            return new.as_dict(), metrics
+        return on_dict
 
     @property
     def step(self):
@@ -243,7 +171,7 @@ class Trainer:
             names = {k: g.outputs[k] for k in {**spec.losses, **spec.metrics}}
 
             def ev(params, state, batch, key):
-                env = interpret.run(g, params, state, self._inputs(spec, batch), train=False, rng=key,
+                env = interpret.run(g, params, state, batch_inputs(spec, batch), train=False, rng=key,
                                     targets=list(names.values()), precision=self.compute_dtype)
                 return {k: env[v] for k, v in names.items()}
             self._evals[n] = _on_mesh(backend.jit(ev, self.program.opt_level), self.mesh)
@@ -310,103 +238,129 @@ class Trainer:
         src = self.spec.data
         loop = _StreamLoop(self, self.seed) if src is not None and src.streams else _DataLoop(self, self.seed)
         self._loop = loop  # a non-finite loss looks into its arrays for a cause (_advice)
-        total, log_every = loop.total, loop.log_every
-        start, history = 0, {}
-        if resume is not None:
-            pending, pending_n = {}, 0
-            ckpt.sweep(Path(resume))
-            found = ckpt.load_latest(Path(resume), ts, total, self.identity(ts))
-            if found is None:
-                raise TrainingError(f"no usable checkpoint in {resume}", code="E703")
-            start, ts, data_state = found
-            try:
-                loop.restore(data_state["loop"])
-                history = _history(data_state.get("history", {}))
-                pending, pending_n = _unpack_acc(data_state.get("acc", {}))
-            except (KeyError, TypeError, ValueError, IndexError):
-                raise TrainingError(f"the checkpoint at iteration {start} in {resume} has a damaged data "
-                                    "position", code="E722") from None
+        run = _Run(ts, loop, on_nan, callback, checkpoint_dir, checkpoint_every, keep, sample_dir,
+                   bool(sample_dir is not None or callbacks))
+        start = self._resume(run, resume) if resume is not None else 0
         if checkpoint_dir is not None:
             ckpt.sweep(Path(checkpoint_dir))
         step = self._compiled_step(loop.bs, donate=True)
-        ts = self.place(ts, False)
-        acc: dict = pending if resume is not None else {}
-        n_acc, last = (pending_n if resume is not None else 0), {}
-        interrupted, bad_run, last_flag, rollbacks = False, 0, None, 0
-        hooks = watch.reporters(progress) + list(callbacks or [])
-        info = watch.RunInfo(self.spec.name, total, start, loop.per_epoch,
-                             None if "iterations" in self.settings else loop.epochs, self,
-                             batch=loop.bs if src is not None else 0,
-                             unit="img/s" if src is not None and src.name in ("images", "mnist", "cifar10")
-                             else "ex/s")
-        for h in hooks:
-            h.on_start(info)
-        it = start
+        run.ts = self.place(run.ts, False)
+        run.hooks = watch.reporters(progress) + list(callbacks or [])
+        for h in run.hooks:
+            h.on_start(self._run_info(loop, start))
+        interrupted = False
         try:
-            for it in range(start, total):
-                ts, metrics = step(ts, self.place(loop.next(), True, loop.local), key)
-                if last_flag is not None:  # read one step late: no sync on the step just launched
-                    bad_run = 0 if bool(last_flag) else bad_run + 1
-                    if bad_run and on_nan == "rollback":
-                        ts, rollbacks = self._rollback(checkpoint_dir, ts, rollbacks, it - 1), rollbacks + 1
-                        bad_run = 0
-                    elif bad_run:
-                        self._nonfinite(on_nan, it - 1, bad_run, {k: float(v) for k, v in last.items()
-                                                                   if k != "finite"})
-                last_flag, last = metrics["finite"], metrics
-                # running sums, not lists: memory stays flat however far apart the reports are
-                for k, v in metrics.items():
-                    acc[k] = acc[k] + v if k in acc else v
-                n_acc += 1
-                if (it + 1) % log_every == 0 or it + 1 == total:
-                    vals = {k: float(v) / n_acc for k, v in acc.items() if k != "finite"}
-                    acc, n_acc = {}, 0
-                    if loop.held_out:
-                        vals.update({f"val_{k}": v for k, v in self.evaluate(ts, loop.test).items()})
-                    for k, v in vals.items():
-                        history.setdefault(k, []).append(v)
-                    for h in hooks:
-                        h.on_report(it + 1, vals, ts)
-                    if callback is not None:
-                        callback(it + 1, ts, vals)
-                if sample_dir is not None or callbacks:
-                    for i, (_, every, _) in enumerate(self.spec.samples):
-                        if (it + 1) % every == 0 or it + 1 == total:
-                            label, vals_i, classes = self._sample(i, ts, loop)
-                            if sample_dir is not None:
-                                self._write_sample(Path(sample_dir), label, it + 1, vals_i, classes, loop)
-                            for h in hooks:
-                                h.on_sample(label, it + 1, vals_i, classes)
-                if checkpoint_dir is not None and checkpoint_every and (it + 1) % checkpoint_every == 0 \
-                        and jax.process_index() == 0:
-                    if bool(metrics["finite"]):  # never checkpoint right after a refused update
-                        # the metrics since the last report travel too: a resumed report averages
-                        # the same iterations as an uninterrupted one
-                        try:
-                            ckpt.save(Path(checkpoint_dir), it + 1, ts,
-                                      {"loop": loop.state(), "history": history, "acc": _pack_acc(acc, n_acc)},
-                                      keep, self.identity(ts))
-                        except OSError as e:  # a full disk costs this checkpoint, not the run
-                            import warnings
-                            warnings.warn(f"checkpoint at iteration {it + 1} could not be written to "
-                                          f"{checkpoint_dir} ({os.strerror(e.errno or 0).lower()}); "
-                                          "training goes on", stacklevel=2)
-                for h in hooks:
-                    h.on_iteration(it + 1)
-            if last_flag is not None and not bool(last_flag) and on_nan != "rollback":
-                self._nonfinite(on_nan, it, bad_run + 1, {})
+            self._iterate(run, step, key, start)
         except KeyboardInterrupt:
             interrupted = True
         except BaseException:
             getattr(loop, "close", lambda: None)()
-            for h in hooks:  # the bar stops and event files are closed on an error too
+            for h in run.hooks:  # the bar stops and event files are closed on an error too
                 h.on_end(None)
             raise
         getattr(loop, "close", lambda: None)()
-        result = FitResult(history, self.variables(ts), ts, interrupted, time.perf_counter() - t0)
-        for h in hooks:
+        result = FitResult(run.history, self.variables(run.ts), run.ts, interrupted, time.perf_counter() - t0)
+        for h in run.hooks:
             h.on_end(result)
         return result
+
+    def _resume(self, run: _Run, folder) -> int:
+        """Loads the newest good checkpoint of `folder` into `run`: the iteration to go on from."""
+        from . import checkpoint as ckpt
+        ckpt.sweep(Path(folder))
+        found = ckpt.load_latest(Path(folder), run.ts, run.loop.total, self.identity(run.ts))
+        if found is None:
+            raise TrainingError(f"no usable checkpoint in {folder}", code="E703")
+        start, run.ts, data_state = found
+        try:
+            run.loop.restore(data_state["loop"])
+            run.history = _history(data_state.get("history", {}))
+            run.acc, run.n_acc = _unpack_acc(data_state.get("acc", {}))
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise TrainingError(f"the checkpoint at iteration {start} in {folder} has a damaged data "
+                                "position", code="E722") from None
+        return start
+
+    def _run_info(self, loop, start: int):
+        from . import watch
+        src = self.spec.data
+        return watch.RunInfo(self.spec.name, loop.total, start, loop.per_epoch,
+                             None if "iterations" in self.settings else loop.epochs, self,
+                             batch=loop.bs if src is not None else 0,
+                             unit="img/s" if src is not None and src.name in ("images", "mnist", "cifar10")
+                             else "ex/s")
+
+    def _iterate(self, run: _Run, step, key, start: int) -> None:
+        """The iterations from `start` on. Whether an iteration's update was finite is read one
+        iteration late, so that the host never waits for the step it has just launched."""
+        loop, it, flag = run.loop, start, None
+        for it in range(start, loop.total):
+            run.ts, metrics = step(run.ts, self.place(loop.next(), True, loop.local), key)
+            if flag is not None:
+                self._check_finite(run, bool(flag), it - 1)
+            flag, run.last = metrics["finite"], metrics
+            self._after_step(run, it + 1, metrics)
+        if flag is not None and not bool(flag) and run.on_nan != "rollback":
+            self._nonfinite(run.on_nan, it, run.bad_run + 1, {})
+
+    def _check_finite(self, run: _Run, fine: bool, it: int) -> None:
+        """--on-nan: after a refused update, roll back, skip it, or stop."""
+        run.bad_run = 0 if fine else run.bad_run + 1
+        if run.bad_run and run.on_nan == "rollback":
+            run.ts = self._rollback(run.checkpoint_dir, run.ts, run.rollbacks, it)
+            run.rollbacks, run.bad_run = run.rollbacks + 1, 0
+        elif run.bad_run:
+            self._nonfinite(run.on_nan, it, run.bad_run, {k: float(v) for k, v in run.last.items() if k != "finite"})
+
+    def _after_step(self, run: _Run, n: int, metrics: dict) -> None:
+        """Iteration `n` is launched: its reports, samples and checkpoint when they are due."""
+        # running sums, not lists: memory stays flat however far apart the reports are
+        for k, v in metrics.items():
+            run.acc[k] = run.acc[k] + v if k in run.acc else v
+        run.n_acc += 1
+        if n % run.loop.log_every == 0 or n == run.loop.total:
+            self._report(run, n)
+        if run.samples:
+            self._samples(run, n)
+        if run.checkpoint_dir is not None and run.checkpoint_every and n % run.checkpoint_every == 0 \
+                and jax.process_index() == 0 and bool(metrics["finite"]):  # never right after a refused update
+            self._checkpoint(run, n)
+        for h in run.hooks:
+            h.on_iteration(n)
+
+    def _report(self, run: _Run, n: int) -> None:
+        vals = {k: float(v) / run.n_acc for k, v in run.acc.items() if k != "finite"}
+        run.acc, run.n_acc = {}, 0
+        if run.loop.held_out:
+            vals.update({f"val_{k}": v for k, v in self.evaluate(run.ts, run.loop.test).items()})
+        for k, v in vals.items():
+            run.history.setdefault(k, []).append(v)
+        for h in run.hooks:
+            h.on_report(n, vals, run.ts)
+        if run.callback is not None:
+            run.callback(n, run.ts, vals)
+
+    def _samples(self, run: _Run, n: int) -> None:
+        for i, (_, every, _) in enumerate(self.spec.samples):
+            if n % every == 0 or n == run.loop.total:
+                label, vals, classes = self._sample(i, run.ts, run.loop)
+                if run.sample_dir is not None:
+                    self._write_sample(Path(run.sample_dir), label, n, vals, classes, run.loop)
+                for h in run.hooks:
+                    h.on_sample(label, n, vals, classes)
+
+    def _checkpoint(self, run: _Run, n: int) -> None:
+        """The metrics since the last report travel too: a resumed report averages the same
+        iterations as an uninterrupted one. A full disk costs this checkpoint, not the run."""
+        from . import checkpoint as ckpt
+        try:
+            ckpt.save(Path(run.checkpoint_dir), n, run.ts,
+                      {"loop": run.loop.state(), "history": run.history, "acc": _pack_acc(run.acc, run.n_acc)},
+                      run.keep, self.identity(run.ts))
+        except OSError as e:
+            import warnings
+            warnings.warn(f"checkpoint at iteration {n} could not be written to {run.checkpoint_dir} "
+                          f"({os.strerror(e.errno or 0).lower()}); training goes on", stacklevel=2)
 
     def _sample(self, i: int, ts: dict, loop) -> tuple[str, np.ndarray, np.ndarray | None]:
         """Evaluates sample i: (its name, its values, the classes asked for or None). Evaluation
@@ -429,7 +383,7 @@ class Trainer:
                     first = g.node(cond).type.shape[0]
                     n = first if isinstance(first, int) else loop.bs
                     preset = {cond: jnp.arange(n, dtype=jnp.int32) % g.node(cond).attrs["classes"]}
-                return interpret.run(g, params, state, self._inputs(spec, batch), train=False, rng=key,
+                return interpret.run(g, params, state, batch_inputs(spec, batch), train=False, rng=key,
                                      targets=[nid], preset=preset)[nid], \
                     (preset[cond] if preset else jnp.zeros((0,), jnp.int32))
             self._samplers[name] = _on_mesh(backend.jit(f, self.program.opt_level), self.mesh)
@@ -544,19 +498,7 @@ def _history(h) -> dict:
     return h
 
 
-def _sum(tree):
-    return sum((jnp.sum(x) for x in jax.tree_util.tree_leaves(tree)), jnp.zeros(()))
 
-
-def _next_scale(ls: dict, ok) -> dict:
-    good = jnp.where(ok, ls["good"] + 1, 0)
-    grow = good >= LOSS_SCALE_GROWTH_EVERY
-    scale = jnp.where(ok, jnp.where(grow, ls["scale"] * 2, ls["scale"]), jnp.maximum(ls["scale"] / 2, 1.0))
-    return {"scale": scale, "good": jnp.where(grow, 0, good)}
-
-
-def _sum_of_squares(tree):
-    return sum((jnp.vdot(x, x).real for x in jax.tree_util.tree_leaves(tree)), jnp.zeros(()))
 
 
 def _on_mesh(fn, mesh):
