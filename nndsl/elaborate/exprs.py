@@ -242,6 +242,8 @@ def is_layer(v) -> bool:
 
 
 def as_layer(b, v, span) -> Layer:
+    """A value where a layer goes (after `->`): a layer, or an op or model named without arguments,
+    which then takes its defaults."""
     if isinstance(v, Layer):
         return v
     if isinstance(v, OpRef):
