@@ -4,10 +4,12 @@ from __future__ import annotations
 from ..errors import NameResolutionError, TypeCheckError
 from ..ir.graph import Graph
 from ..syntax import ast
-from ..values import Record, TensorVal, TupleVal
-from . import apply as _apply  # noqa: F401  (fills SPECIAL)
-from . import generate as _generate  # noqa: F401  (unroll with feedback)
+from ..values import TensorVal
 from .builder import Builder
+from . import exprs, calls  # noqa: F401  (fill EXPRS, which Builder.eval dispatches on)
+from . import apply as _apply
+from . import generate as _generate  # noqa: F401  (unroll with feedback)
+from .calls import bind_model_args
 
 
 def find_model(program, name: str, span=None):
@@ -28,7 +30,7 @@ def build_model(program, name: str, args: dict, input_types=None, builder: Build
     if defn.kind == "cell":
         return build_cell(program, defn, args, input_types, builder)
     b = builder or Builder(program)
-    bound = b.bind_model_args(defn, [], dict(args), defn.name_span)
+    bound = bind_model_args(b, defn, [], dict(args), defn.name_span)
     outs = _apply.elaborate_model(b, defn, bound, None, (), defn.name_span, input_types)
     b.raise_errors()
     for oname, v in outs.items():
@@ -41,11 +43,12 @@ def build_model(program, name: str, args: dict, input_types=None, builder: Build
 def build_cell(program, defn, args, input_types=None, builder: Builder | None = None) -> Graph:
     """A cell on its own is checked as a scan over [batch, time, ...] of its declared step input."""
     from ..ir.types import TensorType
-    from .apply import apply_cell, bind_input
     from .builder import Env
+    from .cells import apply_cell
+    from .decls import bind_input
     from ..values import ModelLayer
     b = builder or Builder(program)
-    bound = b.bind_model_args(defn, [], dict(args), defn.name_span)
+    bound = bind_model_args(b, defn, [], dict(args), defn.name_span)
     decls = [s for s in defn.body if isinstance(s, ast.Input)]
     if len(decls) != 1:
         raise TypeCheckError(f"cell `{defn.name}` needs exactly one input", defn.name_span, code="E328")

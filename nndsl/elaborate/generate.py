@@ -18,8 +18,12 @@ from ..ir.graph import Graph
 from ..ir.types import TensorType, dims_equal
 from ..syntax import ast
 from ..values import BoundLayer, Layer, ModelLayer, Poison, Poisoned, Sym, TensorVal, describe
-from . import apply as A
-from .builder import SPECIAL, Builder, Env, Scope
+from .apply import LAYER_APPLIERS
+from .builder import Builder, Env, Scope
+from .cells import captured_env, check_states, initial_state, state_inputs
+from .decls import dtype_of, eval_dims
+from .exprs import as_layer, is_layer
+from .statements import run_body
 
 FEEDBACK_KW = ("emit", "feed", "until", "beam", "length_penalty")
 
@@ -73,7 +77,7 @@ def apply_generate(b: Builder, layer: GenerateLayer, inputs: list, span, path):
             raise ShapeError("unroll cannot continue an empty prompt", span, code="E371") from None
         prompt = True
     body, emitted, states, inits, env = built
-    init_vals = [A._initial_state(b, inits[n], states[n].type, cpath, env) for n in states]
+    init_vals = [initial_state(b, inits[n], states[n].type, cpath, env) for n in states]
     out_type = emitted.with_shape(emitted.shape[:1] + (_steps_dim(layer.steps),) + emitted.shape[1:])
     attrs = {"body": body, "states": tuple(states), "steps": _steps_value(layer.steps), "until": layer.until,
              "beam": layer.beam, "length_penalty": layer.length_penalty, "out_type": out_type,
@@ -130,7 +134,7 @@ def _check_step_input(b, defn, decl, x: TensorVal, layer, span):
     want_rank = len(decl.type.dims)
     what = "the fed-back value (`feed` of the previous output)" if layer.feed is not None else \
         "the fed-back value (each output is the next input; give `feed=` to transform it)"
-    want_float = A.dtype_of(decl.type).startswith(("float", "bfloat"))
+    want_float = dtype_of(decl.type).startswith(("float", "bfloat"))
     if want_float != x.type.is_float:
         raise TypeCheckError(f"cell `{defn.name}` reads {'floats' if want_float else 'integers'}, but {what} "
                              f"is {x.type}", where, code="E370",
@@ -151,20 +155,13 @@ def _cell_step(b: Builder, cell: ModelLayer, cpath: tuple, decl, x: TensorVal, s
     b.stack.append((defn.name, cpath))
     try:
         env = Env(dict(cell.args))
-        A.eval_dims(b, decl.type, env, x.type, f"cell `{defn.name}` input `{decl.name}`", call_span=span)
-        states, inits = {}, {}
-        for st in (s for s in defn.body if isinstance(s, ast.State)):
-            dims = A.eval_dims(b, st.type, env, None, f"state `{st.name}`")
-            t = TensorType(dims, A.dtype_of(st.type))
-            node = b.g.add("input", [], {"name": st.name, "carry": True}, t, st.span, label=st.name)
-            b.g.inputs.append(node.id)
-            states[st.name] = TensorVal(node.id, t, st.span)
-            inits[st.name] = st
-        env_body = Env({k: A.Captured(k) if isinstance(v, TensorVal) else v for k, v in cell.args.items()})
-        outputs = A.run_body(b, defn, env_body, [x], None, states)
+        eval_dims(b, decl.type, env, x.type, f"cell `{defn.name}` input `{decl.name}`", call_span=span)
+        states, inits = state_inputs(b, defn, env)
+        env_body = captured_env(cell.args)
+        outputs = run_body(b, defn, env_body, [x], None, states)
         if any(isinstance(v, Poison) for v in list(outputs.values()) + list(env_body.values.values())):
             raise Poisoned(defn.name)
-        nexts = A._check_states(defn, env_body, states)
+        nexts = check_states(defn, env_body, states)
         if len(outputs) != 1:
             raise TypeCheckError(f"cell `{defn.name}` must have exactly one output", defn.name_span, code="E338")
         (out,) = outputs.values()
@@ -216,17 +213,10 @@ def _static_int(v, what, span, low=0):
     return int(v)
 
 
-_plain_unroll = SPECIAL["unroll"]
-
-
-def _unroll(b: Builder, e, pos, kw, env):
-    """`unroll(cell, steps=n)` as before; a bound cell instance, or any of emit/feed/until/beam,
-    makes it the feedback loop above."""
-    if not pos:
-        return _plain_unroll(b, e, pos, kw, env)
+def feedback_unroll(b: Builder, e, pos, kw):
+    """`unroll(dec, steps=n, emit=..., feed=..., until=..., beam=...)` (special.py sends it here
+    when the cell is a bound instance or any of those is given) as a GenerateLayer."""
     cell = pos[0][0]
-    if not isinstance(cell, BoundLayer) and not any(k in kw for k in FEEDBACK_KW):
-        return _plain_unroll(b, e, pos, kw, env)
     spans = {a.name: a.span for a in e.args if isinstance(a, ast.Kwarg)}
     unknown = [k for k in kw if k not in FEEDBACK_KW + ("steps",)]
     if unknown:
@@ -244,10 +234,10 @@ def _unroll(b: Builder, e, pos, kw, env):
     for k in ("emit", "feed"):
         v = kw.get(k)
         if v is not None:
-            if not b.is_layer(v):
+            if not is_layer(v):
                 raise TypeCheckError(f"unroll: `{k}` must be a layer (such as `proj -> argmax`), found "
                                      f"{describe(v)}", spans.get(k, e.span), code="E339")
-            layers[k] = b.as_layer(v, spans.get(k, e.span))
+            layers[k] = as_layer(b, v, spans.get(k, e.span))
     until = kw.get("until")
     if until is not None:
         until = _static_int(until, "until", spans.get("until", e.span))
@@ -264,5 +254,4 @@ def _unroll(b: Builder, e, pos, kw, env):
     return g
 
 
-SPECIAL["unroll"] = _unroll
-A.LAYER_APPLIERS[GenerateLayer] = apply_generate
+LAYER_APPLIERS[GenerateLayer] = apply_generate

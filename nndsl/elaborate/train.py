@@ -13,10 +13,11 @@ from ..ir.graph import Graph
 from ..ir.types import TensorType
 from ..ops.registry import OpError
 from ..syntax import ast
-from ..values import BoundLayer, DefRef, ModelLayer, Poison, Poisoned, Record, Sym, TensorVal, describe
-from . import apply as A
+from ..values import BoundLayer, ModelLayer, Poison, Poisoned, Record, Sym, TensorVal, describe
 from . import order as ordering
 from .builder import Builder, Env, bind_args
+from .exprs import as_layer, is_layer
+from .statements import Body, define, run_statement, statement
 
 
 @dataclass
@@ -74,76 +75,27 @@ def find_train(program, name: str | None):
     return d
 
 
+@dataclass
+class TrainBody(Body):
+    """A train block whose statements are running: the plan they fill in, and what `data` needs
+    (the batch size, None for a symbolic one, and the folder data paths are read from)."""
+    spec: TrainSpec = None
+    batch: int | None = None
+    base: Path | None = None
+    kind = "train"
+
+
 def build_train(program, name: str | None, batch: int | None = None, base: Path | None = None,
                 builder: Builder | None = None) -> TrainSpec:
-    from ..train.optim import eval_optimizer
     defn = find_train(program, name)
     b = builder or Builder(program)
     spec = TrainSpec(defn.name, b.g, None, span=defn.name_span)
-    env = Env({})
+    body = TrainBody(b, Env({}), spec, batch, base)
     data_stmts = [s for s in defn.body if isinstance(s, ast.Data)]
     if len(data_stmts) > 1:
         raise TypeCheckError("a train block has one `data` statement", data_stmts[1].span, code="E341")
     for stmt in ordering.order(list(defn.body)):
-        def one(stmt=stmt):
-            if isinstance(stmt, ast.Data):
-                spec.data = _data(b, stmt, env, spec, batch, base)
-            elif isinstance(stmt, ast.Instance):
-                layer = b.eval(stmt.value, env)
-                if not b.is_layer(layer):
-                    raise TypeCheckError(f"`model {stmt.name} = ...` needs a model, found {describe(layer)}",
-                                         stmt.value.span, code="E342")
-                inner = b.as_layer(layer, stmt.value.span)
-                A._define(env, stmt.name, BoundLayer(stmt.name, inner, ()), stmt.span)
-                spec.instances[stmt.name] = stmt.span
-                if isinstance(inner, ModelLayer):
-                    spec.models[stmt.name] = (inner.defn.name, inner.args)
-            elif isinstance(stmt, (ast.Loss, ast.Metric)):
-                v = b.eval(stmt.value, env)
-                what = "loss" if isinstance(stmt, ast.Loss) else "metric"
-                if not isinstance(v, TensorVal):
-                    raise TypeCheckError(f"{what} `{stmt.name}` must be a tensor, found {describe(v)}",
-                                         stmt.value.span, code="E343")
-                if v.type.rank != 0:
-                    raise ShapeError(f"{what} `{stmt.name}` must be a scalar, found {v.type}", stmt.value.span,
-                                     code="E307", help="reduce it with mean(...) or sum(...)")
-                A._define(env, stmt.name, v, stmt.span)
-                (spec.losses if what == "loss" else spec.metrics)[stmt.name] = v.node
-            elif isinstance(stmt, ast.Draw):
-                v = b.eval(stmt.dist, env)
-                node = b.g.node(v.node) if isinstance(v, TensorVal) else None
-                if node is None or node.op not in ("normal", "uniform", "bernoulli", "categorical"):
-                    raise TypeCheckError(f"`{stmt.name} ~ ...` draws from a distribution (normal, uniform, "
-                                         f"bernoulli, categorical), found {describe(v)}", stmt.dist.span, code="E344")
-                node.path = ("~" + stmt.name,)
-                A._define(env, stmt.name, v, stmt.span)
-            elif isinstance(stmt, ast.Assign):
-                v = b.eval(stmt.value, env)
-                if len(stmt.targets) == 1:
-                    A._define(env, stmt.targets[0], A.bind_value(b, stmt.targets[0], v), stmt.span)
-                else:
-                    items = getattr(v, "items", None)
-                    if items is None or len(items) != len(stmt.targets):
-                        raise TypeCheckError(f"cannot unpack {describe(v)} into {len(stmt.targets)} names",
-                                             stmt.span, code="E330")
-                    for t, x in zip(stmt.targets, items):
-                        A._define(env, t, x, stmt.span)
-            elif isinstance(stmt, ast.Step):
-                spec.steps.append(_step(b, stmt, env, spec, eval_optimizer))
-            elif isinstance(stmt, ast.Setting):
-                spec.settings[stmt.key] = _setting(b, stmt, env)
-            elif isinstance(stmt, ast.Sample):
-                v = b.eval(stmt.value, env)
-                every = b.eval(stmt.every, env)
-                if not isinstance(v, TensorVal):
-                    raise TypeCheckError(f"`sample` needs a tensor, found {describe(v)}", stmt.value.span)
-                if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-                    raise TypeCheckError("`every` needs a positive integer", stmt.every.span)
-                spec.samples.append((v.node, every, stmt.span))
-            else:
-                raise TypeCheckError(f"`{type(stmt).__name__.lower()}` does not belong in a train block",
-                                     stmt.span, code="E332")
-        b.guarded(stmt, ordering.provides(stmt), env, one)
+        run_statement(body, stmt)
     if spec.data is not None:
         from .datacheck import check_ids
         b.errors.extend(check_ids(spec))
@@ -161,6 +113,76 @@ def build_train(program, name: str | None, batch: int | None = None, base: Path 
     if "epochs" in spec.settings and "iterations" in spec.settings:
         raise TypeCheckError("give `epochs` or `iterations`, not both", defn.name_span, code="E346")
     return spec
+
+
+# ---------------------------------------------------------------------- train block statements
+@statement(ast.Data, only="train")
+def _data_stmt(body: TrainBody, stmt: ast.Data):
+    body.spec.data = _data(body.b, stmt, body.env, body.spec, body.batch, body.base)
+
+
+@statement(ast.Instance, only="train")
+def _instance(body: TrainBody, stmt: ast.Instance):
+    """`model g = Generator(64)`: one instance, with its own parameters, that steps train."""
+    layer = body.b.eval(stmt.value, body.env)
+    if not is_layer(layer):
+        raise TypeCheckError(f"`model {stmt.name} = ...` needs a model, found {describe(layer)}",
+                             stmt.value.span, code="E342")
+    inner = as_layer(body.b, layer, stmt.value.span)
+    define(body.env, stmt.name, BoundLayer(stmt.name, inner, ()), stmt.span)
+    body.spec.instances[stmt.name] = stmt.span
+    if isinstance(inner, ModelLayer):
+        body.spec.models[stmt.name] = (inner.defn.name, inner.args)
+
+
+@statement(ast.Loss, only="train")
+@statement(ast.Metric, only="train")
+def _loss(body: TrainBody, stmt):
+    v = body.b.eval(stmt.value, body.env)
+    what = "loss" if isinstance(stmt, ast.Loss) else "metric"
+    if not isinstance(v, TensorVal):
+        raise TypeCheckError(f"{what} `{stmt.name}` must be a tensor, found {describe(v)}",
+                             stmt.value.span, code="E343")
+    if v.type.rank != 0:
+        raise ShapeError(f"{what} `{stmt.name}` must be a scalar, found {v.type}", stmt.value.span,
+                         code="E307", help="reduce it with mean(...) or sum(...)")
+    define(body.env, stmt.name, v, stmt.span)
+    (body.spec.losses if what == "loss" else body.spec.metrics)[stmt.name] = v.node
+
+
+@statement(ast.Draw, only="train")
+def _draw(body: TrainBody, stmt: ast.Draw):
+    """`z ~ normal(...)`: a fresh sample every step, named after the variable."""
+    b = body.b
+    v = b.eval(stmt.dist, body.env)
+    node = b.g.node(v.node) if isinstance(v, TensorVal) else None
+    if node is None or node.op not in ("normal", "uniform", "bernoulli", "categorical"):
+        raise TypeCheckError(f"`{stmt.name} ~ ...` draws from a distribution (normal, uniform, "
+                             f"bernoulli, categorical), found {describe(v)}", stmt.dist.span, code="E344")
+    node.path = ("~" + stmt.name,)
+    define(body.env, stmt.name, v, stmt.span)
+
+
+@statement(ast.Step, only="train")
+def _step_stmt(body: TrainBody, stmt: ast.Step):
+    from ..train.optim import eval_optimizer
+    body.spec.steps.append(_step(body.b, stmt, body.env, body.spec, eval_optimizer))
+
+
+@statement(ast.Setting, only="train")
+def _setting_stmt(body: TrainBody, stmt: ast.Setting):
+    body.spec.settings[stmt.key] = _setting(body.b, stmt, body.env)
+
+
+@statement(ast.Sample, only="train")
+def _sample(body: TrainBody, stmt: ast.Sample):
+    v = body.b.eval(stmt.value, body.env)
+    every = body.b.eval(stmt.every, body.env)
+    if not isinstance(v, TensorVal):
+        raise TypeCheckError(f"`sample` needs a tensor, found {describe(v)}", stmt.value.span)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise TypeCheckError("`every` needs a positive integer", stmt.every.span)
+    body.spec.samples.append((v.node, every, stmt.span))
 
 
 def _data(b, stmt, env, spec, batch, base):
@@ -192,7 +214,7 @@ def _data(b, stmt, env, spec, batch, base):
         b.g.inputs.append(node.id)
         spec.data_inputs[f] = node.id
         fields[f] = TensorVal(node.id, tt, stmt.span)
-    A._define(env, "data", Record({**src.statics, **fields}, "data source"), stmt.span)
+    define(env, "data", Record({**src.statics, **fields}, "data source"), stmt.span)
     env.values.setdefault("batch", size)
     return src
 
