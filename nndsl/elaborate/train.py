@@ -76,7 +76,7 @@ def find_train(program, name: str | None):
 
 def build_train(program, name: str | None, batch: int | None = None, base: Path | None = None,
                 builder: Builder | None = None) -> TrainSpec:
-    from ..train.optim import eval_optimizer
+    from .optim import eval_optimizer
     defn = find_train(program, name)
     b = builder or Builder(program)
     spec = TrainSpec(defn.name, b.g, None, span=defn.name_span)
