@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -13,7 +12,7 @@ from .data import paths
 from .dims import fixed_types
 from .elaborate.check import check_definitions
 from .entry import check_entry, prune, split_name
-from .errors import ErrorGroup, ImportFailure, NameResolutionError, NndslError, ShapeError, TypeCheckError
+from .errors import ImportFailure, NameResolutionError, NndslError, ShapeError, TypeCheckError
 from .files import check_text
 from .frontend import Program as _Defs
 from .frontend import load_file, load_text
@@ -21,8 +20,7 @@ from .ir.graph import Graph
 from .ir.types import TensorType
 from .keys import split_key
 from .limits import check_graph
-from .lower import interpret
-from .lower import backend
+from .lower import backend, interpret
 from .lower.interpret import get_path
 from .passes import optimize
 from .syntax import ast

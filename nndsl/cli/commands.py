@@ -34,6 +34,7 @@ from .common import dims, kv, load_program, pick_model, usage, with_dims
 from .onnx import convert_cmd, export_onnx_cmd
 from .passes import apply_options, cmd_bench, graph_text
 
+
 def cmd_check(a) -> int:
     warnings = []
     try:
