@@ -1,19 +1,29 @@
 """The Python face of nndsl: load a program, bind a model, init and apply it, train it."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 
+from . import bounds
 from . import elaborate as _build
-from .errors import ErrorGroup, NameResolutionError, NndslError, ShapeError, TypeCheckError
+from .data import paths
+from .dims import fixed_types
+from .elaborate.check import check_definitions
+from .entry import check_entry, prune, split_name
+from .errors import ImportFailure, NameResolutionError, NndslError, ShapeError, TypeCheckError
+from .files import check_text
 from .frontend import Program as _Defs
 from .frontend import load_file, load_text
 from .ir.graph import Graph
 from .ir.types import TensorType
-from .lower import interpret
+from .keys import split_key
+from .limits import check_graph
+from .lower import backend, interpret
+from .lower.interpret import get_path
+from .passes import optimize
+from .syntax import ast
 from .values import NeedsConcrete
 
 
@@ -42,20 +52,9 @@ def _input_type(x, name: str) -> TensorType:
     return t
 
 
-def split_key(key):
-    """Two keys from the caller's `key`, or an NndslError saying what a key is (jax would raise
-    its own TypeError from deep inside `split`)."""
-    try:
-        return jax.random.split(key)
-    except (TypeError, ValueError):
-        raise TypeCheckError(f"init needs a random key such as jax.random.key(0), found {type(key).__name__}",
-                             code="E310") from None
-
-
 def check_variables(g: Graph, variables) -> None:
     """Every parameter and state the graph reads is present with its shape, so a missing or
     foreign weight is a named error instead of a KeyError or a shape failure deep inside XLA."""
-    from .lower.interpret import get_path
     if not isinstance(variables, dict):
         raise TypeCheckError(f"variables must be the dict `init` returns, found {type(variables).__name__}",
                              code="E604")
@@ -98,8 +97,7 @@ class Model:
     def graph(self, input_types: tuple | None = None) -> Graph:
         """The graph as built and checked (no passes): parameters, shapes, spans."""
         if input_types is None and self.dims:
-            from .dims import fixed_types
-            input_types = fixed_types(self)
+            input_types = fixed_types(self, self._without_dims())
         key = tuple(input_types) if input_types is not None else None
         if key not in self._graphs and self.entry_name is not None:
             self._graphs[key] = self._entry_graph(input_types)
@@ -110,10 +108,8 @@ class Model:
 
     def optimized_graph(self, input_types: tuple, train: bool = False) -> Graph:
         """The graph `apply` runs: the built graph after the program's passes."""
-        from .passes import optimize
         key = (tuple(input_types), train)
         if key not in self._optimized:
-            import copy
             g = copy.deepcopy(self.graph(input_types)) if self.program.opt_level or self.program.passes else \
                 self.graph(input_types)
             self._optimized[key] = optimize(g, self.program.opt_level, self.program.passes, train)
@@ -135,8 +131,14 @@ class Model:
             m.graph()  # check now with the sizes given
         return m
 
+    def _without_dims(self) -> "Model":
+        """This model with no sizes given, sharing its built graphs: what `dims.fixed_types` reads
+        the declared input types from."""
+        plain = Model.__new__(Model)
+        plain.__dict__.update(self.__dict__, dims={}, _graphs=self._graphs, _optimized={})
+        return plain
+
     def _declared_inputs(self) -> list[str]:
-        from .syntax import ast
         defn = self.program.defs.definitions[self.name]
         return [s.name for s in defn.body if isinstance(s, ast.Input)]
 
@@ -146,7 +148,6 @@ class Model:
         return Model(self.program, self.name, self.args, entry=output)
 
     def _entry_inputs(self) -> set:
-        from .entry import prune
         full = Model.__new__(Model)
         full.__dict__.update(self.__dict__, entry_name=None)
         try:
@@ -156,7 +157,6 @@ class Model:
         return {g.node(i).attrs["name"] for i in g.inputs}
 
     def _entry_graph(self, input_types):
-        from .entry import check_entry, prune
         check_entry(self, self.entry_name)
         full_types = None
         if input_types is not None:
@@ -175,7 +175,6 @@ class Model:
     def init(self, key, *inputs) -> dict:
         """Fresh variables {"params", "state"}; each layer's key derives from its stable name."""
         g = self._graph_for(inputs)
-        from .limits import check_graph
         check_graph(g, self.program.max_memory, f"model `{self.name}`")
         kp, ks = split_key(key)
         return {"params": interpret.init_tree(g.params, kp), "state": interpret.init_tree(g.state, ks)}
@@ -184,7 +183,6 @@ class Model:
         """Outputs (one array, or a dict by output name). With train=True: (outputs, new_state)."""
         g = self._graph_for(inputs)
         if id(g) not in self._checked:  # activations at these input sizes, before anything runs
-            from .limits import check_graph
             check_graph(g, self.program.max_memory, f"model `{self.name}`")
             self._checked.add(id(g))
         check_variables(g, variables)
@@ -223,10 +221,8 @@ class Program:
         if not isinstance(name, str):
             raise NameResolutionError(f"a model is named by a string, found {type(name).__name__}", code="E210",
                                       help=f"models here: {', '.join(self.models) or 'none'}")
-        from .bounds import check
         for k, v in args.items():
-            check(v, None, f"argument `{k}`")
-        from .entry import split_name
+            bounds.check(v, None, f"argument `{k}`")
         base, entry = split_name(name)
         return Model(self, base, args, entry)
 
@@ -235,8 +231,7 @@ class Program:
         """The XLA compiler options this program's optimization level chose for JAX's default
         platform (nndsl/lower/backend.py); the trainer uses them, and code that jits `apply`
         itself can too: `jax.jit(f, compiler_options=program.xla_options)`."""
-        from .lower.backend import xla_options
-        return xla_options(self.opt_level)
+        return backend.xla_options(self.opt_level)
 
     def trainer(self, name: str | None = None, **overrides):
         """The train block `name` (or the only one); overrides: epochs, iterations, seed,
@@ -268,7 +263,6 @@ def loads(text: str, name: str = "<string>", base: str | Path | None = None, opt
         try:
             text = bytes(text).decode("utf-8")
         except UnicodeDecodeError as e:
-            from .errors import ImportFailure
             raise ImportFailure(f"the program is not UTF-8 text (byte {e.start} cannot be decoded)",
                                 code="E502") from None
     if not isinstance(text, str):
@@ -276,7 +270,6 @@ def loads(text: str, name: str = "<string>", base: str | Path | None = None, opt
                              code="E310", help="to read a file, use nndsl.load(path)")
     if not isinstance(name, str):
         name = str(name)
-    from .files import check_text
     check_text(text, name)  # the 10 MB limit `load` applies to a file
     prog = Program(load_text(text, name, base), opt_level, passes)
     prog.data_roots = tuple(data_roots or ())
@@ -292,8 +285,6 @@ def check_program(program: Program) -> list:
 def check_report(program: Program) -> tuple[list, list]:
     """(errors, warnings): static arguments without defaults are checked symbolically, and what
     could not be checked without a value is a warning naming it (nndsl/elaborate/check.py)."""
-    from .elaborate.check import check_definitions
-    from .data import paths
     # data files only under the file's own tree or the roots the user granted (nndsl/data/paths.py)
     with paths.scope(program.data_roots, program.max_memory):
         return check_definitions(program.defs, _entry_dir(program), program.max_memory, program.data_found)

@@ -2,16 +2,19 @@
 standalone block whose structure depends on a size can be drawn, summarized and exported."""
 from __future__ import annotations
 
+import jax
+
+from .elaborate.apply import dtype_of
 from .errors import NndslError
+from .ir.graph import Graph
 from .ir.types import TensorType
+from .syntax import ast
 from .values import NeedsConcrete
 
 
-def fixed_types(model) -> tuple:
-    """The model's input types with the dimensions named in `model.dims` fixed."""
-    from .api import Model
-    plain = Model.__new__(Model)
-    plain.__dict__.update(model.__dict__, dims={}, _graphs=model._graphs, _optimized={})
+def fixed_types(model, plain) -> tuple:
+    """The model's input types with the dimensions named in `model.dims` fixed; `plain` is the
+    same model without them (nndsl/api.py makes it), whose graph gives the types to fix."""
     try:
         g = plain.graph()
         types = [g.node(i).type for i in g.inputs]
@@ -24,8 +27,6 @@ def fixed_types(model) -> tuple:
 def declared_types(model) -> list:
     """Input types straight from `input NAME: [dims]` (a name stays symbolic unless it is a static
     argument; a number is its size)."""
-    from .elaborate.apply import dtype_of
-    from .syntax import ast
     defn = model.program.defs.definitions[model.name]
     args = {p.name: p.default.value for p in defn.params if isinstance(p.default, ast.Number)}
     args.update(model.args)
@@ -66,9 +67,6 @@ def check_inputs(model, arrays) -> None:
 def random_key(g, seed):
     """`run --seed`: a key for a graph that samples (from `seed`, else 0); None otherwise, so a
     model whose noise is optional (noise_injection) runs as it always has."""
-    import jax
-
-    from .ir.graph import Graph
 
     def samples(graph):
         return any(n.op == "sample" or isinstance(n.attrs.get("body"), Graph) and samples(n.attrs["body"])

@@ -1,7 +1,7 @@
 """`nndsl summary`: one row per layer with output shape, parameters and FLOPs, then totals."""
 from __future__ import annotations
 
-from .ir.cost import node_flops
+from .ops.cost import node_flops
 from .ir.types import TensorType
 
 

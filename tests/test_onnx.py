@@ -281,13 +281,14 @@ def test_cli_reports_the_op_at_its_line(tmp_path, capsys):
 
 
 def test_dims_given_on_the_command_line_fix_sizes(tmp_path):
-    from nndsl.onnx.cli import _dims
-    assert _dims(["time=5", "h = 3"]) == {"time": 5, "h": 3}
+    from nndsl.cli.common import dims
+    assert dims(["time=5", "h = 3"], "E664") == {"time": 5, "h": 3}
     with pytest.raises(NndslError) as e:
-        _dims(["time"])
+        dims(["time"], "E664")
     assert e.value.diagnostics[0].code == "E664"
     prog = nndsl.load(ROOT / "examples" / "adding_problem.nn")
-    path = export_onnx(prog.model("AddingLSTM", hidden=3), None, tmp_path / "m.onnx", dims=_dims(["time=4"]))
+    path = export_onnx(prog.model("AddingLSTM", hidden=3), None, tmp_path / "m.onnx",
+                       dims=dims(["time=4"], "E664"))
     m = onnx.load(str(path))
     assert [d.dim_value or d.dim_param for d in m.graph.input[0].type.tensor_type.shape.dim] == ["batch", 4, 2]
 

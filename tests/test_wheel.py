@@ -50,7 +50,7 @@ def test_wheel_contains_grammar_and_stdlib(wheel):
     assert "nndsl/_grammar/nndsl.lark" in names
     missing = [f"nndsl/_stdlib/{n}" for n in STDLIB if f"nndsl/_stdlib/{n}" not in names]
     assert not missing, f"stdlib files left out of the wheel: {missing}"
-    assert "nndsl/__init__.py" in names and "nndsl/cli.py" in names
+    assert "nndsl/__init__.py" in names and "nndsl/cli/__init__.py" in names
     # the mapped files are the repository's own, byte for byte
     with zipfile.ZipFile(wheel) as z:
         assert z.read("nndsl/_grammar/nndsl.lark") == (ROOT / "grammar" / "nndsl.lark").read_bytes()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..ops.registry import OpError
+from ..attrs import OpError
 from . import paths
 
 

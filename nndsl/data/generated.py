@@ -127,7 +127,7 @@ def check_args(name: str, attrs: dict) -> None:
     """Refuses arguments a generator cannot use, with the argument's name (an OpError, located
     at the `data` statement by the caller)."""
     from ..bounds import short
-    from ..ops.registry import OpError
+    from ..attrs import OpError
     for k, v in attrs.items():
         low = MINIMUM.get(k)
         if low is not None and isinstance(v, int) and not isinstance(v, bool) and v < low:

@@ -17,7 +17,7 @@ import os
 import stat
 from pathlib import Path
 
-from ..ops.registry import OpError
+from ..attrs import OpError
 
 ENV = "NNDSL_DATA_ROOT"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..ir.types import TensorType
-from ..ops.registry import Attr, OpError
+from ..attrs import Attr, OpError
 from . import paths
 
 DATA_DIR = Path(__file__).resolve().parent

@@ -17,6 +17,7 @@ from ..values import BoundLayer, ModelLayer, Poison, Poisoned, Record, Sym, Tens
 from . import order as ordering
 from .builder import Builder, Env, bind_args
 from .exprs import as_layer, is_layer
+from .optim import eval_optimizer
 from .statements import Body, define, run_statement, statement
 
 
@@ -165,8 +166,7 @@ def _draw(body: TrainBody, stmt: ast.Draw):
 
 @statement(ast.Step, only="train")
 def _step_stmt(body: TrainBody, stmt: ast.Step):
-    from ..train.optim import eval_optimizer
-    body.spec.steps.append(_step(body.b, stmt, body.env, body.spec, eval_optimizer))
+    body.spec.steps.append(_step(body.b, stmt, body.env, body.spec))
 
 
 @statement(ast.Setting, only="train")
@@ -219,7 +219,7 @@ def _data(b, stmt, env, spec, batch, base):
     return src
 
 
-def _step(b, stmt, env, spec, eval_optimizer) -> StepSpec:
+def _step(b, stmt, env, spec) -> StepSpec:
     for i, m in enumerate(stmt.models):
         if isinstance(env.values.get(m), Poison):
             raise Poisoned(m)  # its own definition already reported the error

@@ -35,7 +35,7 @@ class Generate(OpDef):
         return list(types)
 
     def flops(self, out, *xs, body, steps, beam, **kw):
-        from ..ir.cost import graph_flops
+        from .cost import graph_flops
         return graph_flops(body) * (steps if isinstance(steps, int) else 1) * max(beam, 1)
 
 

@@ -51,7 +51,7 @@ class Dense(OpDef):
     def apply(self, ctx, x, units, bias, shard=None):
         kernel = ctx.params["kernel"]
         if shard:
-            from ..lower.mesh import constrain
+            from .mesh import constrain
             kernel = constrain(kernel, (None, shard))
         y = x @ kernel
         return y + ctx.params["bias"] if bias else y

@@ -62,7 +62,7 @@ class Scan(OpDef):
         return tuple(out_types)
 
     def flops(self, out, *xs, body, **kw):
-        from ..ir.cost import graph_flops
+        from .cost import graph_flops
         steps = out[0].shape[1] if isinstance(out, tuple) else 1
         return graph_flops(body) * (steps if isinstance(steps, int) else 1)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..ir.types import shape_str
+from .mesh import constrain
 from .registry import Attr, OpDef, OpError, register
 
 
@@ -20,7 +21,6 @@ class Shard(OpDef):
         return x
 
     def apply(self, ctx, x, axes):
-        from ..lower.mesh import constrain
         return constrain(x, axes)
 
     def flops(self, out, *xs, **kw):

@@ -201,5 +201,5 @@ class ScanLayers(OpDef):
         return body.node(body.outputs["out"]).type
 
     def flops(self, out, *xs, body, copies, paths):
-        from ..ir.cost import graph_flops
+        from ..ops.cost import graph_flops
         return graph_flops(body) * copies

@@ -1,17 +1,15 @@
-"""The language's words, read from the grammar and the special-form table, never copied by hand.
+"""The language's words, read from the grammar, never copied by hand.
 
 The Pygments lexer, the VS Code grammar (editors/vscode) and the parser's messages all used to
 carry their own lists of keywords, and they drifted (`detach` offered as a special form after it
 stopped being one, `shard` missing). Now they ask here; the editor grammar is a generated file
-(`python -m nndsl.syntax.words --write`) and a test checks it is current.
+(`python -m nndsl.tools.editor_grammar --write`, which adds the elaborator's special forms) and a
+test checks it is current.
 """
 from __future__ import annotations
 
 import functools
-import json
 import re
-import sys
-from pathlib import Path
 
 # words of expressions, which the lexers colour as operators and constants, not statements
 EXPRESSION_WORDS = ("and", "or", "not", "true", "false")
@@ -78,56 +76,3 @@ def inline_words() -> tuple[str, ...]:
         if w not in taken and w not in out:
             out.append(w)
     return tuple(out)
-
-
-def special_forms() -> tuple[str, ...]:
-    """Calls the elaborator handles itself (`unroll(cell, steps=8)`, `grad(y, x)`, ...)."""
-    from ..elaborate.builder import SPECIAL
-    import nndsl.elaborate  # noqa: F401  (fills SPECIAL)
-    return tuple(sorted(SPECIAL))
-
-
-# ---------------------------------------------------------------- the editor grammar
-TMLANGUAGE = Path("editors/vscode/syntaxes/nndsl.tmLanguage.json")
-
-
-def _alternation(words) -> str:
-    return "|".join(words)
-
-
-def tmlanguage(text: str) -> str:
-    """The VS Code grammar `text` with its word lists regenerated (the rest is hand-written)."""
-    top = "|".join(w for w in definition_words() if w in ("import",))
-    body = _alternation([w for w in statement_words()])
-    control = _alternation([w for w in inline_words() if w in ("if", "then", "else")])
-    other = _alternation([w for w in inline_words() if w not in ("if", "then", "else")])
-    replacements = [
-        (r'(\(\?:\^\|\(\?<=\\\\\{\)\)\\\\s\*\()[^)]*(\))', body),
-        (r'("keyword\.control\.conditional\.nndsl", "match": "\\\\b\()[^)]*(\))', control),
-        (r'("keyword\.other\.nndsl", "match": "\\\\b\()[^)]*(\))', other),
-        (r'("match": "\\\\b\()[^)]*(\)\\\\b\(\?!\x27\)\(\?=\\\\s\*\\\\\(\)")', _alternation(special_forms())),
-        (r'("match": "\^\\\\s\*\()[^)]*(\))', top),
-    ]
-    for pattern, words in replacements:
-        text, n = re.subn(pattern, lambda m: m.group(1) + words + m.group(2), text, count=1)
-        if n != 1:
-            raise ValueError(f"the editor grammar has no word list matching {pattern}")
-    json.loads(text)  # still JSON
-    return text
-
-
-def main(argv=None) -> int:
-    """`python -m nndsl.syntax.words --write` regenerates the editor grammar's word lists
-    (from a checkout: the file is not part of the wheel)."""
-    argv = sys.argv[1:] if argv is None else argv
-    root = Path(__file__).resolve().parents[2]
-    path = root / TMLANGUAGE
-    new = tmlanguage(path.read_text())
-    if "--write" in argv:
-        path.write_text(new)
-        return 0
-    return 0 if new == path.read_text() else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

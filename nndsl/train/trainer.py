@@ -115,7 +115,7 @@ class Trainer:
         from ..elaborate.train import check_memory
         spec = self.spec_for(self.batch_size)
         check_memory(spec, self.program.max_memory, f"train block `{self.name}`")
-        from ..api import split_key
+        from ..keys import split_key
         kp, ks = split_key(key)
         params = interpret.init_tree(spec.graph.params, kp)
         state = interpret.init_tree(spec.graph.state, ks)
@@ -505,7 +505,7 @@ def _on_mesh(fn, mesh):
     """Runs (and so traces) `fn` with `mesh` current, for the program's sharding annotations."""
     if mesh is None:
         return fn
-    from ..lower.mesh import using
+    from ..ops.mesh import using
 
     def call(*args):
         with using(mesh):

@@ -8,7 +8,7 @@ import pytest
 
 import nndsl
 from nndsl.passes import PassError
-from nndsl.passes import cli as pcli
+from nndsl.cli import passes as pcli
 
 MODEL = """
 model Net {

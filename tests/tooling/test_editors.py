@@ -149,15 +149,15 @@ def test_vscode_manifest():
 
 
 def test_editor_grammar_word_lists_are_generated_from_the_grammar():
-    """`python -m nndsl.syntax.words --write` regenerates them; this fails when they drift."""
-    from nndsl.syntax import words
+    """`python -m nndsl.tools.editor_grammar --write` regenerates them; this fails when they drift."""
+    from nndsl.tools import editor_grammar as words
     path = Path(__file__).resolve().parents[2] / words.TMLANGUAGE
     text = path.read_text()
-    assert words.tmlanguage(text) == text, "run: python -m nndsl.syntax.words --write"
+    assert words.tmlanguage(text) == text, "run: python -m nndsl.tools.editor_grammar --write"
 
 
 def test_word_lists_follow_the_grammar():
-    from nndsl.syntax import words
+    from nndsl.tools import editor_grammar as words
     from nndsl.tools.lexer import INLINE_WORDS, STATEMENT_WORDS
     assert {"model", "train", "input", "step", "epochs", "precision"} <= set(STATEMENT_WORDS)
     assert set(INLINE_WORDS) == {"minimize", "with", "every", "if", "then", "else"}

@@ -1,4 +1,4 @@
-"""Command-line options for the passes and `nndsl bench`, wired into nndsl/cli.py.
+"""Command-line options for the passes and `nndsl bench`.
 
     nndsl compile FILE --emit graph -O2            the graph after -O2
     nndsl compile FILE --emit graph -O2 --after fuse-parallel-dense
@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+
+from ..bench import run
+from ..ir.printer import print_graph
+from ..passes import optimize
+from .common import dims, kv
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
@@ -48,8 +53,6 @@ def apply_options(prog, a) -> None:
 def graph_text(model, a, spans: bool = False) -> str:
     """`compile --emit graph`: the graph as built, or after the requested passes; with --after,
     the graph after each named pass (to stdout, in pipeline order)."""
-    from ..ir.printer import print_graph
-    from . import optimize
     g = model.graph()
     if not wants_passes(a):
         return print_graph(g, spans=spans)
@@ -76,12 +79,10 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_bench(a) -> int:
-    from ..bench import run
-    from ..cli import _kv
     opts = program_options(a)
     if a.opt_level is None and a.passes is None:
         opts["opt_level"] = 2
-    r = run(a.file, a.target, level=opts["opt_level"], passes=opts["passes"], args=_kv(a.arg),
-            batch=a.batch, dims=_kv(a.dim, int), grad=a.grad, reps=a.reps)
+    r = run(a.file, a.target, level=opts["opt_level"], passes=opts["passes"], args=kv(a.arg),
+            batch=a.batch, dims=dims(a.dim, None), grad=a.grad, reps=a.reps)
     print(r.text())
     return 0

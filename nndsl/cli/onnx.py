@@ -1,36 +1,25 @@
-"""`nndsl export --format onnx` and `nndsl convert-weights`: the CLI ends of nndsl/onnx, kept here so
-nndsl/cli.py only dispatches."""
+"""`nndsl export --format onnx` and `nndsl convert-weights`: the command-line ends of nndsl/onnx
+and nndsl/torch_weights."""
 from __future__ import annotations
 
+import jax
+
 from ..errors import NndslError
+from ..io import load_variables
+from ..onnx import export_onnx
+from ..torch_weights import convert_torch_weights
+from .common import dims, kv, load_program
 
 
 def export_onnx_cmd(prog, a, args: dict) -> int:
-    from ..io import load_variables
-    from . import export_onnx
     if a.train:
         raise NndslError("--format onnx exports a model, not a training step; use --format jaxexport "
                          "with --train", code="E662")
     model = prog.model(a.model, **args)
     variables = load_variables(a.weights) if a.weights else None
-    out = export_onnx(model, variables, a.output, dims=_dims(getattr(a, "dim", None)))
+    out = export_onnx(model, variables, a.output, dims=dims(getattr(a, "dim", None), "E664"))
     print(f"wrote {out}" + ("" if a.weights else " (fresh initial weights: no --weights given)"))
     return 0
-
-
-def _dims(items) -> dict:
-    """`--dim NAME=SIZE` values, where the export command has that option."""
-    out = {}
-    for item in items or []:
-        if isinstance(item, str):
-            name, _, size = item.partition("=")
-            try:
-                out[name.strip()] = int(size)
-            except ValueError:
-                raise NndslError(f"--dim takes NAME=SIZE, got {item!r}", code="E664") from None
-        elif isinstance(item, tuple) and len(item) == 2:
-            out[item[0]] = int(item[1])
-    return out
 
 
 def add_convert_parser(sub) -> None:
@@ -47,12 +36,10 @@ def add_convert_parser(sub) -> None:
     c.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
 
 
-def convert_cmd(a, load, kv) -> int:
-    from ..torch_weights import convert_torch_weights
+def convert_cmd(a) -> int:
     file, name = a.to
-    model = load(file).model(name, **kv(a.arg))
+    model = load_program(file).model(name, **kv(a.arg))
     variables = convert_torch_weights(a.weights, model, a.output, a.map)
-    import jax
     n = sum(int(getattr(v, "size", 0)) for v in jax.tree_util.tree_leaves(variables))
     print(f"wrote {a.output} ({n:,} numbers for `{name}`)")
     return 0

@@ -1,9 +1,11 @@
-"""Static cost of a graph: FLOPs from each op's rule, parameter and activation bytes."""
+"""Static cost of a graph: FLOPs from each op's rule. It lives with the ops, not the IR, because
+the IR knows no op: the count is each OpDef's `flops`."""
 from __future__ import annotations
+
+from .registry import OPS
 
 
 def node_flops(g, node) -> int:
-    from ..ops import OPS
     types = [g.node(i).type for i in g.input_ids(node.id)]
     try:
         return int(OPS[node.op].flops(node.type, *types, **node.attrs) or 0)

@@ -1,12 +1,14 @@
 """The device mesh a program runs on, for sharding annotations (`shard(x, "data", none)`,
 `dense(4096, shard="model")`). Without a mesh the annotations do nothing, so a program annotated
-for 8 devices still runs on one."""
+for 8 devices still runs on one. It sits with the ops that read it (`shard`, `dense(shard=)`);
+the trainer sets it."""
 from __future__ import annotations
 
 import contextlib
 from contextvars import ContextVar
 
 import jax
+from jax.sharding import NamedSharding, PartitionSpec
 
 CURRENT: ContextVar = ContextVar("nndsl_mesh", default=None)
 
@@ -25,7 +27,6 @@ def constrain(x, axes: tuple):
     mesh = CURRENT.get()
     if mesh is None:
         return x
-    from jax.sharding import NamedSharding, PartitionSpec
     names = set(mesh.axis_names)
     spec = PartitionSpec(*[a if a in names else None for a in axes])
     return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
