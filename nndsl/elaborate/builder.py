@@ -597,7 +597,7 @@ def _accepted(opdef) -> str | None:
 
 
 def _memo_key(opdef, inputs, attrs):
-    if opdef.has_params or opdef.needs_rng or opdef.kind == "random" or opdef.name in NOT_SHARED:
+    if not opdef.shareable:
         return None
     try:
         key = (opdef.name, tuple(x.node for x in inputs), tuple(sorted(attrs.items())))
@@ -605,9 +605,6 @@ def _memo_key(opdef, inputs, attrs):
     except TypeError:
         return None
     return key
-
-
-NOT_SHARED = {"input", "param", "scan", "grad", "fill", "generate"}
 
 
 def check_arg_type(owner, name, typ, value, span, decl_span=None):
