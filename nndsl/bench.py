@@ -29,7 +29,7 @@ class Report:
     flops: float = 0.0  # per step, from XLA
     peak: float = 0.0  # FLOP/s of a large matmul here
     nodes: tuple = (0, 0)  # graph size before and after the passes
-    loops: int = 0  # scan and scan_layers nodes after the passes
+    loops: int = 0  # nodes with a body (scan, scan_layers, generate) after the passes
     device: str = ""
     xla_options: dict = field(default_factory=dict)  # the platform's compiler options at this level
 
@@ -186,7 +186,8 @@ def bench_train(prog, name: str | None, *, batch: int | None = None, reps: int =
 
 
 def _loops(g) -> int:
-    return sum(n.op in ("scan", "scan_layers") for n in g.nodes())
+    from .ops import OPS
+    return sum(n.op in OPS and bool(OPS[n.op].body_attrs) for n in g.nodes())
 
 
 def _compile_and_time(r: Report, fn, args: tuple, reps: int) -> None:

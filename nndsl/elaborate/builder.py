@@ -330,7 +330,7 @@ def _accepted(opdef) -> str | None:
 
 
 def _memo_key(opdef, inputs, attrs):
-    if opdef.has_params or opdef.needs_rng or opdef.kind == "random" or opdef.name in NOT_SHARED:
+    if not opdef.shareable:
         return None
     try:
         key = (opdef.name, tuple(x.node for x in inputs), tuple(sorted(attrs.items())))
@@ -340,7 +340,6 @@ def _memo_key(opdef, inputs, attrs):
     return key
 
 
-NOT_SHARED = {"input", "param", "scan", "grad", "fill", "generate"}
 
 
 def _has_symbolic(attrs: dict) -> bool:

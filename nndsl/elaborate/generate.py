@@ -7,7 +7,7 @@ reads x_0 = feed(start), y_t = emit(cell(x_t)), x_{t+1} = feed(y_t) and yields [
 `emit` and `feed` are layers (default: identity), elaborated inside the step, so a bound layer
 used there is the same instance, with the same parameters, as where it is applied outside. With
 `beam=k`, `emit` gives the logits and the search chooses the tokens. The step is one sub-graph,
-lowered to one `lax.scan` (nndsl/lower/generate.py).
+lowered to one `lax.scan` (`Generate.lower` in nndsl/ops/generate.py).
 """
 from __future__ import annotations
 

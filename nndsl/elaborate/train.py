@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import NameResolutionError, ShapeError, TypeCheckError, closest
 from ..ir.graph import Graph
 from ..ir.types import TensorType
-from ..ops.registry import OpError
+from ..ops.registry import OPS, OpError
 from ..syntax import ast
 from ..values import BoundLayer, ModelLayer, Poison, Poisoned, Record, Sym, TensorVal, describe
 from . import order as ordering
@@ -157,7 +157,7 @@ def _draw(body: TrainBody, stmt: ast.Draw):
     b = body.b
     v = b.eval(stmt.dist, body.env)
     node = b.g.node(v.node) if isinstance(v, TensorVal) else None
-    if node is None or node.op not in ("normal", "uniform", "bernoulli", "categorical"):
+    if node is None or node.op not in OPS or not OPS[node.op].random:
         raise TypeCheckError(f"`{stmt.name} ~ ...` draws from a distribution (normal, uniform, "
                              f"bernoulli, categorical), found {describe(v)}", stmt.dist.span, code="E344")
     node.path = ("~" + stmt.name,)

@@ -1,7 +1,8 @@
 """Deterministic text dump of a graph: the golden format of `nndsl compile --emit graph`.
 
 One line per node, `%3 = dense[bias=true, units=64](%2) : f32[batch, 64]  @dense_0`, attributes
-sorted, nodes in lexicographic topological order; scan bodies are indented beneath their node.
+sorted, nodes in lexicographic topological order; a loop's body (an attribute holding a graph) is
+indented beneath its node.
 """
 from __future__ import annotations
 
@@ -46,8 +47,9 @@ def print_graph(g: Graph, indent: str = "", spans: bool = False) -> str:
         if spans and n.span:
             line += f"  # {n.span.line}:{n.span.col}"
         lines.append(line)
-        if n.op in ("scan", "generate"):
-            lines.append(print_graph(n.attrs["body"], indent + "    ", spans))
+        for k in sorted(n.attrs):
+            if isinstance(n.attrs[k], Graph):
+                lines.append(print_graph(n.attrs[k], indent + "    ", spans))
     for name, nid in g.outputs.items():
         lines.append(f"{indent}output {name} = {nid}")
     return "\n".join(lines)

@@ -33,6 +33,7 @@ class Add(Binary):
     """`a + b`, broadcasting."""
 
     name, verb, fn = "add", "add", staticmethod(jnp.add)
+    elementwise = "binary"
 
 
 @register
@@ -40,6 +41,7 @@ class Sub(Binary):
     """`a - b`, broadcasting."""
 
     name, verb, fn = "sub", "subtract", staticmethod(jnp.subtract)
+    elementwise = "binary"
 
 
 @register
@@ -47,6 +49,7 @@ class Mul(Binary):
     """`a * b` on tensors (on a layer, `*` stacks copies instead), broadcasting."""
 
     name, verb, fn = "mul", "multiply", staticmethod(jnp.multiply)
+    elementwise = "binary"
 
 
 @register
@@ -54,6 +57,7 @@ class Div(Binary):
     """`a / b`, true division: integers divide to float32."""
 
     name, verb, fn = "div", "divide", staticmethod(jnp.divide)
+    elementwise = "binary"
 
     def infer(self, a, b):
         t = super().infer(a, b)
@@ -65,6 +69,7 @@ class Pow(Binary):
     """`a ** b`, broadcasting."""
 
     name, verb, fn = "pow", "raise", staticmethod(jnp.power)
+    elementwise = "binary"
 
 
 @register
@@ -72,6 +77,7 @@ class Maximum(Binary):
     """max(a, b) elementwise, broadcasting (`max` reduces over axes instead)."""
 
     name, verb, fn = "maximum", "take the maximum of", staticmethod(jnp.maximum)
+    elementwise = "binary"
 
 
 @register
@@ -79,6 +85,7 @@ class Minimum(Binary):
     """min(a, b) elementwise, broadcasting (`min` reduces over axes instead)."""
 
     name, verb, fn = "minimum", "take the minimum of", staticmethod(jnp.minimum)
+    elementwise = "binary"
 
 
 @register
@@ -120,6 +127,7 @@ class Neg(OpDef):
     """`-x`."""
 
     name = "neg"
+    elementwise = "unary"
     kind = "function"
 
     def apply(self, ctx, x):
@@ -131,6 +139,7 @@ class Step(OpDef):
     """Heaviside step, 1 where x > 0: the perceptron's activation. Its gradient is zero."""
 
     name = "step"
+    elementwise = "unary"
 
     def infer(self, x):
         return TensorType(x.shape, "float32")
@@ -180,14 +189,20 @@ _ACT = (
     ("log_softmax", lambda x, axis: jax.nn.log_softmax(x, axis=axis), (Attr("axis", "int", -1),),
      "x - log(sum(exp(x))) along `axis`, computed stably", True),
 )
+# The activations the passes fold and distribute over time steps as elementwise: softmax works
+# along an axis; selu, celu, hard_sigmoid, hard_swish, mish and softsign qualify but came after
+# the passes' list, and adding them would change what -O2 rewrites.
+_UNARY = {"sigmoid", "tanh", "relu", "gelu", "identity", "softplus", "silu", "swish", "relu6", "hard_tanh",
+          "leaky_relu", "elu"}
 for _name, _fn, _attrs, _math, _float in _ACT:
     simple(_name, _fn, attrs=_attrs, kind="layer", floating=_float,
-           doc=f"Activation, elementwise: {_math}.", keep_f32=_name in ("softmax", "log_softmax"))
+           doc=f"Activation, elementwise: {_math}.", keep_f32=_name in ("softmax", "log_softmax"),
+           elementwise="unary" if _name in _UNARY else None)
 
 for _name, _fn, _float in (("exp", jnp.exp, True), ("log", jnp.log, True), ("sqrt", jnp.sqrt, True),
                            ("abs", jnp.abs, False), ("square", jnp.square, False),
                            ("sin", jnp.sin, True), ("cos", jnp.cos, True)):
-    simple(_name, _fn, floating=_float, doc=f"Elementwise {_name}(x), as numpy's.")
+    simple(_name, _fn, floating=_float, doc=f"Elementwise {_name}(x), as numpy's.", elementwise="unary")
 
 
 @register
@@ -195,6 +210,7 @@ class Clip(OpDef):
     """min(max(x, min), max); either bound may be left out."""
 
     name = "clip"
+    elementwise = "unary"
     attrs = (Attr("min", "float", None), Attr("max", "float", None))
     kind = "function"
 

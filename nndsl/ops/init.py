@@ -60,14 +60,6 @@ def lecun(key, shape, dtype="float32"):
     return math.sqrt(1.0 / fan_in) * jax.random.normal(key, shape, dtype)
 
 
-def torch_uniform(fan_in):
-    """PyTorch's default for dense and conv layers: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-    def init(key, shape, dtype="float32"):
-        lim = 1.0 / math.sqrt(max(1, fan_in))
-        return jax.random.uniform(key, shape, dtype, -lim, lim)
-    return init
-
-
 # name -> (factory taking the call's static arguments) ; bare names are initializers themselves
 FACTORIES = {"normal": normal, "uniform": uniform, "constant": constant}
 ARGS = {"normal": (Attr("std", "float", 1.0, lo=0.0), Attr("mean", "float", 0.0)),

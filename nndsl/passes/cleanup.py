@@ -9,8 +9,6 @@ from ..ir.graph import Graph
 from ..ops import OPS
 from .rewrite import Context, Pass, erase_dead
 
-NEVER_MERGED = {"input", "scan", "generate"}  # inputs are distinct by position; scan bodies are not hashable
-
 
 class DeadCodeElimination(Pass):
     """Erases every node no output depends on (inputs stay: their order is the calling convention)."""
@@ -44,7 +42,7 @@ def cse_key(g: Graph, nid: str):
     with parameters or randomness the scope they read (None when the node must stay unique)."""
     n = g.node(nid)
     opdef = OPS.get(n.op)
-    if n.op in NEVER_MERGED or opdef is None or opdef.kind == "random":
+    if opdef is None or not opdef.mergeable:  # an input (distinct by position), a draw, a loop
         return None
     scoped = opdef.has_params or opdef.needs_rng
     try:

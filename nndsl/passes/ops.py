@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import itertools
 
-from ..ir.graph import ParamSpec
+from ..ir.graph import Graph, ParamSpec
 from ..ir.types import TensorType
 from ..ops import OPS, OpDef, register
+from ..ops.lowering import cast, leaves
 from ..ops.registry import Attr
 
 
@@ -196,10 +197,51 @@ class ScanLayers(OpDef):
     inputs = ("*xs",)
     attrs = (Attr("body", "any"), Attr("copies", "int"), Attr("paths", "any"))
     kind = "internal"
+    body_attrs = ("body",)
 
     def infer(self, *xs, body, copies, paths):
         return body.node(body.outputs["out"]).type
 
+    def lower(self, node, args, ctx):
+        """Each copy's parameters (and read-only state) are stacked along a new leading axis, and
+        the body (the first copy) reads its slice where the first copy's live."""
+        import jax
+        import jax.numpy as jnp
+        body: Graph = node.attrs["body"]
+        copies = node.attrs["paths"].paths  # per copy, the scope of each parameterized body node
+        slots = copies[0]
+
+        def stacked(tree):
+            out = []
+            for j in range(len(slots)):
+                per_copy = [leaves(tree, c[j]) for c in copies]
+                out.append({k: jnp.stack([lv[k] for lv in per_copy]) for k in per_copy[0]})
+            return out
+
+        def step(carry, sl):
+            p_sl, s_sl = sl
+            env = ctx.run_body(body, [carry, *args[1:]], params=_overlay(ctx.params, slots, p_sl),
+                               state=_overlay(ctx.state, slots, s_sl))
+            out = env[body.outputs["out"]]
+            return (cast(out, carry.dtype) if hasattr(carry, "dtype") else out), None
+
+        out, _ = jax.lax.scan(step, args[0], (stacked(ctx.params), stacked(ctx.state)))
+        return out
+
     def flops(self, out, *xs, body, copies, paths):
         from ..ops.cost import graph_flops
         return graph_flops(body) * copies
+
+
+def _overlay(tree: dict, paths, values) -> dict:
+    """`tree` with the leaves at each path replaced (a copy along each path; `tree` is untouched)."""
+    out = dict(tree)
+    for path, val in zip(paths, values):
+        if not val:
+            continue
+        node = out
+        for k in path[:-1]:
+            node[k] = dict(node.get(k, {}))
+            node = node[k]
+        node[path[-1]] = val[""] if "" in val else {**node.get(path[-1], {}), **val}
+    return out

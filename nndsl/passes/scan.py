@@ -20,10 +20,6 @@ from __future__ import annotations
 from ..ir.graph import Graph, Node
 from ..ops import OPS
 from .rewrite import Context, Pass, add, erase_dead, param
-from .simplify import BINARY, UNARY
-
-UNHOISTABLE = {"scan", "grad", "scan_layers"}
-NOT_WORTH_IT = {"const", "param", "fill", "read_state"}  # reading a leaf costs nothing in the loop
 
 
 def scan_groups(s: Node) -> tuple[int, int, int]:
@@ -62,15 +58,22 @@ def copy_into(src: Graph, nid: str, dst: Graph, memo: dict) -> str:
 
 
 def _pure(body: Graph, nid: str) -> bool:
-    """No randomness, nested loops or gradients at or above `nid`: safe to compute once."""
+    """No randomness, nested loops or gradients at or above `nid` (`OpDef.pure`): safe to compute once."""
     for a in body.ancestors([nid]):
         n = body.node(a)
         opdef = OPS.get(n.op)
         if n.op == "input":
             continue
-        if n.op in UNHOISTABLE or opdef is None or opdef.needs_rng or opdef.kind == "random":
+        if opdef is None or not opdef.pure:
             return False
     return True
+
+
+def _not_worth_it(n: Node) -> bool:
+    """A constant or a parameter or state leaf (a pure op without inputs): reading it costs
+    nothing in the loop."""
+    opdef = OPS.get(n.op)
+    return opdef is not None and not opdef.inputs and opdef.pure
 
 
 class HoistScanInvariants(Pass):
@@ -87,7 +90,7 @@ class HoistScanInvariants(Pass):
             memo: dict = {}
             for nid in body.topo_order():
                 n = body.node(nid)
-                if nid in variant or n.op in NOT_WORTH_IT or not _pure(body, nid):
+                if nid in variant or _not_worth_it(n) or not _pure(body, nid):
                     continue
                 if not any(u in variant for u in body.users(nid)):
                     continue  # only an invariant reads it: hoisted with that one
@@ -172,13 +175,14 @@ def _distributable(body: Graph, n: Node, local: set, variant: set) -> bool:
     others = [i for i in ins if i not in local]
     if any(i in variant for i in others):
         return False  # reads the state
-    if n.op in UNARY or n.op == "dense":
+    elementwise = OPS[n.op].elementwise if n.op in OPS else None
+    if elementwise == "unary" or n.op == "dense":
         return True
     if n.op == "concat":
         return not others and n.attrs["axis"] in (-1, n.type.rank - 1)
     if n.op == "matmul":
         return ins[0] in local and ins[1] not in local and body.node(ins[1]).type.rank == 2
-    if n.op in BINARY:
+    if elementwise == "binary":
         return all(body.node(i).type.rank <= 1 for i in others) and all(
             body.node(i).type == n.type for i in ins if i in local)
     return False

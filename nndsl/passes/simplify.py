@@ -13,10 +13,7 @@ from ..ops import OPS, ApplyCtx
 from .rewrite import Context, Pass, add, rule, scalar, users_of
 
 # Elementwise ops: applied to uniform tensors (a `fill`) they give a uniform tensor.
-UNARY = {"sigmoid", "tanh", "relu", "gelu", "identity", "softplus", "silu", "swish", "relu6",
-         "hard_tanh", "leaky_relu", "elu", "exp", "log", "sqrt", "abs", "square", "sin", "cos", "neg",
-         "step", "clip"}
-BINARY = {"add", "sub", "mul", "div", "pow", "maximum", "minimum"}
+ELEMENTWISE = sorted(name for name, op in OPS.items() if op.elementwise)
 
 
 # ---------------------------------------------------------------------- constant folding
@@ -25,7 +22,7 @@ def _number(value, dtype: str):
     return bool(v) if dtype == "bool" else int(v) if dtype.startswith(("int", "uint")) else float(v)
 
 
-@rule(*UNARY, *BINARY)
+@rule(*ELEMENTWISE)
 def fold_elementwise(g: Graph, n: Node, ctx: Context):  # op(c1, c2) -> c; op(fill a, c) -> fill b
     ins = g.input_ids(n.id)
     vals = [scalar(g, i) for i in ins]

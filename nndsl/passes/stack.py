@@ -61,9 +61,7 @@ def _leaf_index(g: Graph) -> dict:
 
 def _stackable(g: Graph, n: Node, ctx: Context) -> bool:
     opdef = OPS.get(n.op)
-    if opdef is None or n.op in ("scan", "grad") or isinstance(n.attrs.get("body"), Graph):
-        return False
-    if opdef.needs_rng or opdef.kind == "random":
+    if opdef is None or not opdef.pure:  # a loop, a gradient, randomness
         return False
     types = [g.node(i).type for i in g.input_ids(n.id)]
     return not (ctx.train and n.path is not None and opdef.has_params and opdef.state(*types, **n.attrs))

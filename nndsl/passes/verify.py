@@ -3,7 +3,8 @@
 A graph is well formed when it is a DAG; every node has an op nndsl knows and a type; each node's
 inputs fill its ports 0..k-1 with the arity its OpDef wants; re-inferring a node's type from its
 inputs gives the type it carries; every parameter or state leaf a node reads is declared; inputs and
-outputs name existing nodes; and scan bodies are well formed in the same way. With `allow_dead=False`,
+outputs name existing nodes; and the bodies of loops (`OpDef.bodies`, checked against their node by
+`OpDef.check_bodies`) are well formed in the same way. With `allow_dead=False`,
 every node must also feed an output (what dead-code elimination guarantees).
 """
 from __future__ import annotations
@@ -74,20 +75,11 @@ def _verify_node(g: Graph, nid: str, fail, where: str) -> None:
     if not opdef.variadic and len(ins) != len(opdef.inputs):
         fail(f"{nid} ({n.op}) has {len(ins)} inputs, it takes {len(opdef.inputs)}")
     types = [g.node(i).type for i in ins]
-    if n.op == "scan":
-        _verify_scan(g, n, types, fail, where)
-        return
-    try:
-        want = opdef.infer(*types, **n.attrs)
-    except Exception as e:  # noqa: BLE001  (any failure to re-infer is the finding)
-        fail(f"{nid} ({n.op}) no longer type-checks: {e}")
-    if want != n.type:
-        fail(f"{nid} ({n.op}) has type {_fmt(n.type)} but its inputs give {_fmt(want)}")
-    body = n.attrs.get("body")
-    if isinstance(body, Graph):  # a loop over layers: its body takes the node's inputs
-        if opdef.body_inputs(*[g.node(i).type for i in ins], **n.attrs) != [body.node(i).type for i in body.inputs]:
-            fail(f"{nid} ({n.op}) has inputs {_fmt(tuple(types))} but its body takes "
-                 f"{_fmt(tuple(body.node(i).type for i in body.inputs))}")
+    _verify_type(n, opdef, types, fail)
+    problem = opdef.check_bodies(n, types)
+    if problem:
+        fail(problem)
+    for body in opdef.bodies(n).values():
         verify(body, where=f"{where} > {n.op} {nid}")
     if n.path is not None and opdef.has_params:
         for leaf in list(opdef.params(*types, **n.attrs)):
@@ -103,20 +95,13 @@ def _verify_node(g: Graph, nid: str, fail, where: str) -> None:
             fail(f"{nid} ({n.op}) reads {'/'.join(path)}, which declares no parameter or state")
 
 
-def _verify_scan(g: Graph, n, types, fail, where: str) -> None:
-    body = n.attrs.get("body")
-    if not isinstance(body, Graph):
-        fail(f"scan {n.id} has no body graph")
-    n_states = len(n.attrs["states"])
-    want = 1 + n_states + n.attrs.get("n_seqs", 0) + n.attrs.get("n_consts", 0)
-    if len(types) != want or len(body.inputs) != want:
-        fail(f"scan {n.id} has {len(types)} inputs and its body {len(body.inputs)}; expected {want}")
-    for key in ("out", *n.attrs["states"]):
-        if key not in body.outputs:
-            fail(f"scan {n.id}'s body has no output `{key}`")
-    if tuple(n.attrs["out_types"]) != tuple(n.type):
-        fail(f"scan {n.id} has type {_fmt(n.type)} but out_types {_fmt(n.attrs['out_types'])}")
-    verify(body, where=f"{where} > scan {n.id}")
+def _verify_type(n, opdef, types, fail) -> None:
+    try:
+        want = opdef.infer(*types, **n.attrs)
+    except Exception as e:  # noqa: BLE001  (any failure to re-infer is the finding)
+        fail(f"{n.id} ({n.op}) no longer type-checks: {e}")
+    if want != n.type:
+        fail(f"{n.id} ({n.op}) has type {_fmt(n.type)} but its inputs give {_fmt(want)}")
 
 
 def _fmt(t) -> str:

@@ -88,6 +88,18 @@ def _common(scopes: list) -> tuple:
     return out
 
 
+def _is_cell(n) -> bool:
+    """A cell stepped over time (`OpDef.cell`): drawn as its body, in the cluster its path names."""
+    from ..ops import OPS
+    return n.op in OPS and OPS[n.op].cell
+
+
+def _cell_body(n) -> Graph | None:
+    """The one-step body of a cell node (`OpDef.bodies`), if it has one."""
+    from ..ops import OPS
+    return next(iter(OPS[n.op].bodies(n).values()), None) if _is_cell(n) else None
+
+
 def scope_kinds(g: Graph, defs) -> dict:
     """scope -> the definition it is an instance of, by where its layers were written (a scan:
     where its body's layers were)."""
@@ -99,8 +111,9 @@ def scope_kinds(g: Graph, defs) -> dict:
         d = _def_at(spans, n.span)
         if d is not None:
             votes[tuple(n.path[:-1])][d] += 1
-        if n.op == "scan" and isinstance(n.attrs.get("body"), Graph):
-            for m in n.attrs["body"].nodes():
+        body = _cell_body(n)
+        if body is not None:
+            for m in body.nodes():
                 d = _def_at(spans, m.span)
                 if d is not None and m.path:
                     votes[tuple(n.path)][d] += 1
@@ -123,7 +136,7 @@ def infer_scopes(g: Graph, defs, root: str) -> dict:
             scope[n.id] = ()
         elif n.path:
             scope[n.id] = tuple(n.path[:-1])
-            pathed.append((g._order(n.id), scope[n.id] + ((n.path[-1],) if n.op == "scan" else ())))
+            pathed.append((g._order(n.id), scope[n.id] + ((n.path[-1],) if _is_cell(n) else ())))
     kinds = scope_kinds(g, defs)
     kinds[()] = root
     pathed.sort()
@@ -324,7 +337,7 @@ class _Drawer:
     def _own_scope(self, n) -> tuple:
         """The scope a node stands for: a scan is the cell instance itself."""
         s = self.scope[n.id]
-        return s + (n.path[-1],) if n.op == "scan" and n.path else s
+        return s + (n.path[-1],) if _is_cell(n) and n.path else s
 
     def draw(self) -> None:
         g = self.g
@@ -333,18 +346,18 @@ class _Drawer:
             s = self._own_scope(n)
             if self.depth is not None and len(s) > self.depth:
                 groups[s[:self.depth + 1]].append(n.id)
-            elif n.op == "scan":
+            elif _is_cell(n):
                 self.names.setdefault(s, f"{self.label_of(s)}  (one step, scanned over time)")
         for key, members in groups.items():
             self._collapse(key, members)
         for n in g.nodes():
             if n.id in self.alias:
                 continue
-            if n.op == "get_item" and g.input_ids(n.id) and g.node(g.input_ids(n.id)[0]).op == "scan":
+            if n.op == "get_item" and g.input_ids(n.id) and _is_cell(g.node(g.input_ids(n.id)[0])):
                 src = g.input_ids(n.id)[0]
                 outs = self.expanded.get(src)
                 self.alias[n.id] = self.drawn(outs[n.attrs["index"]]) if outs else self.drawn(src)
-            elif n.op == "scan" and isinstance(n.attrs.get("body"), Graph):
+            elif _cell_body(n) is not None:
                 self._scan(n)
             else:
                 self._node(n)
@@ -413,7 +426,7 @@ class _Drawer:
     def _scan(self, n) -> None:
         """A scanned cell: its body as a cluster, wired to the scan's inputs and outputs, with a
         dashed edge from each next state back to the state it replaces."""
-        body: Graph = n.attrs["body"]
+        body = _cell_body(n)
         key = self._own_scope(n)
         scope = {k: v if v[:len(key)] == key else key
                  for k, v in infer_scopes(body, self.defs, self.root).items()}

@@ -328,8 +328,18 @@ def test_identical_copies_become_one_scan_and_keep_their_parameter_names():
         '%1 = dense[bias=true, shard=none, units=6](%0) : f32[3, 6]  @dense_0\n'
         '%2 = scan_layers[copies=8, paths=[dense_1..dense_8, dense_9..dense_16, dense_17..dense_24, '
         'dense_25..dense_32]](%1) : f32[3, 6]\n'
-        '%3 = dense[bias=true, shard=none, units=2](%2) : f32[3, 2]  @dense_33\n'
-        'output y = %3')
+        '    %3 = input[name="carry"]() : f32[3, 6]\n'  # the body: the first copy
+        '    %4 = dense[bias=true, shard=none, units=6](%3) : f32[3, 6]  @dense_1\n'
+        '    %5 = relu(%4) : f32[3, 6]  @relu_0\n'
+        '    %6 = dense[bias=true, shard=none, units=6](%5) : f32[3, 6]  @dense_9\n'
+        '    %7 = tanh(%6) : f32[3, 6]  @tanh_0\n'
+        '    %8 = dense[bias=true, shard=none, units=6](%7) : f32[3, 6]  @dense_17\n'
+        '    %9 = sigmoid(%8) : f32[3, 6]  @sigmoid_0\n'
+        '    %10 = dense[bias=true, shard=none, units=6](%9) : f32[3, 6]  @dense_25\n'
+        '    %11 = relu(%10) : f32[3, 6]  @relu_8\n'
+        '    output out = %11\n'
+        '%12 = dense[bias=true, shard=none, units=2](%2) : f32[3, 2]  @dense_33\n'
+        'output y = %12')
     g = m.optimized_graph((_type_of(x),))
     node = next(n for n in g.nodes() if n.op == "scan_layers")
     paths = node.attrs["paths"].paths
