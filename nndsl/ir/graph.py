@@ -74,10 +74,11 @@ class Graph:
     _rank: dict = field(default_factory=dict, init=False, repr=False)  # id -> creation_index
     _users: dict = field(default_factory=dict, init=False, repr=False)  # id -> {reader id: ports read}
 
-    __hash__ = None  # mutable: never a dict key (the builder's memo relies on graphs not hashing)
+    __hash__ = None  # mutable: never a dict key, and an attribute holding one is never hash-consed
 
     def add(self, op: str, inputs: list[str], attrs: dict | None = None, type=None,
             span: Span | None = None, path: tuple | None = None, label: str | None = None) -> Node:
+        self._require(inputs, "a new node")
         nid = f"%{self.counter[0]}"
         self.counter[0] += 1
         node = Node(nid, op, dict(attrs or {}), type, span, path, label)
@@ -119,9 +120,7 @@ class Graph:
 
     def set_inputs(self, nid: str, inputs: list[str]) -> None:
         """Rewires `nid` to read `inputs`, in port order."""
-        missing = [src for src in inputs if src not in self._nodes]
-        if missing:
-            raise KeyError(f"{nid} would read {', '.join(missing)}, which is not a node of this graph")
+        self._require(inputs, nid)
         node = self._nodes[nid]
         for src in set(node.inputs):
             readers = self._users.get(src)  # None for an operand already erased
@@ -131,6 +130,13 @@ class Graph:
         for src in node.inputs:
             readers = self._users[src]
             readers[nid] = readers.get(nid, 0) + 1
+
+    def _require(self, inputs: list[str], reader: str) -> None:
+        """Operands must already be nodes here: an id from another graph (a scan body's, say) fails
+        now, where it is made, not at the next verify."""
+        missing = [src for src in inputs if src not in self._nodes]
+        if missing:
+            raise KeyError(f"{reader} would read {', '.join(missing)}, which is not a node of this graph")
 
     def replace_all_uses(self, old: str, new: str) -> None:
         """Every port (and graph output) reading `old` reads `new` instead."""

@@ -47,6 +47,7 @@ def test_set_inputs_and_erase_keep_the_readers_index_in_step():
     assert d not in g and g.users(y) == [] and len(g) == 2
     with pytest.raises(KeyError, match="not a node"):
         g.add("relu", ["%99"], {}, T)
+    assert len(g) == 2 and g.counter == [3]  # a refused node leaves nothing behind
 
 
 def test_a_copy_keeps_operand_order_and_rewires_on_its_own():
