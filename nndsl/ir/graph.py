@@ -9,14 +9,13 @@ names its parameter scope (`path`), the way jaxprs name consts. Recurrence is a 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
-
 import heapq
 import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..source import Span
-from .types import TensorType
 
 
 def stable_hash(path: tuple) -> int:
@@ -229,7 +228,7 @@ class Graph:
                     stack.append(r)
         return seen
 
-    def __deepcopy__(self, memo: dict) -> "Graph":
+    def __deepcopy__(self, memo: dict) -> Graph:
         """Copies what passes mutate (nodes, operands, attrs, outputs, sub-graphs); shares what they
         never do (types, which are frozen, spans, and the parameter and state specs, whose keys
         passes keep)."""
