@@ -18,7 +18,7 @@ def prune(g, output: str):
     out = copy.deepcopy(g)
     nid = out.outputs[output]
     live = out.ancestors([nid])
-    for n in [n for n in out.nx.nodes if n not in live]:
+    for n in [n for n in out.node_ids() if n not in live]:
         out.erase(n)
     out.outputs = {output: nid}
     out.inputs = [i for i in out.inputs if i in live]

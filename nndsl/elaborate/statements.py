@@ -166,5 +166,5 @@ def _name_node(b: Builder, name: str, value) -> None:
     """Remembers that equation `name` (`z`, `h_tilde`) computes this node, so pictures can say
     so; the first name wins (`a = x; b = a` names nothing new), inputs keep their own."""
     node = getattr(value, "node", None)
-    if isinstance(value, TensorVal) and node in b.g.nx and b.g.node(node).op != "input":
+    if isinstance(value, TensorVal) and node in b.g and b.g.node(node).op != "input":
         b.g.names.setdefault(node, name)

@@ -17,7 +17,7 @@ class DeadCodeElimination(Pass):
 
     def run_on(self, g: Graph, ctx: Context) -> int:
         live = g.ancestors(list(g.outputs.values())) | set(g.inputs)
-        dead = [n for n in g.nx.nodes if n not in live]
+        dead = [n for n in g.node_ids() if n not in live]
         for n in dead:
             g.erase(n)
         return len(dead)
@@ -61,7 +61,7 @@ class CommonSubexpressionElimination(Pass):
         seen: dict = {}
         merged = 0
         for nid in g.topo_order():
-            if nid not in g.nx:
+            if nid not in g:
                 continue
             key = cse_key(g, nid)
             if key is None:

@@ -55,7 +55,7 @@ def rewrite(g: Graph, rules: list[Rule], ctx: Context) -> int:
     for _ in range(MAX_SWEEPS):
         changed = False
         for nid in g.topo_order():
-            if nid not in g.nx:
+            if nid not in g:
                 continue  # erased earlier in this sweep
             node = g.node(nid)
             for r in by_op.get(node.op, []) + by_op.get("*", []):
@@ -78,7 +78,7 @@ def erase_dead(g: Graph, nid: str) -> None:
     stack = [nid]
     while stack:
         n = stack.pop()
-        if n not in g.nx or g.uses(n) or n in g.inputs:
+        if n not in g or g.uses(n) or n in g.inputs:
             continue
         ins = set(g.input_ids(n))
         g.erase(n)
@@ -87,8 +87,8 @@ def erase_dead(g: Graph, nid: str) -> None:
 
 def bodies(g: Graph):
     """`g` and every loop body inside it, innermost first (in the order the nodes were added)."""
-    for _, data in list(g.nx.nodes(data=True)):
-        body = data["node"].attrs.get("body")
+    for nid in g.node_ids():
+        body = g.node(nid).attrs.get("body")
         if isinstance(body, Graph):
             yield from bodies(body)
     yield g

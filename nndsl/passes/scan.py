@@ -204,7 +204,7 @@ def rewrite_body(body: Graph, s: Node, fn) -> None:
     """Applies `fn(body, node, local, variant)` to every node of scan `s`'s body, in order."""
     local, variant = step_locals(body, s)
     for nid in body.topo_order():
-        if nid not in body.nx:
+        if nid not in body:
             continue
         new = fn(body, body.node(nid), local, variant)
         if new is not None:
@@ -237,7 +237,7 @@ class HoistScanInputs(Pass):
         memo = dict(zip(steps, outer_steps))
         moved = 0
         for nid in body.topo_order():
-            if nid not in local or nid in steps or nid not in body.nx:
+            if nid not in local or nid in steps or nid not in body:
                 continue
             if all(u in local for u in body.users(nid)) and nid not in body.outputs.values():
                 continue  # only step-local work reads it: it leaves with its readers

@@ -1,7 +1,7 @@
 """IR invariants, checked between passes (xdsl verifies after every pass by default).
 
 A graph is well formed when it is a DAG; every node has an op nndsl knows and a type; each node's
-inputs fill its ports 0..k-1 with the arity its OpDef wants; re-inferring a node's type from its
+inputs are nodes of the graph, as many as its OpDef wants; re-inferring a node's type from its
 inputs gives the type it carries; every parameter or state leaf a node reads is declared; inputs and
 outputs name existing nodes; and the bodies of loops (`OpDef.bodies`, checked against their node by
 `OpDef.check_bodies`) are well formed in the same way. With `allow_dead=False`,
@@ -32,36 +32,33 @@ def verify(g: Graph, *, allow_dead: bool = True, where: str = "graph") -> None:
     if not g.is_acyclic():
         fail("the graph has a cycle")
     for i in g.inputs:
-        if i not in g.nx:
+        if i not in g:
             fail(f"input {i} is not a node")
-        if g.node(i).op != "input" or g.nx.in_degree(i):
+        if g.node(i).op != "input" or g.input_ids(i):
             fail(f"input {i} is a {g.node(i).op} with inputs")
     for name, nid in g.outputs.items():
-        if nid not in g.nx:
+        if nid not in g:
             fail(f"output `{name}` names {nid}, which is not a node")
-    for nid in g.nx.nodes:
+    for nid in g.node_ids():
         _verify_node(g, nid, fail, where)
     if not allow_dead:
         live = g.ancestors([v for v in g.outputs.values()]) | set(g.inputs)
-        extra = sorted(set(g.nx.nodes) - live, key=g._order)
+        extra = [n for n in g.node_ids() if n not in live]
         if extra:
             fail(f"dead nodes {', '.join(extra[:5])} (nothing reads them)")
 
 
 def _verify_node(g: Graph, nid: str, fail, where: str) -> None:
-    data = g.nx.nodes[nid]
-    if "node" not in data:
-        fail(f"{nid} has no node record (an edge to a node that was never added?)")
-    n = data["node"]
+    n = g.node(nid)
     if n.id != nid:
         fail(f"node record {n.id} is stored under {nid}")
     if not _is_type(n.type):
         fail(f"{nid} ({n.op}) has no type")
-    ports = sorted(d["port"] for _, _, d in g.nx.in_edges(nid, data=True))
-    if ports != list(range(len(ports))):
-        fail(f"{nid} ({n.op}) has input ports {ports}, not 0..{len(ports) - 1}")
+    gone = [src for src in n.inputs if src not in g]
+    if gone:
+        fail(f"{nid} ({n.op}) reads {', '.join(gone)}, which is not a node (erased while still read?)")
     if n.op == "input":
-        if ports:
+        if n.inputs:
             fail(f"input {nid} has inputs")
         if nid not in g.inputs and not n.attrs.get("hoisted"):
             fail(f"input node {nid} is not one of the graph's inputs")

@@ -136,7 +136,7 @@ def infer_scopes(g: Graph, defs, root: str) -> dict:
             scope[n.id] = ()
         elif n.path:
             scope[n.id] = tuple(n.path[:-1])
-            pathed.append((g._order(n.id), scope[n.id] + ((n.path[-1],) if _is_cell(n) else ())))
+            pathed.append((g.creation_index(n.id), scope[n.id] + ((n.path[-1],) if _is_cell(n) else ())))
     kinds = scope_kinds(g, defs)
     kinds[()] = root
     pathed.sort()
@@ -147,7 +147,7 @@ def infer_scopes(g: Graph, defs, root: str) -> dict:
         if made_by == root:
             scope[n.id] = ()
             continue
-        k = bisect.bisect_left(orders, g._order(n.id))
+        k = bisect.bisect_left(orders, g.creation_index(n.id))
         near = [pathed[j][1] for j in (k - 1, k) if 0 <= j < len(pathed)]
         found = None
         for s in near:
@@ -168,6 +168,28 @@ def infer_scopes(g: Graph, defs, root: str) -> dict:
     for nid in g.topo_order():
         scope.setdefault(nid, ())
     return scope
+
+
+def _components(g: Graph, members) -> list[list[str]]:
+    """The pieces `members` fall into when joined by the data flowing between them (in either
+    direction), each piece and the list of pieces in creation order."""
+    inside = set(members)
+    key = g.creation_index
+    comps, seen = [], set()
+    for start in sorted(inside, key=key):
+        if start in seen:
+            continue
+        seen.add(start)
+        comp, stack = [], [start]
+        while stack:
+            nid = stack.pop()
+            comp.append(nid)
+            for m in g.input_ids(nid) + g.users(nid):
+                if m in inside and m not in seen:
+                    seen.add(m)
+                    stack.append(m)
+        comps.append(sorted(comp, key=key))
+    return comps
 
 
 # ---------------------------------------------------------------------- the picture
@@ -373,10 +395,7 @@ class _Drawer:
         return self.alias.get(nid, _dot_id(nid))
 
     def _collapse(self, key: tuple, members: list) -> None:
-        import networkx as nx
-        sub = self.g.nx.subgraph(members).to_undirected(as_view=True)
-        comps = sorted((sorted(c, key=self.g._order) for c in nx.connected_components(sub)),
-                       key=lambda c: self.g._order(c[0]))
+        comps = _components(self.g, members)
         where = self.pic.cluster(key if self.group_collapsed else key[:-1], self._labels(key))
         kind = self.kinds.get(key)
         label = (kind or key[-1]) if self.group_collapsed else self.label_of(key)
