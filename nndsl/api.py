@@ -29,7 +29,7 @@ from .values import NeedsConcrete
 
 def _type_of(x) -> TensorType:
     """Concrete sizes stay ints; a symbolic size (jax.export's `b`) becomes a symbolic dim."""
-    return TensorType(tuple(int(d) if isinstance(d, int) or hasattr(d, "__index__") and _static(d) else str(d)
+    return TensorType(tuple(int(d) if isinstance(d, int) or (hasattr(d, "__index__") and _static(d)) else str(d)
                             for d in jnp.shape(x)), str(jnp.result_type(x)))
 
 
@@ -75,14 +75,14 @@ def _static(d) -> bool:
     try:
         int(d)
         return True
-    except Exception:  # a symbolic dimension cannot be made an int
+    except Exception:  # noqa: BLE001 - a symbolic dimension cannot be made an int
         return False
 
 
 class Model:
     """A model with its static arguments bound. `init` and `apply` are pure functions of arrays."""
 
-    def __init__(self, program: "Program", name: str, args: dict, entry: str | None = None):
+    def __init__(self, program: Program, name: str, args: dict, entry: str | None = None):
         self.program, self.name, self.args = program, name, dict(args)
         self.entry_name = entry  # one output run on its own (nndsl/entry.py), or None: all of them
         self.dims: dict = {}  # sizes given to symbolic dimensions (`--dim time=32`); see with_dims
@@ -122,7 +122,7 @@ class Model:
             return [n for n in names if n in self._entry_inputs()]
         return names
 
-    def with_dims(self, **dims) -> "Model":
+    def with_dims(self, **dims) -> Model:
         """The same model with some symbolic dimensions given sizes (`time=32`): its graph, summary
         and export then see them fixed, while the others (the batch, usually) stay symbolic."""
         m = Model(self.program, self.name, self.args, self.entry_name)
@@ -131,7 +131,7 @@ class Model:
             m.graph()  # check now with the sizes given
         return m
 
-    def _without_dims(self) -> "Model":
+    def _without_dims(self) -> Model:
         """This model with no sizes given, sharing its built graphs: what `dims.fixed_types` reads
         the declared input types from."""
         plain = Model.__new__(Model)
@@ -142,7 +142,7 @@ class Model:
         defn = self.program.defs.definitions[self.name]
         return [s.name for s in defn.body if isinstance(s, ast.Input)]
 
-    def entry(self, output: str) -> "Model":
+    def entry(self, output: str) -> Model:
         """The model reduced to one output and the inputs it reads: a second entry point (a
         decoding graph beside the training one) over the same instances and weights."""
         return Model(self.program, self.name, self.args, entry=output)

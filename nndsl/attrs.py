@@ -89,8 +89,8 @@ class Attr:
             return f"{one}, or a list of them (one per axis)"
         if t == "padding":
             words = ", ".join(f'"{w}"' for w in (PAD_WORDS if self.choices is None else self.choices))
-            return ((f"{words}, " if words else "") + "a non-negative integer (the same before and after every axis), a list "
-                    "of one per axis, or a list of [before, after] pairs, one per axis")
+            return ((f"{words}, " if words else "") + "a non-negative integer (the same before and after every "
+                    "axis), a list of one per axis, or a list of [before, after] pairs, one per axis")
         if t == "str" and self.choices:
             return "one of " + ", ".join(f'"{c}"' for c in self.choices)
         return {"bool": "true or false", "str": "a string", "shape": "a list of dimensions",

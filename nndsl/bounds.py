@@ -72,13 +72,10 @@ def arith(op: str, a, b, span):
     when the result cannot be (a power), and checked after (a sum or a product of two int64s
     costs nothing). Python's own errors (0 ** -1) are left to the caller."""
     if op == "**" and isinstance(b, int) and not isinstance(b, bool) and b > 0 and isinstance(a, (int, float)):
-        if isinstance(a, int) and a in (0, 1, -1):
+        if (isinstance(a, int) and a in (0, 1, -1)) or (isinstance(a, float) and abs(a) <= 1.0):
             pass
-        elif isinstance(a, float) and abs(a) <= 1.0:
-            pass
-        elif (_bits(a) - (1 if isinstance(a, int) else 0)) * b > MAX_BITS + 1 and isinstance(a, int):
-            raise too_big(f"`{short(a)} ** {short(b)}`", span)
-        elif isinstance(a, float) and math.log2(abs(a)) * b > 1024:
+        elif ((isinstance(a, int) and (_bits(a) - 1) * b > MAX_BITS + 1)
+              or (isinstance(a, float) and math.log2(abs(a)) * b > 1024)):
             raise too_big(f"`{short(a)} ** {short(b)}`", span)
     if op == "*" and isinstance(a, int) and isinstance(b, int) and _bits(a) + _bits(b) > 2 * MAX_BITS + 2:
         raise too_big(f"`{short(a)} * {short(b)}`", span)  # unreachable for checked operands; kept as a guard

@@ -69,7 +69,7 @@ def random_key(g, seed):
     model whose noise is optional (noise_injection) runs as it always has."""
 
     def samples(graph):
-        return any(n.op == "sample" or isinstance(n.attrs.get("body"), Graph) and samples(n.attrs["body"])
+        return any(n.op == "sample" or (isinstance(n.attrs.get("body"), Graph) and samples(n.attrs["body"]))
                    for n in graph.nodes())
     if seed is None and not samples(g):
         return None

@@ -16,7 +16,7 @@ def initialize(coordinator: str, num_processes: int, process_id: int) -> None:
         pass
     try:
         jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
-    except Exception as e:  # an unreachable coordinator, a port in use: the user's to fix
+    except Exception as e:  # noqa: BLE001 - an unreachable coordinator, a port in use: the user's to fix
         raise NndslError(f"cannot join the run at {coordinator}: {str(e).splitlines()[0]}", code="E709") from None
 
 

@@ -123,15 +123,16 @@ def load_exported(path: str | Path):
     """(callable, input names): the callable takes the inputs as arrays and returns the outputs,
     compiled with the XLA options the artifact recorded for this platform."""
     from jax import export
-    from .lower.backend import jit_with, supported
+
     from .files import read_bytes
     from .limits import machine_memory
+    from .lower.backend import jit_with, supported
     name = Path(path).name
     meta, blob = read_header(read_bytes(path, machine_memory(), "exported model", error=NndslError, name=name),
                              name)
     try:
         exp = export.deserialize(bytearray(blob))
-    except Exception:  # verified yet unreadable: another JAX's format; the user hears it, not a traceback
+    except Exception:  # noqa: BLE001 - verified yet unreadable: another JAX's format; the user hears it, not a traceback
         raise NndslError(f"cannot read {name}: this JAX ({jax.__version__}) cannot deserialize its model",
                          code="E614") from None
     platform = jax.default_backend()

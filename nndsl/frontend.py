@@ -145,7 +145,7 @@ class Loader:
 def shadows_builtin(name: str) -> bool:
     from .elaborate.builder import SPECIAL
     from .ops import OPS
-    return name in OPS and OPS[name].kind != "internal" or name in SPECIAL
+    return (name in OPS and OPS[name].kind != "internal") or name in SPECIAL
 
 
 def _check_signature(item: ast.ModelDef, imported: bool) -> None:

@@ -95,7 +95,7 @@ def load_variables(path: str | Path) -> dict:
         else:
             from safetensors.numpy import load_file
             flat = load_file(str(p))
-    except Exception as e:  # a corrupt or foreign file is the user's problem to hear about, clearly
+    except Exception as e:  # noqa: BLE001 - a corrupt or foreign file is the user's problem to hear about, clearly
         raise NndslError(f"cannot read weights {p.name}: {e}", code="E602") from None
     tree = unflatten(flat)
     tree.setdefault("params", {})

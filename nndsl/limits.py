@@ -81,8 +81,8 @@ def check_graph(g, max_memory: int | None = None, what: str = "the model", batch
                              help="generate fewer examples (`n=`), or raise the limit with --max-memory")
         label = big_node.label or big_node.op
         raise LimitError(f"{what} needs about {human(total + acts + data_bytes)} ({parts})"
-                         f"{f' at batch {batch}' if batch else ''}, more than the memory limit of {human(limit)}; the largest activation "
-                         f"is {label}'s {human(big_act)}", big_node.span, code="E401",
+                         f"{f' at batch {batch}' if batch else ''}, more than the memory limit of {human(limit)}; "
+                         f"the largest activation is {label}'s {human(big_act)}", big_node.span, code="E401",
                          help="use a smaller batch or smaller layers, or raise the limit with --max-memory")
 
 

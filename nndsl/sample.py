@@ -12,7 +12,6 @@ import jax.numpy as jnp
 
 from .errors import NndslError
 
-
 MAX_LENGTH = 100_000  # characters per call: each step re-reads the whole buffer, so time grows as length**2
 
 

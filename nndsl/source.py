@@ -69,13 +69,13 @@ class Span:
     end_col: int
 
     @staticmethod
-    def from_meta(meta, source: Source) -> "Span | None":
+    def from_meta(meta, source: Source) -> Span | None:
         if getattr(meta, "empty", True):
             return None
         return Span(source, meta.line, meta.column, meta.end_line, meta.end_column)
 
     @staticmethod
-    def from_token(tok, source: Source) -> "Span":
+    def from_token(tok, source: Source) -> Span:
         end_line = getattr(tok, "end_line", None) or tok.line
         end_col = getattr(tok, "end_column", None) or tok.column + len(str(tok))
         return Span(source, tok.line, tok.column, end_line, end_col)

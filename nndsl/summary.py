@@ -1,8 +1,8 @@
 """`nndsl summary`: one row per layer with output shape, parameters and FLOPs, then totals."""
 from __future__ import annotations
 
-from .ops.cost import node_flops
 from .ir.types import TensorType
+from .ops.cost import node_flops
 
 
 def rows(model, batch: int = 1) -> list[dict]:
@@ -108,8 +108,9 @@ def _bytes(n: float) -> str:
 
 def summarize(model, batch: int = 1, console=None, depth: int | None = None) -> dict:
     from rich.console import Console
-    from rich.table import Table
     from rich.markup import escape
+    from rich.table import Table
+
     from .limits import MAX_EXTENT
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_EXTENT:
         from .errors import LimitError

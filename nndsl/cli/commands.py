@@ -128,7 +128,7 @@ def cmd_compile(a) -> int:
     types = _concrete_types(model, dims(a.dim, None))
     xs = [jax.ShapeDtypeStruct(t.shape, jnp.dtype(t.dtype)) for t in types]
     variables = jax.eval_shape(lambda: model.init(jax.random.key(0), *xs))
-    fn = lambda v, *x: model.apply(v, *x)
+    fn = model.apply
     if a.emit == "jaxpr":
         print(jax.make_jaxpr(fn)(variables, *xs))
     else:
@@ -294,7 +294,7 @@ def _run_exported(a) -> int:
                          code="E328")
     try:
         y = fn(*xs)
-    except Exception as e:  # shape or dtype mismatch with the exported signature
+    except Exception as e:  # noqa: BLE001 - shape or dtype mismatch with the exported signature
         raise NndslError(f"the exported model cannot take these inputs: {str(e).splitlines()[0]}",
                          code="E616") from None
     _save_outputs(a.output, y)

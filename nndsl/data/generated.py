@@ -126,8 +126,8 @@ COPIES = 3  # the generated arrays, the temporaries that make them, and the trai
 def check_args(name: str, attrs: dict) -> None:
     """Refuses arguments a generator cannot use, with the argument's name (an OpError, located
     at the `data` statement by the caller)."""
-    from ..bounds import short
     from ..attrs import OpError
+    from ..bounds import short
     for k, v in attrs.items():
         low = MINIMUM.get(k)
         if low is not None and isinstance(v, int) and not isinstance(v, bool) and v < low:

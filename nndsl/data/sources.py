@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..ir.types import TensorType
 from ..attrs import Attr, OpError
+from ..ir.types import TensorType
 from . import paths
 
 DATA_DIR = Path(__file__).resolve().parent
@@ -95,7 +95,7 @@ class DataSource:
         data = self.loader()
         n = len(next(iter(data.values())))
         perm = np.random.default_rng(seed).permutation(n)
-        k = n if self.split >= 1 else int(round(n * self.split))
+        k = n if self.split >= 1 else round(n * self.split)
         train = {f: a[perm[:k]] for f, a in data.items()}
         test = {f: a[perm[k:]] for f, a in data.items()} if k < n else {f: a[:0] for f, a in data.items()}
         if self.split >= 1:

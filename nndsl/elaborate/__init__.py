@@ -5,10 +5,10 @@ from ..errors import NameResolutionError, TypeCheckError
 from ..ir.graph import Graph
 from ..syntax import ast
 from ..values import TensorVal
-from .builder import Builder
-from . import exprs, calls  # noqa: F401  (fill EXPRS, which Builder.eval dispatches on)
 from . import apply as _apply
+from . import calls, exprs  # noqa: F401  (fill EXPRS, which Builder.eval dispatches on)
 from . import generate as _generate  # noqa: F401  (unroll with feedback)
+from .builder import Builder
 from .calls import bind_model_args
 
 
@@ -43,10 +43,10 @@ def build_model(program, name: str, args: dict, input_types=None, builder: Build
 def build_cell(program, defn, args, input_types=None, builder: Builder | None = None) -> Graph:
     """A cell on its own is checked as a scan over [batch, time, ...] of its declared step input."""
     from ..ir.types import TensorType
+    from ..values import ModelLayer
     from .builder import Env
     from .cells import apply_cell
     from .decls import bind_input
-    from ..values import ModelLayer
     b = builder or Builder(program)
     bound = bind_model_args(b, defn, [], dict(args), defn.name_span)
     decls = [s for s in defn.body if isinstance(s, ast.Input)]

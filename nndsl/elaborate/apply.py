@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import itertools
 
-from ..errors import NameResolutionError, TypeCheckError, UnsupportedError, LimitError
+from ..errors import LimitError, NameResolutionError, TypeCheckError, UnsupportedError
 from ..ops import OPS
 from ..syntax import ast
-from ..values import (BidirectionalLayer, BoundLayer, ChainLayer, Layer, ModelLayer, Poison, Poisoned, OpLayer,
-                      Record, ReverseLayer, StackLayer, TensorVal, TupleVal, UnrollLayer, describe)
+from ..values import (
+    BidirectionalLayer,
+    BoundLayer,
+    ChainLayer,
+    Layer,
+    ModelLayer,
+    OpLayer,
+    Poison,
+    Poisoned,
+    Record,
+    ReverseLayer,
+    StackLayer,
+    TensorVal,
+    TupleVal,
+    UnrollLayer,
+    describe,
+)
 from .builder import MAX_DEPTH, Builder, Env, Scope, rename_in_source_order
 from .cells import apply_cell
 from .decls import dtype_of  # noqa: F401  (re-exported: nndsl/dims.py reads it here)
@@ -31,7 +46,8 @@ def apply_layer(b: Builder, layer: Layer, inputs: list, span, path: tuple | None
     if isinstance(layer, (ChainLayer, StackLayer)):
         return _apply_chain(b, layer, inputs, span, path)
     if isinstance(layer, UnrollLayer):
-        return apply_cell(b, layer.layer, inputs, span, path or b.scope.fresh("unroll", layer.span or span), unroll=layer.steps)
+        return apply_cell(b, layer.layer, inputs, span, path or b.scope.fresh("unroll", layer.span or span),
+                          unroll=layer.steps)
     if isinstance(layer, ReverseLayer):
         return apply_cell(b, layer.layer, inputs, span, path or b.scope.fresh("reverse", layer.span or span),
                           reverse=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from ..errors import NndslError, ShapeError, TypeCheckError, UnsupportedError, LimitError
+from ..errors import LimitError, NndslError, ShapeError, TypeCheckError, UnsupportedError
 from ..ir.graph import Graph, stable_hash  # noqa: F401  (re-exported)
 from ..ir.types import shape_str
 from ..ops import OPS, OpError
@@ -66,7 +66,7 @@ class Scope:
 class Env:
     values: dict = field(default_factory=dict)
     spans: dict = field(default_factory=dict)
-    parent: "Env | None" = None
+    parent: Env | None = None
 
     def lookup(self, name: str):
         e = self
@@ -343,7 +343,7 @@ def _memo_key(opdef, inputs, attrs):
 
 
 def _has_symbolic(attrs: dict) -> bool:
-    return any(isinstance(v, SymDim) or isinstance(v, tuple) and any(isinstance(x, SymDim) for x in v)
+    return any(isinstance(v, SymDim) or (isinstance(v, tuple) and any(isinstance(x, SymDim) for x in v))
                for v in attrs.values())
 
 

@@ -82,9 +82,9 @@ def check_ids(spec) -> list:
         if v is None or v.ids is None or v.ids <= use.room:
             continue
         notes = [(use.producer_span, "the logits are made here")] if use.producer_span else []
+        last = "a last layer of `dense(data.classes)`" if v.classes else f"a last layer of `dense({v.ids})`"
         fix = {"embed": f"`embed({v.ids}, ...)`, or `embed(data.{'vocab' if v.vocab else 'classes'}, ...)`",
-               "conditional_batchnorm": f"`classes={v.ids}`"}.get(use.op, "a last layer of `dense(data.classes)`"
-                                                                     if v.classes else f"a last layer of `dense({v.ids})`")
+               "conditional_batchnorm": f"`classes={v.ids}`"}.get(use.op, last)
         errors.append(ShapeError(f"`{use.op}` gets `data.{use.field}`, {v.describe()} from `{src.name}`, but has "
                                  f"{use.what}: ids {use.room}..{v.ids - 1} would fall outside it", use.span,
                                  code="E361", notes=notes, help=f"use {fix}"))

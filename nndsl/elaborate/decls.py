@@ -45,7 +45,7 @@ def _dims_of(b, texpr, env):
         try:
             v = b.eval(d, env)
             out.append(v.expr if isinstance(v, Sym) else v)
-        except Exception:
+        except Exception:  # noqa: BLE001 - only for the message: a size that cannot be shown is "?"
             out.append("?")
     return out
 

@@ -7,8 +7,23 @@ from .. import bounds
 from ..errors import LimitError, NameResolutionError, ShapeError, TypeCheckError, closest
 from ..ops import OPS
 from ..syntax import ast
-from ..values import (Captured, ChainLayer, DefRef, Layer, ModelLayer, NeedsConcrete, OpRef, Poison, Poisoned,
-                      Record, StackLayer, Sym, TensorVal, TupleVal, describe)
+from ..values import (
+    Captured,
+    ChainLayer,
+    DefRef,
+    Layer,
+    ModelLayer,
+    NeedsConcrete,
+    OpRef,
+    Poison,
+    Poisoned,
+    Record,
+    StackLayer,
+    Sym,
+    TensorVal,
+    TupleVal,
+    describe,
+)
 from .builder import MAX_NODES, Env, expr
 from .calls import bind_model_args, make_op_layer
 from .special import SPECIAL
@@ -53,7 +68,7 @@ def eval_Name(b, e: ast.Name, env: Env):
     d = b.program.definitions.get(e.id)
     if isinstance(d, ast.ModelDef):  # train blocks are not values: they may share a name with an op
         return DefRef(e.id, d, e.span)
-    if e.id in OPS and OPS[e.id].kind != "internal" or e.id in SPECIAL:
+    if (e.id in OPS and OPS[e.id].kind != "internal") or e.id in SPECIAL:
         return OpRef(e.id, e.span)
     known = env.names() | set(b.program.definitions) | set(OPS) | set(SPECIAL)
     guess = closest(e.id, known)
@@ -261,7 +276,7 @@ def eval_Chain(b, e: ast.Chain, env):
     v = b.eval(e.items[0], env)
     for item in e.items[1:]:
         f = b.eval(item, env)
-        if isinstance(v, TensorVal) or isinstance(v, TupleVal):
+        if isinstance(v, (TensorVal, TupleVal)):
             ins = v.items if isinstance(v, TupleVal) else [v]
             v = b.apply(as_layer(b, f, item.span), ins, item.span)
         elif is_layer(v):

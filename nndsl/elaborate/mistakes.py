@@ -63,7 +63,7 @@ def _swapped_gan_losses(spec) -> list[Diagnostic]:
     disc_nodes = set().union(*(by_model.get(m, set()) for m in discs)) if discs else set()
     real = _seen_on_real_data(g, spec, by_model, gens) & disc_nodes
     out = []
-    for i, st in enumerate(spec.steps):
+    for st in spec.steps:
         mine = set(st.models)
         if not mine & gens or mine & discs:
             continue
@@ -90,7 +90,7 @@ def _anc(g, nid) -> set:
 def _seen_on_real_data(g, spec, by_model, gens) -> set:
     """Discriminator nodes reached from the data without passing through a generator."""
     gen_nodes = set().union(*(by_model.get(m, set()) for m in gens)) if gens else set()
-    seen, stack = set(), [nid for nid in spec.data_inputs.values()]
+    seen, stack = set(), list(spec.data_inputs.values())
     while stack:
         nid = stack.pop()
         if nid in seen or nid in gen_nodes:

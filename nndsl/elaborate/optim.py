@@ -59,7 +59,8 @@ def eval_optimizer(builder, e, env) -> OptSpec:
 
 
 def _eval(builder, e, env):
-    name = e.id if isinstance(e, ast.Name) else e.func.id if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) else None
+    name = (e.id if isinstance(e, ast.Name)
+            else e.func.id if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) else None)
     table = OPTIMIZERS if name in OPTIMIZERS else SCHEDULES if name in SCHEDULES else None
     if table is None:
         if name in NOT_NUMBERS and not env.has(name):
@@ -80,8 +81,8 @@ def _eval(builder, e, env):
             pos.append((_eval(builder, a, env), a.span))
     attrs = bind_args(name, table[name], pos, kw, e.span, spans)
     for k, v in attrs.items():
-        if k == "lr" and table is OPTIMIZERS:
-            if isinstance(v, bool) or not isinstance(v, (int, float, ScheduleSpec)):
+        if k == "lr" and table is OPTIMIZERS and (
+                isinstance(v, bool) or not isinstance(v, (int, float, ScheduleSpec))):
                 raise TypeCheckError(f"`lr` must be a number or a schedule, found {v!r}", spans.get(k, e.span),
                                      code="E326")
     for k, v in attrs.items():
@@ -109,7 +110,7 @@ RANGES = {
 def _check_range(owner, k, v, span):
     """A NaN or infinite hyperparameter trains nothing (every update is NaN) and one out of its
     range fails inside optax or trains on garbage: both are refused where the value is written."""
-    if isinstance(v, ScheduleSpec) or isinstance(v, bool) or not isinstance(v, (int, float)):
+    if isinstance(v, (ScheduleSpec, bool)) or not isinstance(v, (int, float)):
         return
     if not math.isfinite(v):
         raise TypeCheckError(f"argument `{k}` of `{owner}` must be a finite number, found {v}", span, code="E360")

@@ -72,7 +72,8 @@ def find_train(program, name: str | None):
     if not isinstance(d, ast.TrainDef):
         guess = closest(name, trains)
         raise NameResolutionError(f"no train block named `{name}`", None, code="E212",
-                                  help=f"did you mean `{guess}`?" if guess else f"train blocks: {', '.join(trains) or 'none'}")
+                                  help=f"did you mean `{guess}`?" if guess
+                                  else f"train blocks: {', '.join(trains) or 'none'}")
     return d
 
 
@@ -188,7 +189,8 @@ def _sample(body: TrainBody, stmt: ast.Sample):
 def _data(b, stmt, env, spec, batch, base):
     from ..data.sources import SOURCES, make_source
     e = stmt.value
-    fname = e.id if isinstance(e, ast.Name) else e.func.id if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) else None
+    fname = (e.id if isinstance(e, ast.Name)
+            else e.func.id if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) else None)
     if fname not in SOURCES:
         guess = closest(fname or "", SOURCES)
         raise NameResolutionError(f"unknown data source{f' `{fname}`' if fname else ''}", e.span, code="E213",

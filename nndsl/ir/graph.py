@@ -176,7 +176,7 @@ class Graph:
     def _sorted_from_sources(self) -> list[str]:
         """Kahn's algorithm, always taking the earliest-made ready node: the order a program was
         written in, wherever the data flow allows it. Nodes on a cycle are left out."""
-        waiting = {nid: 0 for nid in self._nodes}
+        waiting = dict.fromkeys(self._nodes, 0)
         for readers in self._users.values():
             for r, ports in readers.items():
                 waiting[r] += ports

@@ -78,13 +78,13 @@ class SymDim(str):
     def __lt__(self, o): return False if isinstance(o, int) and not isinstance(o, bool) and o <= 1 else self._no()
     def __le__(self, o): return False if isinstance(o, int) and not isinstance(o, bool) and o <= 0 else self._no()
 
-    def __index__(self):
+    def __index__(self):  # noqa: PLE0305 - never returns: refuses, like the comparisons above
         self._no()
 
     def __iter__(self):  # never a sequence of characters where a rule takes `int or list of ints`
         self._no()
 
-    def __len__(self):
+    def __len__(self):  # noqa: PLE0303 - never returns: refuses
         self._no()
 
 
@@ -120,7 +120,7 @@ class TensorType:
             n *= d
         return n
 
-    def with_shape(self, shape) -> "TensorType":
+    def with_shape(self, shape) -> TensorType:
         return TensorType(tuple(shape), self.dtype)
 
     @property

@@ -64,7 +64,7 @@ def run(g: Graph, params: dict, state: dict, inputs: list, *, train: bool = Fals
         if precision is not None:
             want = jnp.float32 if opdef.computes_in_f32 else precision
             args = [cast(a, want) for a in args]
-            ctx.params = jax.tree_util.tree_map(lambda a: cast(a, want), ctx.params)
+            ctx.params = jax.tree_util.tree_map(lambda a, w=want: cast(a, w), ctx.params)
         env[nid] = opdef.apply(ctx, *args, **node.attrs)
         if ctx.new_state:
             for leaf, v in ctx.new_state.items():

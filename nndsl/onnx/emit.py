@@ -128,9 +128,9 @@ def _sink(nodes, inits):
         srcs = [producer.get(i) for i in n.input]
         ts = [s for s in srcs if s is not None and s.op_type == "Transpose"]
         scalar = [i for i in n.input if i in inits and len(inits[i].dims) == 0]
-        if n.op_type in UNARY and len(ts) == 1 and len(n.input) == 1 or \
-                n.op_type in BINARY and len(n.input) == 2 and (
-                    len(ts) == 2 and _perm(ts[0]) == _perm(ts[1]) or len(ts) == 1 and len(scalar) == 1):
+        if (n.op_type in UNARY and len(ts) == 1 and len(n.input) == 1) or \
+                (n.op_type in BINARY and len(n.input) == 2 and (
+                    (len(ts) == 2 and _perm(ts[0]) == _perm(ts[1])) or (len(ts) == 1 and len(scalar) == 1))):
             perm = _perm(ts[0])
             new_in = [producer[i].input[0] if producer.get(i) in ts else i for i in n.input]
             inner = helper.make_node(n.op_type, new_in, [n.output[0] + "/nchw"], name=n.name)

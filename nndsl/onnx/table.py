@@ -273,7 +273,8 @@ REDUCE = {"sum": "ReduceSum", "mean": "ReduceMean", "max": "ReduceMax", "min": "
 def _reduce(e, node, ins, t):
     axis = node.attrs["axis"]
     rank = _rank(t[0])
-    axes = list(range(rank)) if axis is None else [a % rank for a in (axis if isinstance(axis, (list, tuple)) else [axis])]
+    given = axis if isinstance(axis, (list, tuple)) else [axis]
+    axes = list(range(rank)) if axis is None else [a % rank for a in given]
     keep = int(bool(node.attrs["keepdims"]))
     if node.op == "sum":  # opset 13+: ReduceSum takes its axes as an input
         return e.op("ReduceSum", [ins[0], e.ints(axes)], node.label, keepdims=keep)
@@ -364,7 +365,7 @@ def _conv_transpose(e, node, ins, t):
     w = e.init(pname(node, "kernel"), np.transpose(kernel, (n, n + 1, *range(n))))
     ws = [w] + ([e.init(pname(node, "bias"), e.leaf(node.path, "bias"))] if a["bias"] else [])
     lo, hi, extra_out = [], [], []
-    for i, (start, extra) in enumerate(OPS[node.op]._crop(a["padding"], k, s)):
+    for start, extra in OPS[node.op]._crop(a["padding"], k, s):
         # full output (n-1)*s + k; keep [start, start + full + extra)
         end_crop = -(extra + start)
         lo.append(start)
@@ -484,8 +485,11 @@ def _self_attention(e, node, ins, t):
     _, h, w, c = t[0].shape
     _static((h, w, c), "self_attention")
     flat = e.op("Reshape", [x, e.ints([0, h * w, c])])
-    q, k, v = (e.op("Add", [e.op("MatMul", [flat, e.init(pname(node, f"{n}_kernel"), e.leaf(node.path, f"{n}_kernel"))]),
-                            e.init(pname(node, f"{n}_bias"), e.leaf(node.path, f"{n}_bias"))]) for n in ("query", "key", "value"))
+    def project(n):
+        kernel = e.init(pname(node, f"{n}_kernel"), e.leaf(node.path, f"{n}_kernel"))
+        bias = e.init(pname(node, f"{n}_bias"), e.leaf(node.path, f"{n}_bias"))
+        return e.op("Add", [e.op("MatMul", [flat, kernel]), bias])
+    q, k, v = (project(n) for n in ("query", "key", "value"))
     scores = e.op("MatMul", [q, e.op("Transpose", [k], None, perm=[0, 2, 1])])
     attn = e.op("Softmax", [scores], None, axis=-1)
     out = e.op("Reshape", [e.op("MatMul", [attn, v]), e.ints([0, h, w, c])])

@@ -70,7 +70,7 @@ class RandomCrop(OpDef):
         ky, kx = jax.random.split(ctx.key())
         top = jax.random.randint(ky, (n,), 0, h - sh + 1)
         left = jax.random.randint(kx, (n,), 0, w - sw + 1)
-        return jax.vmap(lambda im, t, l: jax.lax.dynamic_slice(im, (t, l, 0), (sh, sw, c)))(xp, top, left)
+        return jax.vmap(lambda im, t, lft: jax.lax.dynamic_slice(im, (t, lft, 0), (sh, sw, c)))(xp, top, left)
 
 
 @register
@@ -140,10 +140,10 @@ class RandomResizedCrop(OpDef):
         top = jax.random.uniform(ky, (n,)) * (h - ch)
         left = jax.random.uniform(kx, (n,)) * (w - cw)
 
-        def one(im, t, l, bh, bw):
+        def one(im, t, lft, bh, bw):
             sy, sx = sh / bh, sw / bw
             return jax.image.scale_and_translate(im, (sh, sw, c), (0, 1), jnp.stack([sy, sx]),
-                                                 jnp.stack([-t * sy, -l * sx]), "linear", antialias=False)
+                                                 jnp.stack([-t * sy, -lft * sx]), "linear", antialias=False)
         return jax.vmap(one)(x, top, left, ch, cw).astype(x.dtype)
 
 

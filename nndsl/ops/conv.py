@@ -67,7 +67,9 @@ def out_dim(size, k, s, d, pad, ceil: bool = False):
     `ceil` (pooling's ceil_mode) counts a last partial window, unless it would start in the
     padding after the input (PyTorch's rule, which ONNX's reference follows)."""
     if isinstance(pad, str) and pad.startswith("SAME"):
-        return size if s == 1 else (-(-size // s) if isinstance(size, int) else dim_op(dim_op(size, "+", s - 1), "//", s))
+        if s == 1:
+            return size
+        return -(-size // s) if isinstance(size, int) else dim_op(dim_op(size, "+", s - 1), "//", s)
     lo, hi = (0, 0) if pad == "VALID" else pad
     eff = d * (k - 1) + 1
     if isinstance(size, int):
@@ -365,7 +367,7 @@ class Pool(OpDef):
     def _window(self, x, window, stride, padding, dilation, ceil_mode):
         """(window dims, strides, dilations, explicit pads, extra pads at the end for ceil_mode),
         each over all axes of x."""
-        n, w, s, d, pad = self._geom(x.ndim, window, stride, padding, dilation)
+        _, w, s, d, pad = self._geom(x.ndim, window, stride, padding, dilation)
         pad = resolve(pad, x.shape[1:-1], w, s, d)
         outs = self._spatial(x.shape, window, stride, padding, dilation, ceil_mode)
         extra = [max((outs[i] - 1) * s[i] + d[i] * (w[i] - 1) + 1 - (x.shape[1 + i] + lo + hi), 0)

@@ -6,8 +6,9 @@ counted before anything is allocated), and its lowering to pure jax.numpy (`appl
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import jax.numpy as jnp
 

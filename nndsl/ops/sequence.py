@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ..ir.types import TensorType, dims_equal, shape_str
+from ..ir.types import dims_equal, shape_str
 from .registry import OpDef, OpError, register
 
 

@@ -9,5 +9,19 @@ from .manager import LEVELS, O2_EXTRA, PASSES, PassManager, level_passes, optimi
 from .rewrite import Context, Pass, PassError, rewrite, rule
 from .verify import VerifyError, verify
 
-__all__ = ["LEVELS", "O2_EXTRA", "PASSES", "level_passes", "Context", "Pass", "PassError", "PassManager", "VerifyError", "optimize",
-           "pipeline", "rewrite", "rule", "verify"]
+__all__ = [
+           "LEVELS",
+           "O2_EXTRA",
+           "PASSES",
+           "Context",
+           "Pass",
+           "PassError",
+           "PassManager",
+           "VerifyError",
+           "level_passes",
+           "optimize",
+           "pipeline",
+           "rewrite",
+           "rule",
+           "verify",
+]

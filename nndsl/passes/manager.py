@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from ..ir.graph import Graph
 from ..ir.printer import print_graph
 from . import ops  # noqa: F401  (registers the internal ops passes create)
-from .convs import ConvAsMatmul
 from .cleanup import CommonSubexpressionElimination, DeadCodeElimination
+from .convs import ConvAsMatmul
 from .fuse import FoldBatchnorm, FuseParallelDense
 from .rewrite import Context, Pass, PassError
 from .scan import HoistScanInputs, HoistScanInvariants, SplitConcatMatmul

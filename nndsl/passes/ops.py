@@ -65,6 +65,7 @@ class WithBatchnorm(OpDef):
 
     def apply(self, ctx, x, **attrs):
         import jax
+
         from ..ops import ApplyCtx
         bn, stats = ctx.params["bn"], ctx.state["bn"]
         s = jax.lax.rsqrt(stats["var"] + attrs["eps"])

@@ -7,8 +7,8 @@ pattern dictionary). It returns None for "no match", or the id of the value that
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..errors import NndslError
 from ..ir.graph import Graph, Node
@@ -104,7 +104,7 @@ class Pass:
     eval_only: bool = False  # run only on graphs for inference
 
     def applies(self, ctx: Context) -> bool:
-        return not (self.train_only and not ctx.train or self.eval_only and ctx.train)
+        return not ((self.train_only and not ctx.train) or (self.eval_only and ctx.train))
 
     def run(self, g: Graph, ctx: Context) -> int:
         if not self.applies(ctx):

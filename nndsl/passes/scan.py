@@ -30,7 +30,7 @@ def scan_groups(s: Node) -> tuple[int, int, int]:
 def add_scan_input(g: Graph, s: Node, outer: str, step: Node, kind: str) -> None:
     """Adds `outer` as a new extra sequence or constant of scan `s`, seen in its body as `step`."""
     body: Graph = s.attrs["body"]
-    n_st, n_seqs, n_consts = scan_groups(s)
+    n_st, n_seqs, _ = scan_groups(s)
     at = 1 + n_st + n_seqs if kind == "seq" else len(body.inputs)
     ins = g.input_ids(s.id)
     ins.insert(at, outer)
@@ -210,7 +210,7 @@ def rewrite_body(body: Graph, s: Node, fn) -> None:
         if new is not None:
             body.replace_all_uses(nid, new)
             erase_dead(body, nid)
-            local, variant = step_locals(body, s)
+            local, _ = step_locals(body, s)
 
 
 class HoistScanInputs(Pass):
@@ -230,7 +230,7 @@ class HoistScanInputs(Pass):
         body: Graph = s.attrs["body"]
         for fn in (decompose_dense_on_concat, split_concat_matmul, gather_step_terms):
             rewrite_body(body, s, fn)
-        local, variant = step_locals(body, s)
+        local, _ = step_locals(body, s)
         n_st, n_seqs, _ = scan_groups(s)
         steps = [body.inputs[0]] + body.inputs[1 + n_st:1 + n_st + n_seqs]
         outer_steps = [g.input_ids(s.id)[0]] + g.input_ids(s.id)[1 + n_st:1 + n_st + n_seqs]

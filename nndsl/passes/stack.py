@@ -14,6 +14,7 @@ training) are left alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 from ..ir.graph import Graph, Node
 from ..ops import OPS
@@ -87,7 +88,7 @@ class _Segments:
                 reach = max([reach] + [sp[u] for u in g.users(n) if u in sp])
         # segment k: spine nodes after cut k-1 up to and including cut k; its entry is cut k-1
         self.entries = [self.spine[c] for c in cuts[:-1]]
-        self.members: list[list[str]] = [self.spine[a + 1:b + 1] for a, b in zip(cuts, cuts[1:])]
+        self.members: list[list[str]] = [self.spine[a + 1:b + 1] for a, b in pairwise(cuts)]
         self.owner = {n: k for k, seg in enumerate(self.members) for n in seg}
         self._own_free(order, spine)
 

@@ -42,7 +42,7 @@ def verify(g: Graph, *, allow_dead: bool = True, where: str = "graph") -> None:
     for nid in g.node_ids():
         _verify_node(g, nid, fail, where)
     if not allow_dead:
-        live = g.ancestors([v for v in g.outputs.values()]) | set(g.inputs)
+        live = g.ancestors(list(g.outputs.values())) | set(g.inputs)
         extra = [n for n in g.node_ids() if n not in live]
         if extra:
             fail(f"dead nodes {', '.join(extra[:5])} (nothing reads them)")

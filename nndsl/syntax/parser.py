@@ -76,7 +76,7 @@ def expected_text(terms) -> str:
     if {"input", "output"} <= keys or {"data", "loss"} <= keys:
         groups.append("a new statement")
         keys -= _STATEMENTS
-    if _DEFINITIONS <= keys:
+    if keys >= _DEFINITIONS:
         groups.append("a definition (`model`, `cell`, `train` or `import`)")
         keys -= _DEFINITIONS
     names = sorted(_describe(k) for k in keys) + groups
@@ -219,7 +219,7 @@ def _token_error(e: UnexpectedToken, source: Source, accepts) -> ParseError:
     span = Span.from_token(tok, source)
     pos = tok.start_pos
     if str(tok) in ")]}":
-        for p, ch, opener in _brackets(text)[1]:
+        for p, _ch, opener in _brackets(text)[1]:
             if p != pos:
                 continue
             if opener is None:
@@ -229,7 +229,7 @@ def _token_error(e: UnexpectedToken, source: Source, accepts) -> ParseError:
                               code="E105", notes=[(_span_at(source, opener), f"`{text[opener]}` opened here")],
                               help=f"close it with `{want}`")
     if str(tok) == ">" and pos > 0 and text[pos - 1] == "-":  # `->` where no chain can go on
-        return ParseError(f"unexpected `->`" + (f"; expected {exp}" if exp else ""),
+        return ParseError("unexpected `->`" + (f"; expected {exp}" if exp else ""),
                           Span(source, tok.line, tok.column - 1, tok.line, tok.column + 1), code="E102")
     prev = _prev_token(text, pos)
     kw = keywords()
@@ -342,7 +342,7 @@ class _Recovery:
     def _accepts(e: UnexpectedToken) -> set:
         try:  # snapshot before recovery changes the parser state
             return set(e.interactive_parser.accepts())
-        except Exception:  # accepts() replays the parser; never let that hide the real error
+        except Exception:  # noqa: BLE001 - accepts() replays the parser; never let that hide the real error
             return set(e.expected or ())
 
 

@@ -212,4 +212,5 @@ def _unquote(tok: Token, t: ToAst) -> str:
         offset, message = e.args
         col = tok.column + 1 + offset
         raise ParseError(message, Span(t.source, tok.line, col, tok.line, col + 2), code="E108",
-                         help='write `\\\\` for a backslash; escapes are \\n \\t \\r \\0 \\" \\\\ \\xHH \\uHHHH') from None
+                         help='write `\\\\` for a backslash; escapes are '
+                              '\\n \\t \\r \\0 \\" \\\\ \\xHH \\uHHHH') from None

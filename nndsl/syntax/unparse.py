@@ -73,7 +73,10 @@ def add_parens(e):
         if f.name in ("span", "name_span", "text"):
             continue
         v = getattr(e, f.name)
-        fix = (lambda x, m=needs.get(f.name): _paren_node(add_parens(x), m))
+        want = needs.get(f.name)
+
+        def fix(x, want=want):
+            return _paren_node(add_parens(x), want)
         if isinstance(v, ast.Node):
             changes[f.name] = fix(v)
         elif isinstance(v, tuple) and any(isinstance(x, ast.Node) for x in v):

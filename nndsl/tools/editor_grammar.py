@@ -28,7 +28,7 @@ def _alternation(words) -> str:
 def tmlanguage(text: str) -> str:
     """The VS Code grammar `text` with its word lists regenerated (the rest is hand-written)."""
     top = "|".join(w for w in definition_words() if w in ("import",))
-    body = _alternation([w for w in statement_words()])
+    body = _alternation(list(statement_words()))
     control = _alternation([w for w in inline_words() if w in ("if", "then", "else")])
     other = _alternation([w for w in inline_words() if w not in ("if", "then", "else")])
     replacements = [
@@ -39,7 +39,7 @@ def tmlanguage(text: str) -> str:
         (r'("match": "\^\\\\s\*\()[^)]*(\))', top),
     ]
     for pattern, words in replacements:
-        text, n = re.subn(pattern, lambda m: m.group(1) + words + m.group(2), text, count=1)
+        text, n = re.subn(pattern, lambda m, w=words: m.group(1) + w + m.group(2), text, count=1)
         if n != 1:
             raise ValueError(f"the editor grammar has no word list matching {pattern}")
     json.loads(text)  # still JSON

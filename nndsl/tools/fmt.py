@@ -117,9 +117,7 @@ def _space(a: _Tok, b: _Tok, ctx: str) -> bool:
         return False
     if b.type in ("LPAR", "LSQB") and a.type in _VALUE_END:
         return False
-    if "EQUAL" in (a.type, b.type) and ctx == "call":
-        return False
-    return True
+    return not ("EQUAL" in (a.type, b.type) and ctx == "call")
 
 
 class _Printer:
@@ -176,9 +174,8 @@ class _Printer:
         if last is None or last.opens_body or kind in ("close", "cont"):
             return
         want = min(1, max(0, newlines - 1))
-        if kind in ("item", "comment-top"):
-            if last.closes_def or (is_def and not last.own_comment):
-                want = 1
+        if kind in ("item", "comment-top") and (last.closes_def or (is_def and not last.own_comment)):
+            want = 1
         if want and self.lines[-1] is not None:
             self.lines.append(None)
 

@@ -10,8 +10,7 @@ definition. Registered under the names `nndsl` and `nn` for `*.nn` files through
 from __future__ import annotations
 
 from pygments.lexer import RegexLexer, bygroups, include, words
-from pygments.token import (Comment, Keyword, Name, Number, Operator, Punctuation, String, Text,
-                            Whitespace)
+from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, String, Text, Whitespace
 
 from ..syntax import words as language
 

@@ -63,7 +63,7 @@ def diagnostics(text: str, name: str) -> list[Problem]:
     """Every error of the document, as nndsl check reports them, placed in the document."""
     try:
         errors = _errors(text, name)
-    except Exception as e:  # a crash in nndsl must not take the editor's server down
+    except Exception as e:  # noqa: BLE001 - a crash in nndsl must not take the editor's server down
         return [Problem(0, 0, 0, 1, f"nndsl failed while checking this file: {type(e).__name__}: {e}", "E000")]
     first_import = _first_import(text, name)
     out, seen = [], set()
@@ -439,7 +439,7 @@ class FrameReader:
             self.pending = asyncio.get_running_loop().run_in_executor(self.pool, read, 65536)
         try:
             data = await asyncio.wait_for(asyncio.shield(self.pending), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         self.pending = None
         if not data:
@@ -517,6 +517,7 @@ def serve_io(server, stdin=None, stdout=None) -> None:
     import asyncio
     import sys
     from threading import Event
+
     from pygls.io_ import StdoutWriter, run_async
 
     server._stop_event = Event()

@@ -18,8 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import re
+import signal
 import warnings
 from pathlib import Path
 
@@ -165,7 +165,7 @@ def _read_tensors(folder: Path, meta: dict, template: list) -> list:
         raise Unusable("checksum mismatch")
     try:
         arrays = st_load(blob)
-    except Exception:  # verified bytes that safetensors still refuses: another version's format
+    except Exception:  # noqa: BLE001 - verified bytes that safetensors still refuses: another version's format
         raise Unusable("its tensors cannot be read") from None
     leaves = []
     for i, t in enumerate(template):

@@ -31,7 +31,7 @@ class RunFolder:
         self.out = Path(out)
         self.fd: int | None = None
 
-    def __enter__(self) -> "RunFolder":
+    def __enter__(self) -> RunFolder:
         self.open()
         return self
 

@@ -15,12 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..elaborate.train import TrainSpec, build_train
-from ..lower import backend
 from ..errors import TrainingError
-from ..lower import interpret
+from ..lower import backend, interpret
 from .optim import make_optax
 from .step import TrainState, batch_inputs, init_state, make_train_step
-
 
 # `precision` settings: the dtype ops compute in (None: float32 throughout). Parameters and
 # optimizer state stay float32 either way; f16 also scales the loss (see nndsl/train/step.py).
@@ -125,6 +123,7 @@ class Trainer:
     def _graph(self, spec: TrainSpec, train: bool):
         """The train block's graph after the program's passes (inference rewrites only for eval)."""
         import copy
+
         from ..passes import optimize
         prog = self.program
         if not (prog.opt_level or prog.passes):
