@@ -8,7 +8,11 @@ steps); the figure is the best round's, so that a noisy shared machine disturbs 
 alike rather than whichever ran during a burst. "speed vs JAX" is hand-written
 step time / nndsl step time: above 1 means nndsl is faster.
 
-    python benchmarks/suite.py [--rounds 5 --steps 10 --out benchmarks/RESULTS.md]
+    python benchmarks/suite.py [--sizes small|train|all] [--quick] [--rounds 5 --steps 10]
+
+`--sizes train` measures the five models at the batch sizes people train with (MLP 128, LeNet-5
+128, LSTM 64, DCGAN 64, ResNet-18 32) against hand-written JAX and PyTorch eager in its own
+interpreter (`--torch-python`); benchmarks/train_sizes.py says how.
 """
 from __future__ import annotations
 
@@ -252,7 +256,7 @@ def hand_classifier_step(net, guard: bool = False):
     return step, tx
 
 
-def hand_gan_step():
+def hand_gan_step(generator=hand_generator):
     tx = optax.adam(2e-4, b1=0.5)
 
     def step(ts, batch, key):
@@ -260,7 +264,7 @@ def hand_gan_step():
         z = jax.random.normal(key, (batch["x"].shape[0], 32))
 
         def d_loss(pd):
-            fake, s2 = hand_generator(p["G"], s["G"], z, True)
+            fake, s2 = generator(p["G"], s["G"], z, True)
             real = hand_discriminator(pd, batch["x"])
             return bce_logits(real, 1.0) + bce_logits(hand_discriminator(pd, fake), 0.0), s2
         (_, _), gd = jax.value_and_grad(d_loss, has_aux=True)(p["D"])
@@ -268,7 +272,7 @@ def hand_gan_step():
         pd = optax.apply_updates(p["D"], u)
 
         def g_loss(pg):
-            fake, s2 = hand_generator(pg, s["G"], z, True)
+            fake, s2 = generator(pg, s["G"], z, True)
             return bce_logits(hand_discriminator(pd, fake), 1.0), s2
         (_, sg), gg = jax.value_and_grad(g_loss, has_aux=True)(p["G"])
         u, og = tx.update(gg, og, p["G"])
@@ -723,18 +727,35 @@ def replicated(name: str, a):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", choices=["small", "train", "all"], default="small",
+                    help="small: the rows below (small batches, and the inference, rewrite and compile tables); "
+                         "train: the five models at training batch sizes (benchmarks/train_sizes.py)")
+    ap.add_argument("--quick", action="store_true", help="a smoke run: 1 process, 2 rounds of 3 steps")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--torch-runs", type=int, default=5, help="PyTorch processes per model (0: none)")
+    ap.add_argument("--torch-python", help="the interpreter with torch for --sizes train (default: "
+                    "$NNDSL_TORCH_PYTHON, else this one)")
     ap.add_argument("--processes", type=int, default=3, help="processes (hash seeds) per measurement")
     ap.add_argument("--only", help="comma-separated model names (MLP, LeNet-5, LSTM, DCGAN, ResNet-18)")
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     ap.add_argument("--section", help=argparse.SUPPRESS)  # internal: one part, in this process
     ap.add_argument("--result", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    if a.quick:
+        a.processes, a.rounds, a.steps, a.torch_runs = 1, 2, 3, 1
     if a.section:
         Path(a.result).write_bytes(pickle.dumps(section(a.section, a)))
         return
+    if a.sizes in ("small", "all"):
+        small_sizes(a)
+    if a.sizes in ("train", "all"):
+        train_sizes(a)
+
+
+def small_sizes(a):
+    """The small-batch rows and the other tables; the training-sizes block of --out is kept."""
+    import train_sizes as ts
     t0 = time.perf_counter()
     only = set(a.only.split(",")) if a.only else None
     peak = isolated("peak", a)
@@ -745,8 +766,27 @@ def main(argv=None):
     choices = replicated("choices", a) if everything else {}
     comp = isolated("compile", a) if everything else {}
     text = markdown(rows, inference, choices, comp, peak, a, time.perf_counter() - t0)
-    Path(a.out).write_text(text)
+    out = Path(a.out)
+    old = out.read_text() if out.exists() else ""
+    if ts.BEGIN in old and ts.END in old:
+        text = ts.splice(text, old.split(ts.BEGIN)[1].split(ts.END)[0].lstrip("\n"))
+    out.write_text(text)
     print(text)
+
+
+def train_sizes(a):
+    """The training-sizes table: printed (Markdown, ready to paste) and spliced into --out."""
+    import train_sizes as ts
+    t0 = time.perf_counter()
+    exe = ts.torch_python(a.torch_python) if a.torch_runs else None
+    if a.torch_runs and exe is None:
+        print("PyTorch rows skipped: torch does not import in the interpreter given "
+              "(--torch-python or NNDSL_TORCH_PYTHON)", file=sys.stderr)
+    res = ts.run(a.processes, a.rounds, a.steps, exe, a.only.split(",") if a.only else None)
+    block = ts.markdown(res, time.perf_counter() - t0)
+    out = Path(a.out)
+    out.write_text(ts.splice(out.read_text() if out.exists() else "", block))
+    print(block)
 
 
 if __name__ == "__main__":
