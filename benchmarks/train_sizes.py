@@ -178,21 +178,22 @@ def isolated(index: int, seed: int, rounds: int, steps: int) -> dict:
 
 
 def run(processes: int, rounds: int, steps: int, torch_exe: str | None, only=None) -> dict:
-    """Every model: per-process times (one dict per hash seed) for JAX and for PyTorch."""
-    loads = [os.getloadavg()[0]]
+    """Every model: per-process times (one dict per hash seed) for JAX and for PyTorch, and the
+    highest 1-minute load average seen while it ran."""
     rows = []
     for i, (name, *_rest, tname) in enumerate(MODELS):
         if only and not any(name.startswith(o) for o in only):
             continue
-        heavy = name.startswith(HEAVY)
+        load = os.getloadavg()[0]
+        steps_here = max(2, steps // 3) if name.startswith(HEAVY) else steps
         jx = [isolated(i, seed, rounds, steps) for seed in range(1, processes + 1)]
-        pt = [torch_times(torch_exe, tname, seed, rounds, max(2, steps // 3) if heavy else steps)
-              for seed in range(1, processes + 1)] if torch_exe else []
-        rows.append({"name": name, "batch": MODELS[i][2], "jax": jx, "torch": pt})
-        loads.append(os.getloadavg()[0])
+        pt = [torch_times(torch_exe, tname, seed, rounds, steps_here) for seed in range(1, processes + 1)] \
+            if torch_exe else []
+        rows.append({"name": name, "batch": MODELS[i][2], "jax": jx, "torch": pt,
+                     "load": max(load, os.getloadavg()[0])})
         print(name, [{k: f"{1e3 * v:.2f}" for k, v in r.items()} for r in jx], file=sys.stderr, flush=True)
     first = next((r["torch"][0] for r in rows if r["torch"]), None)
-    return {"rows": rows, "loads": loads, "processes": processes, "rounds": rounds, "steps": steps,
+    return {"rows": rows, "processes": processes, "rounds": rounds, "steps": steps,
             "torch": f"torch {first['torch']}, {first['threads']} threads" if first else None}
 
 
@@ -223,7 +224,7 @@ def table_row(r: dict) -> str:
     ms = lambda k: 1e3 * _med([p[k] for p in r["jax"]])
     vs = lambda lv: _span([p[best] / p[f"nndsl -O{lv}"] for p in r["jax"]])
     label = f"{r['name']} ({r['batch']})" + (f", vs {best}" if len(hands) > 1 else "")
-    cells = [label, f"{ms('nndsl -O1'):.2f}", f"{ms('nndsl -O2'):.2f}", f"{ms(best):.2f}", vs(1), vs(2)]
+    cells = [label, f"{r['load']:.1f}", f"{ms('nndsl -O1'):.2f}", f"{ms('nndsl -O2'):.2f}", f"{ms(best):.2f}", vs(1), vs(2)]
     if r["torch"]:
         tk = min(r["torch"][0]["times"], key=lambda k: _med([p["times"][k] for p in r["torch"]]))
         t = _med([p["times"][tk] for p in r["torch"]])
@@ -234,33 +235,49 @@ def table_row(r: dict) -> str:
 
 
 def markdown(res: dict, seconds: float) -> str:
-    loads = ", ".join(f"{x:.1f}" for x in res["loads"])
+    loads = [r["load"] for r in res["rows"]]
     head = [
         "## Training step at the batch sizes people train with", "",
-        f"Measured under load {max(res['loads']):.1f} (1-minute load average before and after each model: "
-        f"{loads}) on {cpu_model()}, {len(os.sched_getaffinity(0))} cores, jax {jax.__version__}, "
-        f"optax {optax.__version__}; PyTorch eager: {res['torch'] or 'not measured'}. "
+        f"Measured under load {max(loads, default=0):.0f} (the 1-minute load average, highest while each "
+        f"row ran, is the second column) on {cpu_model()}, {len(os.sched_getaffinity(0))} cores, "
+        f"jax {jax.__version__}, optax {optax.__version__}; PyTorch eager: {res['torch'] or 'not measured'}. "
         f"`benchmarks/suite.py --sizes train`: each time the best of {res['rounds']} interleaved rounds "
         f"of {res['steps']} steps (ResNet-18: a third), the median over {res['processes']} processes "
-        f"with PYTHONHASHSEED 1..{res['processes']}; {seconds:.0f} s in all. Ratios are hand JAX's "
+        f"with PYTHONHASHSEED 1..{res['processes']}; {seconds:.0f} s. Ratios are hand JAX's "
         "(or PyTorch's) time over nndsl's, taken within each process and then the median, with the "
         "range over processes in brackets: above 1, nndsl is faster. All steps donate their state.",
         "",
-        "| model (batch) | nndsl -O1 ms | nndsl -O2 ms | hand JAX ms | -O1 vs JAX | -O2 vs JAX | "
-        "PyTorch ms | -O2 vs PyTorch |",
-        "|---|---|---|---|---|---|---|---|",
+        HEADER,
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     return "\n".join(head + [table_row(r) for r in res["rows"]]) + "\n"
+
+
+HEADER = ("| model (batch) | load | nndsl -O1 ms | nndsl -O2 ms | hand JAX ms | -O1 vs JAX | -O2 vs JAX | "
+          "PyTorch ms | -O2 vs PyTorch |")
+
+
+def merged(old_block: str, new_block: str) -> str:
+    """`new_block`, plus the rows of `old_block` for models it did not measure (a run with
+    --only replaces its own rows), in MODELS' order."""
+    def rows(block):
+        return {m[0]: line for line in block.splitlines() for m in MODELS if line.startswith(f"| {m[0]} (")}
+    old, new = rows(old_block) if HEADER in old_block else {}, rows(new_block)
+    keep = {**old, **new}
+    head = [line for line in new_block.splitlines() if not any(line == v for v in new.values())]
+    return "\n".join(head + [keep[m[0]] for m in MODELS if m[0] in keep]) + "\n"
 
 
 BEGIN, END = "<!-- training sizes: begin -->", "<!-- training sizes: end -->"
 
 
 def splice(text: str, block: str) -> str:
-    """RESULTS.md with the training-sizes block replaced (or added before the notes)."""
-    block = f"{BEGIN}\n{block}{END}\n"
+    """RESULTS.md with the training-sizes block replaced (or added before the notes); rows of
+    models `block` lacks are kept from the old block."""
     if BEGIN in text and END in text:
-        return text.split(BEGIN)[0] + block + text.split(END, 1)[1].lstrip("\n")
+        block = merged(text.split(BEGIN)[1].split(END)[0], block)
+        return text.split(BEGIN)[0] + f"{BEGIN}\n{block}{END}\n\n" + text.split(END, 1)[1].lstrip("\n")
+    block = f"{BEGIN}\n{block}{END}\n"
     marker = "## What nndsl chooses here"
     if marker in text:
         return text.replace(marker, block + "\n" + marker, 1)
