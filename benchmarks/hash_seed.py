@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import train_sizes  # noqa: E402
+import train_sizes
 
 
 def main(argv=None):
@@ -24,8 +24,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=5)
     a = ap.parse_args(argv)
     index = next(i for i, m in enumerate(train_sizes.MODELS) if m[0].startswith(a.model))
-    print("| PYTHONHASHSEED | load | " + " | ".join(["nndsl -O1 ms", "nndsl -O2 ms", "hand JAX ms",
-                                                       "hand / -O2"]) + " |")
+    print("| PYTHONHASHSEED | load | nndsl -O1 ms | nndsl -O2 ms | hand JAX ms | hand / -O2 |")
     print("|---|---|---|---|---|---|")
     for seed in [int(s) for s in (a.seeds + "," + a.repeat).split(",") if s]:
         t = train_sizes.isolated(index, seed, a.rounds, a.steps)

@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import jax
@@ -32,7 +31,7 @@ import nndsl
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import suite  # noqa: E402  (the hand-written layers and the interleaved timer live there)
+import suite  # the hand-written layers and the interleaved timer live there
 
 TRAIN = suite.TRAIN
 
@@ -85,7 +84,7 @@ def hand_lenet28(p, s, x, train):
 
 def hand_generator(p, s, z, train):
     """suite.hand_generator for any square start: the side comes from the first dense layer's width."""
-    side = int(round((p["dense_0"]["kernel"].shape[1] // 64) ** 0.5))
+    side = round((p["dense_0"]["kernel"].shape[1] // 64) ** 0.5)
     h = jax.nn.relu(suite.dense(p["dense_0"], z)).reshape(z.shape[0], side, side, 64)
     h = suite.conv_t(h, p["conv_transpose2d_0"]["kernel"], 2, p["conv_transpose2d_0"]["bias"])
     h, bn = suite.batchnorm(p["batchnorm_0"], s["batchnorm_0"], h, train)
@@ -157,7 +156,7 @@ def torch_python(option: str | None) -> str | None:
     """The interpreter that has torch (`--torch-python`, NNDSL_TORCH_PYTHON, else this one), or
     None when torch does not import there."""
     exe = option or os.environ.get("NNDSL_TORCH_PYTHON") or sys.executable
-    ok = subprocess.run([exe, "-c", "import torch"], capture_output=True).returncode == 0
+    ok = subprocess.run([exe, "-c", "import torch"], check=False, capture_output=True).returncode == 0
     return exe if ok else None
 
 
@@ -238,14 +237,14 @@ def markdown(res: dict, seconds: float) -> str:
     loads = [r["load"] for r in res["rows"]]
     head = [
         "## Training step at the batch sizes people train with", "",
-        f"Measured under load {max(loads, default=0):.0f} (the 1-minute load average, highest while each "
+        (f"Measured under load {max(loads, default=0):.0f} (the 1-minute load average, highest while each "
         f"row ran, is the second column) on {cpu_model()}, {len(os.sched_getaffinity(0))} cores, "
         f"jax {jax.__version__}, optax {optax.__version__}; PyTorch eager: {res['torch'] or 'not measured'}. "
         f"`benchmarks/suite.py --sizes train`: each time the best of {res['rounds']} interleaved rounds "
         f"of {res['steps']} steps (ResNet-18: a third), the median over {res['processes']} processes "
         f"with PYTHONHASHSEED 1..{res['processes']}; {seconds:.0f} s. Ratios are hand JAX's "
         "(or PyTorch's) time over nndsl's, taken within each process and then the median, with the "
-        "range over processes in brackets: above 1, nndsl is faster. All steps donate their state.",
+        "range over processes in brackets: above 1, nndsl is faster. All steps donate their state."),
         "",
         HEADER,
         "|---|---|---|---|---|---|---|---|---|",
