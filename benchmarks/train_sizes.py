@@ -223,7 +223,7 @@ def table_row(r: dict) -> str:
     ms = lambda k: 1e3 * _med([p[k] for p in r["jax"]])
     vs = lambda lv: _span([p[best] / p[f"nndsl -O{lv}"] for p in r["jax"]])
     label = f"{r['name']} ({r['batch']})" + (f", vs {best}" if len(hands) > 1 else "")
-    cells = [label, f"{r['load']:.1f}", f"{ms('nndsl -O1'):.2f}", f"{ms('nndsl -O2'):.2f}", f"{ms(best):.2f}", vs(1), vs(2)]
+    cells = [label, f"{r['load']:.1f}", str(len(r["jax"])), f"{ms('nndsl -O1'):.2f}", f"{ms('nndsl -O2'):.2f}", f"{ms(best):.2f}", vs(1), vs(2)]
     if r["torch"]:
         tk = min(r["torch"][0]["times"], key=lambda k: _med([p["times"][k] for p in r["torch"]]))
         t = _med([p["times"][tk] for p in r["torch"]])
@@ -241,18 +241,18 @@ def markdown(res: dict, seconds: float) -> str:
         f"row ran, is the second column) on {cpu_model()}, {len(os.sched_getaffinity(0))} cores, "
         f"jax {jax.__version__}, optax {optax.__version__}; PyTorch eager: {res['torch'] or 'not measured'}. "
         f"`benchmarks/suite.py --sizes train`: each time the best of {res['rounds']} interleaved rounds "
-        f"of {res['steps']} steps (ResNet-18: a third), the median over {res['processes']} processes "
-        f"with PYTHONHASHSEED 1..{res['processes']}; {seconds:.0f} s. Ratios are hand JAX's "
+        f"of {res['steps']} steps (ResNet-18: a third), the median over the processes of the third column, "
+        f"with PYTHONHASHSEED 1, 2, ... (the run that wrote the last rows: {seconds:.0f} s). Ratios are hand JAX's "
         "(or PyTorch's) time over nndsl's, taken within each process and then the median, with the "
         "range over processes in brackets: above 1, nndsl is faster. All steps donate their state."),
         "",
         HEADER,
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     return "\n".join(head + [table_row(r) for r in res["rows"]]) + "\n"
 
 
-HEADER = ("| model (batch) | load | nndsl -O1 ms | nndsl -O2 ms | hand JAX ms | -O1 vs JAX | -O2 vs JAX | "
+HEADER = ("| model (batch) | load | processes | nndsl -O1 ms | nndsl -O2 ms | hand JAX ms | -O1 vs JAX | -O2 vs JAX | "
           "PyTorch ms | -O2 vs PyTorch |")
 
 
