@@ -543,6 +543,17 @@ NOTES = """
   `lax.cond` around the update measured 1.3x slower on the LSTM). The rows "hand JAX + the
   trainer's non-finite guard" add it to the hand-written step: it is what separates nndsl from
   hand-written JAX on the MLP, whose step is short enough for it to show.
+- **Training sizes** (the table "at the batch sizes people train with"): against hand-written JAX,
+  -O2 measured 0.80x on the MLP, 1.21x on LeNet-5, 1.07x on the LSTM, 1.17x on the DCGAN and
+  0.94x on ResNet-18 (one process at load 7; issue 20's independent figures: 0.78-0.88, 1.02-1.12, 0.94-1.06,
+  1.14-1.29 and 1.20). These rows ran at a 1-minute load average of 2-7 on the 2 cores (second
+  column; ResNet-18 ran at 7). PyTorch eager here
+  is torch 2.14.1 (a CUDA build, run on the CPU with 2 threads), not the 2.13 CPU build of the
+  small-batch table, and its figures fall apart under load: its two OpenMP threads wait for each
+  other at every operation, and on an oversubscribed core each wait is a time slice (a
+  128x784x256 linear layer's forward and backward took 60-137 ms at load 7; the whole MLP step
+  1.7 ms at load 3 and 66 ms at load 11). So "-O2 vs PyTorch" means something only on a quiet
+  machine; at load 2-3 it was 0.71 on the MLP, 1.06 on LeNet-5 and 0.64 on the LSTM (nn.LSTM).
 - **Convolutions at training sizes** (`benchmarks/conv_experiments.py`: a 3x3 stride-1
   convolution's forward and both gradients, interleaved in one process, load average 10-12 while
   it ran): against XLA's NHWC convolution (what nndsl emits), NCHW/OIHW measured 0.87, 1.00, 0.97
