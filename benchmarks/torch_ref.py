@@ -5,7 +5,11 @@ median of several steps).
 PyTorch eager step times move between processes (the glibc allocator's state), so suite.py runs
 this file in several fresh processes and takes the median:
 
-    python benchmarks/torch_ref.py MODEL [--rounds 5 --steps 10]    # prints one JSON line
+    python benchmarks/torch_ref.py MODEL [--sizes small|train] [--threads 2] [--rounds 5 --steps 10]
+
+prints one JSON line. `--sizes train` gives suite.py's "training sizes" (benchmarks/train_sizes.py):
+the MLP on 784 inputs at batch 128, LeNet-5 on 28x28 at 128, the LSTM at 64, the DCGAN on 28x28
+images and ResNet-18 at 32.
 
 MODEL is one of MLP, LeNet-5, LSTM, DCGAN, ResNet-18. The LSTM is timed twice: torch.nn.LSTM
 (PyTorch's own fused kernel, the strongest baseline) and an LSTM written from its gate equations
@@ -27,9 +31,14 @@ def mlp():
     return nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
 
 
-def lenet():
+def mlp784():
+    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+
+
+def lenet(pad: int = 0):
+    """LeNet-5; `pad=2` for 28x28 inputs (the first convolution "same")."""
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2),
+        nn.Conv2d(1, 6, 5, padding=pad), nn.Tanh(), nn.AvgPool2d(2),
         nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2),
         nn.Flatten(), nn.Linear(400, 120), nn.Tanh(), nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, 10))
 
@@ -90,18 +99,19 @@ def resnet18_cifar():
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 10))
 
 
-def generator():
+def generator(side: int = 4):
+    """From a side x side x 64 start to 4 * side square images."""
     return nn.Sequential(
-        nn.Linear(32, 4 * 4 * 64), nn.ReLU(), nn.Unflatten(1, (64, 4, 4)),
+        nn.Linear(32, side * side * 64), nn.ReLU(), nn.Unflatten(1, (64, side, side)),
         nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.BatchNorm2d(32), nn.ReLU(),
         nn.ConvTranspose2d(32, 1, 4, 2, 1), nn.Tanh())
 
 
-def discriminator():
+def discriminator(side: int = 4):
     return nn.Sequential(
         nn.Conv2d(1, 32, 4, 2, 1), nn.LeakyReLU(0.2),
         nn.Conv2d(32, 64, 4, 2, 1), nn.LeakyReLU(0.2),
-        nn.Flatten(), nn.Linear(64 * 4 * 4, 1))
+        nn.Flatten(), nn.Linear(64 * side * side, 1))
 
 
 def classifier_step(net, x, y):
@@ -116,11 +126,11 @@ def classifier_step(net, x, y):
     return step
 
 
-def gan_step(batch):
-    g, d = generator(), discriminator()
+def gan_step(batch, size: int = 16):
+    g, d = generator(size // 4), discriminator(size // 4)
     og = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
     od = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    real = torch.tanh(torch.randn(batch, 1, 16, 16))
+    real = torch.tanh(torch.randn(batch, 1, size, size))
     ones, zeros = torch.ones(batch, 1), torch.zeros(batch, 1)
     bce = F.binary_cross_entropy_with_logits
 
@@ -158,13 +168,36 @@ def steps(model: str) -> dict:
     raise SystemExit(f"unknown model {model!r}")
 
 
+def train_steps(model: str) -> dict:
+    """`steps` at the training sizes of benchmarks/train_sizes.py."""
+    torch.manual_seed(0)
+    labels = lambda n: torch.randint(0, 10, (n,))
+    if model == "MLP":
+        return {"PyTorch": classifier_step(mlp784(), torch.randn(128, 784), labels(128))}
+    if model == "LeNet-5":
+        return {"PyTorch": classifier_step(lenet(pad=2), torch.randn(128, 1, 28, 28), labels(128))}
+    if model == "LSTM":
+        x, y = torch.randn(64, 50, 32), labels(64)
+        return {"nn.LSTM": classifier_step(LastLSTM(), x, y),
+                "gate equations": classifier_step(GateLSTM(), x, y)}
+    if model == "DCGAN":
+        return {"PyTorch": gan_step(64, size=28)}
+    if model == "ResNet-18":
+        return {"PyTorch": classifier_step(resnet18_cifar(), torch.randn(32, 3, 32, 32), labels(32))}
+    raise SystemExit(f"unknown model {model!r}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--sizes", choices=["small", "train"], default="small")
+    ap.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own choice)")
     a = ap.parse_args(argv)
-    fns = steps(a.model)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    fns = (train_steps if a.sizes == "train" else steps)(a.model)
     for f in fns.values():  # warm up: first-call allocations and kernel selection
         for _ in range(3):
             f()
