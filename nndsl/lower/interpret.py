@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from ..ir.graph import Graph, stable_hash
 from ..ops import OPS, ApplyCtx
+from . import scan_vjp
 
 
 def get_path(tree, path: tuple):
@@ -135,7 +136,9 @@ def _scan(node, args, params, state, train, rng, new_state, precision=None):
             y, st2 = cell(xs[0], carry, xs[1:])
             return st2, (y if stack else None)
         time_major = tuple(jnp.swapaxes(s, 0, 1) for s in (seq, *seqs))
-        final, ys = jax.lax.scan(f, inits, time_major, reverse=node.attrs["reverse"])
+        # the recurrent-kernel gradient (weight gradients as one matmul after the loop)
+        loop = scan_vjp.scan if scan_vjp.enabled() else jax.lax.scan
+        final, ys = loop(f, inits, time_major, reverse=node.attrs["reverse"])
         if not stack:
             return (None, *final)
     return (jnp.swapaxes(ys, 0, 1), *final)

@@ -1,0 +1,120 @@
+"""Recurrent training step with and without the recurrent-kernel gradient of `lower/scan_vjp.py`.
+
+One process, interleaved rounds, medians: the trainer's step (forward, backward, Adam) of an LSTM
+and a GRU written from their gate equations (stdlib cells, `-> last -> dense(10)`, T=50,
+hidden 128, 32 features) at -O1 and -O2, each with `NNDSL_SCAN_VJP=1` (the default) and `=0`
+(plain `lax.scan`), against a hand-written JAX cell (fused gate matmul, `lax.scan`, optax Adam).
+PyTorch eager runs in other processes: benchmarks/torch_rnn.py.
+
+    python benchmarks/rnn_vjp.py [--batch 32 64 --rounds 7 --steps 10 --only LSTM]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ["NNDSL_NO_CACHE"] = "1"  # the variants differ in lowering only: never share a compiled step
+
+from nndsl.lower import scan_vjp  # noqa: E402
+from suite import TRAIN, compiled, dense, hand_classifier_step, hand_lstm, nndsl_step  # noqa: E402
+
+MODELS = {
+    "LSTM": "seq -> LSTM(128) -> last -> dense(10)",
+    "GRU": "seq -> GRU(128) -> last -> dense(10)",
+}
+
+
+VARIANTS = [("custom VJP", "1", False), ("custom VJP, x @ W hoisted", "1", True), ("lax.scan", "0", False)]
+
+
+def source(cell: str, batch: int) -> str:
+    return ("import cells\nmodel Tagger {\n  input seq: [batch, time, 32]\n"
+            f"  output logits = {MODELS[cell]}\n}}\n" + TRAIN.format(batch=batch, model="Tagger()"))
+
+
+def _gru(p, seq):
+    """The stdlib GRU (reset before the candidate's matmul), z and r fused into one matmul."""
+    hidden = p["dense_0"]["kernel"].shape[1]
+    w = jnp.concatenate([p["dense_0"]["kernel"], p["dense_1"]["kernel"]], 1)
+    b = jnp.concatenate([p["dense_0"]["bias"], p["dense_1"]["bias"]])
+
+    def step(h, x):
+        z, r = jnp.split(jax.nn.sigmoid(jnp.concatenate([h, x], -1) @ w + b), 2, -1)
+        n = jnp.tanh(dense(p["dense_2"], jnp.concatenate([r * h, x], -1)))
+        return (1 - z) * n + z * h, None
+    h, _ = jax.lax.scan(step, jnp.zeros((seq.shape[0], hidden)), jnp.swapaxes(seq, 0, 1))
+    return h
+
+
+def hand_gru(p, s, x, train):
+    return dense(p["dense_0"], _gru(p["GRU_0"], x)), s
+
+
+def variants(cell: str, batch: int, tmp: Path) -> dict:
+    """label -> a function running one training step; all compiled before any is timed."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((batch * 2, 50, 32)).astype(np.float32), rng.integers(0, 10, batch * 2)
+    np.savez(tmp / "bench.npz", x=x, y=y)
+    data = {"x": jnp.asarray(x[:batch]), "y": jnp.asarray(y[:batch])}
+    fns, ts = {}, None
+    for level in (1, 2):
+        for label, vjp, hoist in VARIANTS:
+            os.environ["NNDSL_SCAN_VJP"] = vjp  # read while the step is traced
+            scan_vjp.HOIST_INPUTS = hoist
+            fns[f"-O{level} {label}"], _, _, ts = nndsl_step(source(cell, batch), level, tmp, data)
+    os.environ.pop("NNDSL_SCAN_VJP")
+    step, tx = hand_classifier_step(hand_lstm(True) if cell == "LSTM" else hand_gru)
+    hs = (ts["params"]["net"], ts["state"].get("net", {}), tx.init(ts["params"]["net"]))
+    c = compiled(step, hs, data)[0]
+    fns["hand JAX (fused gates)"] = lambda: c(hs, data)
+    return fns
+
+
+def interleaved(fns: dict, rounds: int, steps: int) -> dict:
+    """label -> median over rounds of each round's median step time (rounds interleave labels)."""
+    per: dict = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, f in fns.items():
+            ts = []
+            for _ in range(steps):
+                t = time.perf_counter()
+                jax.block_until_ready(f())
+                ts.append(time.perf_counter() - t)
+            per[k].append(statistics.median(ts))
+    return {k: (statistics.median(v), min(v)) for k, v in per.items()}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, nargs="+", default=[32, 64])
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--only", nargs="+", default=list(MODELS))
+    a = ap.parse_args()
+    print(f"device: {jax.devices()[0].platform}; load average {os.getloadavg()[0]:.1f}; T=50, hidden 128, "
+          f"32 features; training step (forward, backward, Adam); median of {a.rounds} interleaved rounds")
+    with tempfile.TemporaryDirectory() as tmp:
+        for cell in a.only:
+            for batch in a.batch:
+                times = interleaved(variants(cell, batch, Path(tmp)), a.rounds, a.steps)
+                hand, base = times["hand JAX (fused gates)"], times["-O1 lax.scan"]
+                print(f"\n{cell}, batch {batch} (median round; best round)\n"
+                      "| variant | ms | speed vs hand JAX | speed vs -O1 lax.scan |\n|---|---|---|---|")
+                for k, (med, best) in times.items():
+                    print(f"| {k} | {1e3 * med:.2f}; {1e3 * best:.2f} | {hand[0] / med:.2f}; {hand[1] / best:.2f} "
+                          f"| {base[0] / med:.2f}; {base[1] / best:.2f} |")
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
