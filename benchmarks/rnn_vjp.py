@@ -25,8 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ["NNDSL_NO_CACHE"] = "1"  # the variants differ in lowering only: never share a compiled step
 
-from nndsl.lower import scan_vjp  # noqa: E402
-from suite import TRAIN, compiled, dense, hand_classifier_step, hand_lstm, nndsl_step  # noqa: E402
+from suite import TRAIN, compiled, dense, hand_classifier_step, hand_lstm, nndsl_step
 
 MODELS = {
     "LSTM": "seq -> LSTM(128) -> last -> dense(10)",
@@ -34,7 +33,7 @@ MODELS = {
 }
 
 
-VARIANTS = [("custom VJP", "1", False), ("custom VJP, x @ W hoisted", "1", True), ("lax.scan", "0", False)]
+VARIANTS = [("custom VJP", "1"), ("lax.scan", "0")]
 
 
 def source(cell: str, batch: int) -> str:
@@ -68,9 +67,8 @@ def variants(cell: str, batch: int, tmp: Path) -> dict:
     data = {"x": jnp.asarray(x[:batch]), "y": jnp.asarray(y[:batch])}
     fns, ts = {}, None
     for level in (1, 2):
-        for label, vjp, hoist in VARIANTS:
+        for label, vjp in VARIANTS:
             os.environ["NNDSL_SCAN_VJP"] = vjp  # read while the step is traced
-            scan_vjp.HOIST_INPUTS = hoist
             fns[f"-O{level} {label}"], _, _, ts = nndsl_step(source(cell, batch), level, tmp, data)
     os.environ.pop("NNDSL_SCAN_VJP")
     step, tx = hand_classifier_step(hand_lstm(True) if cell == "LSTM" else hand_gru)

@@ -16,6 +16,7 @@ loop computing d(carry), d(x) and d(matmul output) per step, and the weight grad
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 
@@ -217,6 +218,19 @@ def _distinct(values: list, index: list) -> list:
     return out
 
 
+def _after_loop(sp: _Split, s: list, saved: list, deps: list, ds: list, dxs: list) -> None:
+    """Adds to `ds` each dot's weight gradient, and to `dxs` the gradient of an x a dot
+    multiplies, each one matmul over all steps from the stacked operands and output gradients."""
+    for k, (eqn, w) in enumerate(sp.dots):
+        weight = s[sp.needs.index(eqn.invars[w])] if _var(eqn.invars[w]) else eqn.invars[w].val
+        d_a, d_w = jax.vjp(functools.partial(_over_steps, eqn, w), saved[k], weight)[1](deps[k])
+        if _var(eqn.invars[w]):
+            i = sp.needs.index(eqn.invars[w])
+            ds[i] = ds[i] + d_w
+        if k in sp.on_x:  # XLA drops this matmul where nothing reads d(x)
+            dxs[sp.on_x[k]] = dxs[sp.on_x[k]] + d_a
+
+
 def _fast(sp: _Split, n_carry: int, reverse: bool, statics, carry, xs):
     step = _Step(sp, n_carry)
     lin = _linearize(step, statics, carry, [a[0] for a in xs])
@@ -256,14 +270,7 @@ def _fast(sp: _Split, n_carry: int, reverse: bool, statics, carry, xs):
         ds = [_zero_cotangent(v) for v in s]
         for i, d in zip(sp.other, d_other):
             ds[i] = d
-        for k, (eqn, w) in enumerate(sp.dots):
-            weight = s[sp.needs.index(eqn.invars[w])] if _var(eqn.invars[w]) else eqn.invars[w].val
-            d_a, d_w = jax.vjp(lambda a, wt: _over_steps(eqn, w, a, wt), saved[k], weight)[1](deps[same[k]])
-            if _var(eqn.invars[w]):
-                i = sp.needs.index(eqn.invars[w])
-                ds[i] = ds[i] + d_w
-            if k in sp.on_x:  # XLA drops this matmul where nothing reads d(x)
-                dxs[sp.on_x[k]] = dxs[sp.on_x[k]] + d_a
+        _after_loop(sp, s, saved, [deps[j] for j in same], ds, dxs)
         return ds, dc0, dxs
 
     run = jax.custom_vjp(primal)
@@ -273,7 +280,10 @@ def _fast(sp: _Split, n_carry: int, reverse: bool, statics, carry, xs):
 
 def scan(f, init, xs, reverse: bool = False):
     """`jax.lax.scan(f, init, xs, reverse=reverse)` with the gradient described above; it falls
-    back to `lax.scan` when a carry, x or y is not floating point or no matmul reads a weight."""
+    back to `lax.scan` when a carry, x or y is not floating point, no matmul reads a weight, or
+    there is no step."""
+    if not any(np.shape(a)[0] for a in jax.tree_util.tree_leaves(xs)):
+        return jax.lax.scan(f, init, xs, reverse=reverse)
     x0 = jax.tree_util.tree_map(lambda a: a[0], xs)
     closed, out_shape = jax.make_jaxpr(f, return_shape=True)(init, x0)
     carry_leaves, carry_def = jax.tree_util.tree_flatten(init)

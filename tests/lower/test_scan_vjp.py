@@ -78,7 +78,7 @@ def test_gradient_matches_lax_scan(name, reverse):
 def test_falls_back_without_a_weight_matmul():
     """A cell with no matmul on a weight has nothing to gain: plain lax.scan, same values."""
     xs = weights(6, (T, B, H))[0]
-    f = lambda c, x: (jnp.tanh(c + x), c * 2)  # noqa: E731
+    f = lambda c, x: (jnp.tanh(c + x), c * 2)
     got = scan_vjp.scan(f, jnp.zeros((B, H)), xs)
     want = jax.lax.scan(f, jnp.zeros((B, H)), xs)
     for a, b in zip(jax.tree_util.tree_leaves(want), jax.tree_util.tree_leaves(got)):
