@@ -6,7 +6,7 @@ hidden 128, 32 features) at -O1 and -O2, each with `NNDSL_SCAN_VJP=1` (the defau
 (plain `lax.scan`), against a hand-written JAX cell (fused gate matmul, `lax.scan`, optax Adam).
 PyTorch eager runs in other processes: benchmarks/torch_rnn.py.
 
-    python benchmarks/rnn_vjp.py [--batch 32 64 --rounds 7 --steps 10 --only LSTM]
+    python benchmarks/rnn_vjp.py [--batch 32 64 --rounds 7 --steps 10 --only LSTM --ablate]
 """
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ["NNDSL_NO_CACHE"] = "1"  # the variants differ in lowering only: never share a compiled step
 
 from suite import TRAIN, compiled, dense, hand_classifier_step, hand_lstm, nndsl_step
+
+from nndsl.passes import level_passes
 
 MODELS = {
     "LSTM": "seq -> LSTM(128) -> last -> dense(10)",
@@ -59,17 +61,33 @@ def hand_gru(p, s, x, train):
     return dense(p["dense_0"], _gru(p["GRU_0"], x)), s
 
 
-def variants(cell: str, batch: int, tmp: Path) -> dict:
+RECURRENT = ("fuse-parallel-dense", "split-concat-matmul", "hoist-scan-invariants")
+
+
+def pipelines(ablate: bool) -> dict:
+    """label -> (level, explicit pass list or None). With `ablate`, also -O1 plus each of the
+    passes -O2 adds on this platform that rewrite a recurrent cell, and -O2 without each: which
+    one makes a step slower."""
+    out = {"-O1": (1, None), "-O2": (2, None)}
+    if ablate:
+        clean, extra = level_passes(1), [p for p in level_passes(2) if p not in level_passes(1)]
+        for p in [p for p in extra if p in RECURRENT]:
+            out[f"-O1 + {p}"] = (1, clean + [p] + clean)
+            out[f"-O2 - {p}"] = (1, clean + [q for q in extra if q != p] + clean)
+    return out
+
+
+def variants(cell: str, batch: int, tmp: Path, ablate: bool) -> dict:
     """label -> a function running one training step; all compiled before any is timed."""
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((batch * 2, 50, 32)).astype(np.float32), rng.integers(0, 10, batch * 2)
     np.savez(tmp / "bench.npz", x=x, y=y)
     data = {"x": jnp.asarray(x[:batch]), "y": jnp.asarray(y[:batch])}
     fns, ts = {}, None
-    for level in (1, 2):
+    for name, (level, passes) in pipelines(ablate).items():
         for label, vjp in VARIANTS:
             os.environ["NNDSL_SCAN_VJP"] = vjp  # read while the step is traced
-            fns[f"-O{level} {label}"], _, _, ts = nndsl_step(source(cell, batch), level, tmp, data)
+            fns[f"{name} {label}"], _, _, ts = nndsl_step(source(cell, batch), level, tmp, data, passes)
     os.environ.pop("NNDSL_SCAN_VJP")
     step, tx = hand_classifier_step(hand_lstm(True) if cell == "LSTM" else hand_gru)
     hs = (ts["params"]["net"], ts["state"].get("net", {}), tx.init(ts["params"]["net"]))
@@ -102,13 +120,14 @@ def main():
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--only", nargs="+", default=list(MODELS))
+    ap.add_argument("--ablate", action="store_true", help="also -O1 + each -O2 pass, -O2 - each")
     a = ap.parse_args()
     print(f"device: {jax.devices()[0].platform}; load average {os.getloadavg()[0]:.1f}; T=50, hidden 128, "
           f"32 features; training step (forward, backward, Adam); median of {a.rounds} interleaved rounds")
     with tempfile.TemporaryDirectory() as tmp:
         for cell in a.only:
             for batch in a.batch:
-                times = interleaved(variants(cell, batch, Path(tmp)), a.rounds, a.steps)
+                times = interleaved(variants(cell, batch, Path(tmp), a.ablate), a.rounds, a.steps)
                 hand, base = times["hand JAX (fused gates)"], times["-O1 lax.scan"]
                 print(f"\n{cell}, batch {batch} (wall; CPU time)\n"
                       "| variant | ms | speed vs hand JAX | speed vs -O1 lax.scan |\n|---|---|---|---|")

@@ -241,12 +241,15 @@ def _fast(sp: _Split, n_carry: int, reverse: bool, statics, carry, xs):
 
     def fwd(s, c, xx):
         def body(c, x):
+            same.clear()  # traced again: the slots again
             outs = jcore.jaxpr_as_fun(lin.closed)(*s, *c, *x)
             leaves = outs[lin.n_out + n_dots:]
             per_step = [lf for lf, (kind, _) in zip(leaves, lin.kinds) if kind == "step"]
-            return outs[:n_carry], (outs[n_carry:lin.n_out], per_step, outs[lin.n_out:lin.n_out + n_dots])
+            saved = _distinct(outs[lin.n_out:lin.n_out + n_dots], same)
+            return outs[:n_carry], (outs[n_carry:lin.n_out], per_step, saved)
+        same: list = []  # the dots' operands without repeats: dot k multiplies saved[same[k]]
         c_out, (ys, per_step, saved) = jax.lax.scan(body, c, xx, reverse=reverse)
-        return (c_out, ys), (s, per_step, saved)
+        return (c_out, ys), (s, per_step, [saved[j] for j in same])
 
     def rebuild(s, per_step):
         it = iter(per_step)
