@@ -136,7 +136,7 @@ def _scan(node, args, params, state, train, rng, new_state, precision=None):
             y, st2 = cell(xs[0], carry, xs[1:])
             return st2, (y if stack else None)
         time_major = tuple(jnp.swapaxes(s, 0, 1) for s in (seq, *seqs))
-        # the recurrent-kernel gradient (weight gradients as one matmul after the loop)
+        # NNDSL_SCAN_VJP=1: the recurrent-kernel gradient (weight gradients as one matmul after the loop)
         loop = scan_vjp.scan if scan_vjp.enabled() else jax.lax.scan
         final, ys = loop(f, inits, time_major, reverse=node.attrs["reverse"])
         if not stack:
