@@ -6,6 +6,7 @@ import jax.numpy as jnp
 
 from ..ir.graph import Graph
 from ..ir.types import TensorType
+from . import scan_vjp
 from .lowering import cast
 from .registry import Attr, OpDef, register
 from .shape import norm_axis
@@ -108,7 +109,9 @@ class Scan(OpDef):
             y, st2 = cell(xs[0], carry, xs[1:])
             return st2, (y if stack else None)
         time_major = tuple(jnp.swapaxes(s, 0, 1) for s in (seq, *seqs))
-        final, ys = jax.lax.scan(f, inits, time_major, reverse=node.attrs["reverse"])
+        # NNDSL_SCAN_VJP=1: the recurrent-kernel gradient (weight gradients as one matmul after the loop)
+        loop = scan_vjp.scan if scan_vjp.enabled() else jax.lax.scan
+        final, ys = loop(f, inits, time_major, reverse=node.attrs["reverse"])
         if not stack:
             return (None, *final)
         return (jnp.swapaxes(ys, 0, 1), *final)
