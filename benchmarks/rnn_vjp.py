@@ -2,8 +2,8 @@
 
 One process, interleaved rounds, medians: the trainer's step (forward, backward, Adam) of an LSTM
 and a GRU written from their gate equations (stdlib cells, `-> last -> dense(10)`, T=50,
-hidden 128, 32 features) at -O1 and -O2, each with `NNDSL_SCAN_VJP=1` (the custom VJP) and `=0`
-(plain `lax.scan`, the default), against a hand-written JAX cell (fused gate matmul, `lax.scan`, optax Adam).
+hidden 128, 32 features) at -O1 and -O2, each with `NNDSL_SCAN_VJP=1` (the custom VJP, the default) and `=0`
+(plain `lax.scan`), against a hand-written JAX cell (fused gate matmul, `lax.scan`, optax Adam).
 PyTorch eager runs in other processes: benchmarks/torch_rnn.py.
 
     python benchmarks/rnn_vjp.py [--batch 32 64 --rounds 7 --steps 10 --only LSTM --ablate]

@@ -512,21 +512,14 @@ NOTES = """
   per-step concatenation; flax's OptimizedLSTMCell does not, and -O2 matches or beats it. Hoisting
   the input half out of the loop (one big matmul over all steps) measured slower again (table
   above). Also tried: `lax.scan` unroll 2-8 (slower), a fully unrolled Python loop (1.8x slower),
-  a custom VJP computing the weight gradients as one matmul after the loop (1.25x slower: it
-  recomputes each step's cell in the backward loop), and XLA flags (concurrency-optimized
+  and XLA flags (concurrency-optimized
   scheduler, fast math, XNNPACK graph fusion, vector width, Eigen threading: all within 5%).
-- **Against PyTorch eager**: ahead on the MLP, DCGAN and (in most runs) LeNet-5, whose PyTorch
-  time swings between processes by up to 1.7x (2.8-4.8 ms over this session's runs). Behind on
-  the LSTM and ResNet-18, where PyTorch calls one library kernel that XLA:CPU has no equivalent
-  for. torch.nn.LSTM precomputes the input projection for all steps, runs a fused cell per step
-  and computes the weight gradients as large matmuls after the loop; nndsl's step (about 5 ms)
-  spends 1.6 ms in the forward loop and 3.2 ms in the backward loop, where JAX's transpose of a
-  scan accumulates the weight gradients step by step (in the slow processes of the last note,
-  the backward loop alone grows to 6.2 ms). Written from the same gate equations,
-  PyTorch is 2.5x slower than nndsl. ResNet-18's time is convolutions: for a 3x3x64 convolution
-  on 8x32x32, XLA's forward takes 1.5 ms, its input gradient 1.5 ms and its weight gradient
-  2.0 ms, where PyTorch uses oneDNN. Patches + matmul for the weight gradient was slower (14.8 vs
-  5.1 ms for the whole gradient at 64 channels), and so were the XLA flags above.
+- **Against PyTorch eager** at the small sizes of the first table: see the training-sizes bullet
+  below for the sizes people train with. PyTorch calls one library kernel for a convolution
+  (oneDNN) and for `torch.nn.LSTM` that XLA:CPU has no equivalent for; for a 3x3x64 convolution on
+  8x32x32, XLA's forward takes 1.5 ms, its input gradient 1.5 ms and its weight gradient 2.0 ms.
+  Patches + matmul for the weight gradient was slower (14.8 vs 5.1 ms for the whole gradient at 64
+  channels), and so were the XLA flags above.
 - **Batchnorm folding**: the inference table's control row is the point. The same network with no
   batchnorm at all runs at the speed of the network with it, because XLA fuses batchnorm into one
   elementwise pass after each convolution, and that pass is not what costs. Folding also rescales
@@ -538,22 +531,35 @@ NOTES = """
   layers. It pays for long runs of large blocks (ResNet-152 inference compiles about 2x faster),
   so -O2 stacks runs of at least 8 copies with at least 2 weighted layers each.
   `(dense(512) -> relu) * 48` already compiles in about the time of `* 6` on XLA:CPU without it.
-- **The non-finite guard**: nndsl's step checks that the loss and gradient norm are finite and
-  keeps the old parameters and optimizer state otherwise (a select XLA fuses into the update; a
-  `lax.cond` around the update measured 1.3x slower on the LSTM). The rows "hand JAX + the
-  trainer's non-finite guard" add it to the hand-written step: it is what separates nndsl from
-  hand-written JAX on the MLP, whose step is short enough for it to show.
-- **Training sizes** (the table "at the batch sizes people train with"): against hand-written JAX,
-  -O2 measured 0.80x on the MLP, 1.21x on LeNet-5, 1.07x on the LSTM, 1.17x on the DCGAN and
-  0.94x on ResNet-18 (one process at load 7; issue 20's independent figures: 0.78-0.88, 1.02-1.12, 0.94-1.06,
-  1.14-1.29 and 1.20). These rows ran at a 1-minute load average of 2-7 on the 2 cores (second
-  column; ResNet-18 ran at 7). PyTorch eager here
-  is torch 2.14.1 (a CUDA build, run on the CPU with 2 threads), not the 2.13 CPU build of the
-  small-batch table, and its figures fall apart under load: its two OpenMP threads wait for each
-  other at every operation, and on an oversubscribed core each wait is a time slice (a
-  128x784x256 linear layer's forward and backward took 60-137 ms at load 7; the whole MLP step
-  1.7 ms at load 3 and 66 ms at load 11). So "-O2 vs PyTorch" means something only on a quiet
-  machine; at load 2-3 it was 0.71 on the MLP, 1.06 on LeNet-5 and 0.64 on the LSTM (nn.LSTM).
+- **The non-finite guard**: nndsl's step checks that the loss and the sum of the gradients are
+  finite and skips the optimizer update otherwise, with one `lax.cond` (a `jnp.where` per leaf made
+  XLA copy every Adam moment first: 1.24x a hand-written step on the MLP). The sum reduces each
+  matrix's rows with a ones-vector product first: XLA:CPU runs a float reduction element by
+  element (it may not reorder the adds) but a matrix-vector product vectorized, 3x faster on a
+  784x256 kernel. `benchmarks/step_tax.py` (idle machine): the MLP step 1.19x -> 1.07x a
+  hand-written donating step with no guard, counter or key at all; without the gradient sum it
+  measured 1.01x, so what remains is that sum.
+- **Recurrent gradient** (`nndsl/ops/scan_vjp.py`, on by default): a custom VJP for every scan
+  over a cell, derived from the traced step. The forward loop keeps each step's activations, the
+  backward loop carries only the state's gradient and emits each `h @ W` output's gradient, and
+  after the loop each weight's gradient is one matmul over all steps (as cuDNN's and PyTorch's
+  LSTM backward do). `benchmarks/rnn_vjp.py` on an idle machine, T=50, hidden 128, whole training
+  step, speed against the same level with `lax.scan`'s own gradient: LSTM 1.14x (-O1) and 1.20x
+  (-O2) at batch 32, 0.99x and 1.10x at batch 64; GRU 1.19x and 1.18x, 1.10x and 1.07x. With it,
+  -O2 is faster than -O1 on both cells (LSTM batch 64: 20.0 vs 23.3 ms). On a loaded machine the
+  same comparison came out mixed (0.85-1.26x): such wall times say little.
+- **Training sizes** (the table "at the batch sizes people train with", idle machine, load
+  1.5-1.8 from the benchmark itself): against hand-written JAX, -O2 measured 0.93x on the MLP,
+  1.22x on LeNet-5, 0.94x on the LSTM (before the recurrent gradient above was on; its row is
+  re-measured below the table when it was), 1.34x on the DCGAN and 1.10x on ResNet-18 (issue 20's
+  independent figures: 0.78-0.88, 1.02-1.12, 0.94-1.06, 1.14-1.29 and 1.20). Against PyTorch
+  eager (torch 2.14.1, a CUDA build run on the CPU with 2 threads) nndsl is ahead on the MLP
+  (1.28x) and behind on every model whose time is convolutions or a fused recurrent kernel:
+  LeNet-5 0.72x, DCGAN 0.69x, ResNet-18 0.72x (oneDNN's convolutions; no layout, Winograd or XLA
+  option closed that gap, next bullet) and the LSTM 0.58x against `torch.nn.LSTM` (written from
+  the same gate equations, PyTorch is 2-3x slower than nndsl). PyTorch's figures fall apart under
+  load: its two OpenMP threads wait for each other at every operation (the MLP step 1.7 ms at
+  load 3, 66 ms at load 11), so "vs PyTorch" means something only on a quiet machine.
 - **Convolutions at training sizes** (`benchmarks/conv_experiments.py`: a 3x3 stride-1
   convolution's forward and both gradients, interleaved in one process, load average 10-12 while
   it ran): against XLA's NHWC convolution (what nndsl emits), NCHW/OIHW measured 0.87, 1.00, 0.97

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ShapeError
-
-# ops that only move values around: a label reshaped or flattened is still the same label
-PASS_THROUGH = {"reshape", "flatten", "expand_dims", "squeeze", "get_item"}
+from ..ops.registry import OPS
 
 
 @dataclass
@@ -66,7 +64,7 @@ def _origin(g, nid, by_id) -> str | None:
             return by_id[nid]
         n = g.node(nid)
         ins = g.input_ids(nid)
-        if n.op not in PASS_THROUGH or not ins:
+        if n.op not in OPS or not OPS[n.op].moves_values or not ins:
             return None
         nid = ins[0]
     return None

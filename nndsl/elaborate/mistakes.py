@@ -10,7 +10,7 @@ numbers will not. They never change the exit code of `nndsl check`.
 from __future__ import annotations
 
 from ..errors import Diagnostic
-from .datacheck import PASS_THROUGH
+from ..ops.registry import OPS
 
 
 def train_warnings(spec) -> list[Diagnostic]:
@@ -26,7 +26,7 @@ def _softmax_into_cross_entropy(g) -> list[Diagnostic]:
         if not ins:
             continue
         src = g.node(ins[0])
-        while src.op in PASS_THROUGH and g.input_ids(src.id):
+        while src.op in OPS and OPS[src.op].moves_values and g.input_ids(src.id):
             src = g.node(g.input_ids(src.id)[0])
         if src.op == "softmax":
             out.append(Diagnostic("`cross_entropy` expects logits, but it is given the output of `softmax`",

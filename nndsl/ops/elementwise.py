@@ -189,15 +189,14 @@ _ACT = (
     ("log_softmax", lambda x, axis: jax.nn.log_softmax(x, axis=axis), (Attr("axis", "int", -1),),
      "x - log(sum(exp(x))) along `axis`, computed stably", True),
 )
-# The activations the passes fold and distribute over time steps as elementwise: softmax works
-# along an axis; selu, celu, hard_sigmoid, hard_swish, mish and softsign qualify but came after
-# the passes' list, and adding them would change what -O2 rewrites.
-_UNARY = {"sigmoid", "tanh", "relu", "gelu", "identity", "softplus", "silu", "swish", "relu6", "hard_tanh",
-          "leaky_relu", "elu"}
+# Every activation but the two that work along an axis is elementwise: the passes fold it and
+# distribute it over time steps; softmax and log_softmax compute in float32 under bf16.
+_ALONG_AN_AXIS = ("softmax", "log_softmax")
 for _name, _fn, _attrs, _math, _float in _ACT:
+    _axis = _name in _ALONG_AN_AXIS
     simple(_name, _fn, attrs=_attrs, kind="layer", floating=_float,
-           doc=f"Activation, elementwise: {_math}.", keep_f32=_name in ("softmax", "log_softmax"),
-           elementwise="unary" if _name in _UNARY else None)
+           doc=f"Activation, {'along an axis' if _axis else 'elementwise'}: {_math}.", keep_f32=_axis,
+           elementwise=None if _axis else "unary")
 
 for _name, _fn, _float in (("exp", jnp.exp, True), ("log", jnp.log, True), ("sqrt", jnp.sqrt, True),
                            ("abs", jnp.abs, False), ("square", jnp.square, False),

@@ -37,6 +37,7 @@ class ExpandDims(OpDef):
     """Inserts an axis of size 1 at `axis`: [b, n] -> [b, 1, n] with axis=1."""
 
     name = "expand_dims"
+    moves_values = True
     attrs = (Attr("axis", "int", 0),)
     kind = "function"
 
@@ -109,7 +110,7 @@ class Scan(OpDef):
             y, st2 = cell(xs[0], carry, xs[1:])
             return st2, (y if stack else None)
         time_major = tuple(jnp.swapaxes(s, 0, 1) for s in (seq, *seqs))
-        # NNDSL_SCAN_VJP=1: the recurrent-kernel gradient (weight gradients as one matmul after the loop)
+        # the recurrent-kernel gradient (weight gradients as one matmul after the loop); NNDSL_SCAN_VJP=0: lax.scan's
         loop = scan_vjp.scan if scan_vjp.enabled() else jax.lax.scan
         final, ys = loop(f, inits, time_major, reverse=node.attrs["reverse"])
         if not stack:

@@ -74,6 +74,9 @@ class OpDef:
     # "unary" or "binary": computed element by element, so on uniform tensors (a `fill`) it gives
     # a uniform tensor, and on [batch, time, ...] inputs the same per time step.
     elementwise: str | None = None
+    # Its outputs are its input's elements moved or picked, none computed (reshape, get_item): an
+    # integer label passed through one is still the label (data checks follow ids through it).
+    moves_values: bool = False
     # The attributes holding sub-graphs (a loop's body): printed, verified and drawn with the node.
     body_attrs: tuple = ()
     # A cell instance stepped over a sequence: its path names the cell, and its results are its

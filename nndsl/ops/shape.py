@@ -102,6 +102,7 @@ class GetItem(OpDef):
     """Picks one value of a multi-valued node (internal: `a, b = split(x, 2)`)."""
 
     name = "get_item"
+    moves_values = True
     attrs = (Attr("index", "int"),)
     kind = "internal"
 
@@ -123,6 +124,7 @@ class Flatten(OpDef):
     axis=0 gives [1, everything]; negative k counts from the end."""
 
     name = "flatten"
+    moves_values = True
     attrs = (Attr("axis", "int", 1),)
 
     def _axis(self, rank, axis):
@@ -164,6 +166,7 @@ class Reshape(OpDef):
     axis into another (`reshape([-1, 64], full=true)` on [batch, 7, 64]) or split it again."""
 
     name = "reshape"
+    moves_values = True
     attrs = (Attr("shape", "shape"), Attr("full", "bool", False))
 
     def infer(self, x, shape, full=False):

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from ..ir.graph import Graph, Node
+from ..ops import OPS
 from .rewrite import Context, Pass, add, param, rule, users_of
 
 
@@ -56,14 +57,16 @@ class FuseParallelDense(Pass):
 
 
 # ---------------------------------------------------------------------- batchnorm folding
-FOLDABLE = {"conv1d", "conv2d", "conv3d", "dense"}
+def _foldable(op: str) -> bool:
+    """A layer batchnorm folds into is one with a fused `<op>_bn` form registered."""
+    return f"{op}_bn" in OPS
 
 
 @rule("batchnorm")
 def fold_batchnorm(g: Graph, n: Node, ctx: Context):  # batchnorm(conv(x)) -> conv_bn(x): w * s, (b - mean) * s + beta
     (c,) = g.input_ids(n.id)
     src = g.node(c)
-    if src.op not in FOLDABLE or src.path is None or g.uses(c) != 1 or n.path is None:
+    if not _foldable(src.op) or src.path is None or g.uses(c) != 1 or n.path is None:
         return None
     if src.type.dtype != "float32" or src.attrs.get("shard"):  # a sharded kernel keeps its own lowering
         return None

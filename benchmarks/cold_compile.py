@@ -1,0 +1,80 @@
+"""Cold compile: the first call of a training step in a fresh process, nndsl against hand-written JAX.
+
+What a user waits for before the first batch when nothing is cached: for nndsl, parsing, checking,
+the level's passes, tracing and XLA's compile of `nndsl train`'s step (donated state), then one
+call; for hand-written JAX (benchmarks/train_sizes.py's LeNet-5 and DCGAN at 28x28), tracing and
+compiling its jitted step, then one call. Each figure is the median over fresh processes with
+PYTHONHASHSEED 1, 2, ...; both sides run with the compilation cache off.
+
+    python benchmarks/cold_compile.py [--processes 3] [--levels 1 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MODELS = {"LeNet-5 28x28 (128)": 1, "DCGAN D+G iteration 28x28 (64)": 3}  # index into train_sizes.MODELS
+
+CHILD = r"""
+import json, sys, tempfile, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import jax, jax.numpy as jnp, numpy as np
+import train_sizes as T
+index, which = int(sys.argv[2]), sys.argv[3]
+name, src, bs, shape, labelled, hands, _ = T.MODELS[index]
+rng = np.random.default_rng(0)
+x = rng.standard_normal((bs, *shape)).astype(np.float32)
+data = {"x": np.tanh(x) if not labelled else x}
+if labelled:
+    data["y"] = rng.integers(0, 10, bs).astype(np.int32)
+tmp = Path(tempfile.mkdtemp())
+np.savez(tmp / "bench.npz", **data)
+batch = {k: jnp.asarray(v) for k, v in data.items()}
+jax.block_until_ready(jnp.ones(1) + 1)  # the backend is up before the clock starts
+if which == "hand":
+    _, params, state = T.nndsl_loop(src, 0, tmp, batch)  # initial values only: not timed
+    t = time.perf_counter()
+    step = T.hand_loop(name, next(iter(hands.values())), params, state, batch)
+    jax.block_until_ready(step())
+else:
+    t = time.perf_counter()
+    step, _, _ = T.nndsl_loop(src, int(which), tmp, batch)
+    jax.block_until_ready(step())
+print(json.dumps(time.perf_counter() - t))
+"""
+
+
+def once(index: int, which: str, seed: int) -> float:
+    env = {**os.environ, "PYTHONHASHSEED": str(seed), "NNDSL_NO_CACHE": "1"}
+    r = subprocess.run([sys.executable, "-c", CHILD, str(HERE), str(index), which], env=env,
+                       capture_output=True, text=True, timeout=600, check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--processes", type=int, default=3)
+    ap.add_argument("--levels", type=int, nargs="+", default=[1, 2])
+    a = ap.parse_args()
+    print("| model (batch) | hand JAX s | " + " | ".join(f"nndsl -O{lv} s | ratio" for lv in a.levels) + " |")
+    print("|---|---|" + "---|---|" * len(a.levels))
+    for name, index in MODELS.items():
+        seeds = range(1, a.processes + 1)
+        hand = statistics.median(once(index, "hand", s) for s in seeds)
+        cells = []
+        for lv in a.levels:
+            t = statistics.median(once(index, str(lv), s) for s in seeds)
+            cells.append(f"{t:.2f} | {t / hand:.2f}x")
+        print(f"| {name} | {hand:.2f} | " + " | ".join(cells) + " |", flush=True)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
