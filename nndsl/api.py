@@ -177,7 +177,7 @@ class Model:
         g = self._graph_for(inputs)
         check_graph(g, self.program.max_memory, f"model `{self.name}`")
         kp, ks = split_key(key)
-        return {"params": interpret.init_tree(g.params, kp), "state": interpret.init_tree(g.state, ks)}
+        return interpret.init_variables(g.params, g.state, kp, ks)
 
     def apply(self, variables, *inputs, train: bool = False, rngs=None):
         """Outputs (one array, or a dict by output name). With train=True: (outputs, new_state)."""

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from ..ir.graph import Graph, stable_hash
 from ..ops import OPS, ApplyCtx, LowerCtx
 from ..ops.lowering import cast, get_path, leaves  # noqa: F401  (get_path: callers import it from here)
+from . import backend
 
 
 def set_path(tree: dict, path: tuple, value) -> None:
@@ -18,12 +19,20 @@ def set_path(tree: dict, path: tuple, value) -> None:
     tree[path[-1]] = value
 
 
-def init_tree(specs: dict, key) -> dict:
+def draw_tree(specs: dict, key) -> dict:
+    """Every parameter (or state) of `specs` drawn from `key`, each from its own path's fold of it."""
     out: dict = {}
     for path, spec in sorted(specs.items()):
         k = jax.random.fold_in(key, stable_hash(path))
         set_path(out, path, spec.init(k, tuple(spec.shape), spec.dtype))
     return out
+
+
+def init_variables(params: dict, state: dict, kp, ks) -> dict:
+    """`{"params": ..., "state": ...}` drawn as one compiled function (`backend.jit_once`), bit for
+    bit the values op-by-op drawing gives: op by op, every initializer's random and scaling ops
+    were compiled one by one."""
+    return backend.jit_once(lambda kp, ks: {"params": draw_tree(params, kp), "state": draw_tree(state, ks)})(kp, ks)
 
 
 def run(g: Graph, params: dict, state: dict, inputs: list, *, train: bool = False, rng=None,

@@ -209,7 +209,7 @@ def _fresh(model, g) -> dict:
 
     from ..lower import interpret
     kp, ks = jax.random.split(jax.random.key(0))
-    return {"params": interpret.init_tree(g.params, kp), "state": interpret.init_tree(g.state, ks)}
+    return interpret.init_variables(g.params, g.state, kp, ks)
 
 
 def _check_weights(g, params, state) -> None:

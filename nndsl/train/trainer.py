@@ -115,9 +115,12 @@ class Trainer:
         check_memory(spec, self.program.max_memory, f"train block `{self.name}`")
         from ..keys import split_key
         kp, ks = split_key(key)
-        params = interpret.init_tree(spec.graph.params, kp)
-        state = interpret.init_tree(spec.graph.state, ks)
-        return init_state(params, state, self.txs, spec.steps, self.precision == "f16").as_dict()
+        scaled = self.precision == "f16"
+
+        def build(kp, ks):  # one compile for every draw and the optimizers' zeros (backend.jit_once)
+            params, state = interpret.draw_tree(spec.graph.params, kp), interpret.draw_tree(spec.graph.state, ks)
+            return init_state(params, state, self.txs, spec.steps, scaled).as_dict()
+        return backend.jit_once(build)(kp, ks)
 
     # ------------------------------------------------------------------ the compiled iteration
     def _graph(self, spec: TrainSpec, train: bool):
