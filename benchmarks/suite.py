@@ -560,6 +560,16 @@ NOTES = """
   the same gate equations, PyTorch is 2-3x slower than nndsl). PyTorch's figures fall apart under
   load: its two OpenMP threads wait for each other at every operation (the MLP step 1.7 ms at
   load 3, 66 ms at load 11), so "vs PyTorch" means something only on a quiet machine.
+- **Compile** (idle machine, median of 3 fresh processes). Warm, from the compilation cache a
+  previous run left (`benchmarks/warm_compile.py`, first iteration of `nndsl train`'s step):
+  LeNet-5 0.18 s, DCGAN 0.43 s. Cold, nothing cached (`benchmarks/cold_compile.py`: parse, check,
+  passes, `init`, tracing, XLA's compile and one call, against tracing, compiling and calling the
+  hand-written step): LeNet-5 28x28 2.97 s at -O1 and 3.63 s at -O2 against 1.00 s (3.0x, 3.6x);
+  DCGAN 4.42 and 4.92 s against 1.73 s (2.6x, 2.8x). Of LeNet-5's -O1 time, XLA's compile of the
+  step is 1.0 s, tracing 0.2 s and `init` most of the rest: it drew every parameter op by op, each
+  op compiled on its own (2.4 s); one jitted function for all of them is bit-identical and took it
+  to 1.85 s. Compiled with LLVM at -O0 it took 0.9 s, but its draws differ in the last bit, so
+  initial weights would change: not used.
 - **Convolutions at training sizes** (`benchmarks/conv_experiments.py`: a 3x3 stride-1
   convolution's forward and both gradients, interleaved in one process, load average 10-12 while
   it ran): against XLA's NHWC convolution (what nndsl emits), NCHW/OIHW measured 0.87, 1.00, 0.97
