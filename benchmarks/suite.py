@@ -550,13 +550,13 @@ NOTES = """
   same comparison came out mixed (0.85-1.26x): such wall times say little.
 - **Training sizes** (the table "at the batch sizes people train with", idle machine, load
   1.5-1.8 from the benchmark itself): against hand-written JAX, -O2 measured 0.93x on the MLP,
-  1.22x on LeNet-5, 0.94x on the LSTM (before the recurrent gradient above was on; its row is
-  re-measured below the table when it was), 1.34x on the DCGAN and 1.10x on ResNet-18 (issue 20's
+  1.22x on LeNet-5, 1.05x on the LSTM (with the recurrent gradient above; 0.94x without it),
+  1.34x on the DCGAN and 1.10x on ResNet-18 (issue 20's
   independent figures: 0.78-0.88, 1.02-1.12, 0.94-1.06, 1.14-1.29 and 1.20). Against PyTorch
   eager (torch 2.14.1, a CUDA build run on the CPU with 2 threads) nndsl is ahead on the MLP
   (1.28x) and behind on every model whose time is convolutions or a fused recurrent kernel:
   LeNet-5 0.72x, DCGAN 0.69x, ResNet-18 0.72x (oneDNN's convolutions; no layout, Winograd or XLA
-  option closed that gap, next bullet) and the LSTM 0.58x against `torch.nn.LSTM` (written from
+  option closed that gap, next bullet) and the LSTM 0.66x against `torch.nn.LSTM` (written from
   the same gate equations, PyTorch is 2-3x slower than nndsl). PyTorch's figures fall apart under
   load: its two OpenMP threads wait for each other at every operation (the MLP step 1.7 ms at
   load 3, 66 ms at load 11), so "vs PyTorch" means something only on a quiet machine.
