@@ -22,21 +22,13 @@ HERE = Path(__file__).resolve().parent
 MODELS = {"LeNet-5 28x28 (128)": 1, "DCGAN D+G iteration 28x28 (64)": 3}  # index into train_sizes.MODELS
 
 CHILD = r"""
-import json, sys, tempfile, time
-from pathlib import Path
+import json, sys, time
 sys.path.insert(0, sys.argv[1])
-import jax, jax.numpy as jnp, numpy as np
+import jax, jax.numpy as jnp
 import train_sizes as T
 index, which = int(sys.argv[2]), sys.argv[3]
-name, src, bs, shape, labelled, hands, _ = T.MODELS[index]
-rng = np.random.default_rng(0)
-x = rng.standard_normal((bs, *shape)).astype(np.float32)
-data = {"x": np.tanh(x) if not labelled else x}
-if labelled:
-    data["y"] = rng.integers(0, 10, bs).astype(np.int32)
-tmp = Path(tempfile.mkdtemp())
-np.savez(tmp / "bench.npz", **data)
-batch = {k: jnp.asarray(v) for k, v in data.items()}
+name, src, _, _, _, hands, _ = T.MODELS[index]
+tmp, batch = T.bench_data(index)
 jax.block_until_ready(jnp.ones(1) + 1)  # the backend is up before the clock starts
 if which == "hand":
     _, params, state = T.nndsl_loop(src, 0, tmp, batch)  # initial values only: not timed

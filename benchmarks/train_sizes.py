@@ -128,9 +128,10 @@ def hand_loop(model: str, make, params: dict, state: dict, batch: dict):
     return looping(fn, jax.tree_util.tree_map(jnp.copy, hs), batch)
 
 
-def measure(index: int, rounds: int, steps: int) -> dict:
-    """label -> step seconds for MODELS[index], every variant in this process, interleaved."""
-    name, src, bs, shape, labelled, hands, _ = MODELS[index]
+def bench_data(index: int) -> tuple[Path, dict]:
+    """MODELS[index]'s batch: written as the `bench.npz` its program reads (the folder is returned)
+    and as arrays by field. Images a generator should match lie in [-1, 1]; labels are 10 classes."""
+    _, _, bs, shape, labelled, _, _ = MODELS[index]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((bs, *shape)).astype(np.float32)
     data = {"x": np.tanh(x) if not labelled else x}
@@ -138,7 +139,13 @@ def measure(index: int, rounds: int, steps: int) -> dict:
         data["y"] = rng.integers(0, 10, bs).astype(np.int32)
     tmp = Path(tempfile.mkdtemp())
     np.savez(tmp / "bench.npz", **data)
-    batch = {k: jnp.asarray(v) for k, v in data.items()}
+    return tmp, {k: jnp.asarray(v) for k, v in data.items()}
+
+
+def measure(index: int, rounds: int, steps: int) -> dict:
+    """label -> step seconds for MODELS[index], every variant in this process, interleaved."""
+    name, src, _, _, _, hands, _ = MODELS[index]
+    tmp, batch = bench_data(index)
     fns = {}
     for level in (1, 2):
         fns[f"nndsl -O{level}"], params, state = nndsl_loop(src, level, tmp, batch)
