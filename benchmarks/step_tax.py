@@ -17,6 +17,7 @@ import argparse
 import os
 import re
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,19 +31,9 @@ import optax
 
 import nndsl
 
-MLP = """
-model MLP {
-  input x: [batch, 784]
-  output logits = x -> dense(256) -> relu -> dense(256) -> relu -> dense(10)
-}
-train bench {
-  data npz("bench.npz", batch=128, split=1.0)
-  model net = MLP()
-  logits = data.x -> net
-  loss ce = cross_entropy(logits, data.y)
-  step net minimize ce with adam(lr=1e-3)
-}
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import suite  # the hand-written MLP
+from train_sizes import MLP  # the same program as the training-sizes table's MLP row
 
 LENET = """
 import lenet
@@ -56,17 +47,12 @@ train bench {
 """
 
 
-def hand_mlp(p, x):
-    h = jax.nn.relu(x @ p["dense_0"]["kernel"] + p["dense_0"]["bias"])
-    h = jax.nn.relu(h @ p["dense_1"]["kernel"] + p["dense_1"]["bias"])
-    return h @ p["dense_2"]["kernel"] + p["dense_2"]["bias"]
-
-
 def hand_step_fn(tx):
     """The plain step: grad, Adam, donated parameters and moments."""
     def step(s, b):
         p, o = s
-        g = jax.grad(lambda p: optax.softmax_cross_entropy_with_integer_labels(hand_mlp(p, b["x"]), b["y"]).mean())(p)
+        g = jax.grad(lambda p: optax.softmax_cross_entropy_with_integer_labels(
+            suite.hand_mlp(p, {}, b["x"], True)[0], b["y"]).mean())(p)
         u, o = tx.update(g, o, p)
         return optax.apply_updates(p, u), o
     return jax.jit(step, donate_argnums=(0,))
