@@ -26,14 +26,6 @@ OPTIONS: dict[str, dict[str, object]] = {
 }
 
 
-def jit_once(fn):
-    """jax.jit for a function called once (initializers), with XLA's defaults. Compiling it with
-    LLVM at -O0 (`xla_backend_optimization_level=0`) measured 2.0 -> 0.9 s for a LeNet-5's `init`,
-    but its draws then differ from the op-by-op ones in the last bit, and a program's initial
-    weights are kept as they were."""
-    return jax.jit(fn)
-
-
 def allowed_in_artifact(platform: str, key: str, value) -> bool:
     """Whether an exported artifact may carry this option: only what this table sets. Options go
     to the compiler unchecked by anything else, and some write files (`xla_dump_to`) or, on GPU,

@@ -117,10 +117,10 @@ class Trainer:
         kp, ks = split_key(key)
         scaled = self.precision == "f16"
 
-        def build(kp, ks):  # one compile for every draw and the optimizers' zeros (backend.jit_once)
-            params, state = interpret.draw_tree(spec.graph.params, kp), interpret.draw_tree(spec.graph.state, ks)
-            return init_state(params, state, self.txs, spec.steps, scaled).as_dict()
-        return backend.jit_once(build)(kp, ks)
+        def build(kp, ks):  # one compile for every draw and the optimizers' zeros (interpret.init_variables)
+            v = interpret.draw_variables(spec.graph.params, spec.graph.state, kp, ks)
+            return init_state(v["params"], v["state"], self.txs, spec.steps, scaled).as_dict()
+        return jax.jit(build)(kp, ks)
 
     # ------------------------------------------------------------------ the compiled iteration
     def _graph(self, spec: TrainSpec, train: bool):
