@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from ..ir.graph import Graph, stable_hash
 from ..ops import OPS, ApplyCtx, LowerCtx
 from ..ops.lowering import cast, get_path, leaves  # noqa: F401  (get_path: callers import it from here)
+from . import backend
 
 
 def set_path(tree: dict, path: tuple, value) -> None:
@@ -33,11 +34,10 @@ def draw_variables(params: dict, state: dict, kp, ks) -> dict:
 
 
 def init_variables(params: dict, state: dict, kp, ks) -> dict:
-    """`draw_variables` as one jitted function, bit for bit the values drawing op by op gives: op by
-    op, every initializer's random and scaling ops were compiled one by one (a LeNet-5's `init`
-    2.4 s cold, 1.85 s jitted). With LLVM at -O0 (`xla_backend_optimization_level=0`) it took
-    0.9 s, but the draws then differ in the last bit, and initial weights are kept as they were."""
-    return jax.jit(lambda kp, ks: draw_variables(params, state, kp, ks))(kp, ks)
+    """`draw_variables` as one jitted function: op by op, every initializer's random and scaling
+    ops were compiled one by one (a LeNet-5's `init` took 2.4 s cold; jitted 1.85 s; jitted with
+    backend.INIT_OPTIONS, the same values bit for bit, 0.6 s)."""
+    return backend.jit_with(lambda kp, ks: draw_variables(params, state, kp, ks), backend.init_options())(kp, ks)
 
 
 def run(g: Graph, params: dict, state: dict, inputs: list, *, train: bool = False, rng=None,

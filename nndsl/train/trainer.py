@@ -120,7 +120,7 @@ class Trainer:
         def build(kp, ks):  # one compile for every draw and the optimizers' zeros (interpret.init_variables)
             v = interpret.draw_variables(spec.graph.params, spec.graph.state, kp, ks)
             return init_state(v["params"], v["state"], self.txs, spec.steps, scaled).as_dict()
-        return jax.jit(build)(kp, ks)
+        return backend.jit_with(build, backend.init_options())(kp, ks)
 
     # ------------------------------------------------------------------ the compiled iteration
     def _graph(self, spec: TrainSpec, train: bool):
