@@ -22,7 +22,7 @@ from .keys import split_key
 from .limits import check_graph
 from .lower import backend, interpret
 from .lower.interpret import get_path
-from .passes import optimize
+from .passes import DEFAULT_LEVEL, optimize
 from .syntax import ast
 from .values import NeedsConcrete
 
@@ -207,7 +207,7 @@ class Model:
 class Program:
     """A loaded `.nn` file with everything it imports, and the optimization its models get."""
 
-    def __init__(self, defs: _Defs, opt_level: int = 1, passes: list[str] | None = None):
+    def __init__(self, defs: _Defs, opt_level: int = DEFAULT_LEVEL, passes: list[str] | None = None):
         self.defs = defs
         self.opt_level = opt_level
         self.passes = passes
@@ -248,7 +248,7 @@ class Program:
         return self.defs.trains()
 
 
-def load(path: str | Path, import_root: str | Path | None = None, opt_level: int = 1,
+def load(path: str | Path, import_root: str | Path | None = None, opt_level: int = DEFAULT_LEVEL,
          passes: list[str] | None = None, data_roots=()) -> Program:
     """`data_roots`: folders outside the file's own tree its data statements may read."""
     prog = Program(load_file(path, import_root), opt_level, passes)
@@ -256,7 +256,7 @@ def load(path: str | Path, import_root: str | Path | None = None, opt_level: int
     return prog
 
 
-def loads(text: str, name: str = "<string>", base: str | Path | None = None, opt_level: int = 1,
+def loads(text: str, name: str = "<string>", base: str | Path | None = None, opt_level: int = DEFAULT_LEVEL,
           passes: list[str] | None = None, data_roots=()) -> Program:
     """`text` is the program itself (bytes are read as UTF-8, as a file would be)."""
     if isinstance(text, (bytes, bytearray, memoryview)):

@@ -12,16 +12,16 @@ import copy
 
 from ..bench import run
 from ..ir.printer import print_graph
-from ..passes import optimize
+from ..passes import DEFAULT_LEVEL, optimize
 from .common import dims, kv
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
     """-O0/-O1/-O2, --passes a,b,c, --after PASS, --verify-passes."""
     p.add_argument("-O", "--opt-level", dest="opt_level", type=int, choices=[0, 1, 2], default=None,
-                   metavar="LEVEL", help="optimization level: -O0 none (XLA's defaults), -O1 (default) cheap rewrites "
-                   "and the platform's XLA options, -O2 also the fusions, loop and convolution "
-                   "rewrites measured faster on this platform")
+                   metavar="LEVEL", help="optimization level: -O0 none (XLA's defaults), -O1 cheap rewrites "
+                   "and the platform's XLA options, -O2 (default) also the fusions, loop and "
+                   "convolution rewrites measured faster on this platform")
     p.add_argument("--passes", type=_names, default=None, metavar="A,B,C",
                    help="run exactly these passes, in order (an unknown name lists them)")
     p.add_argument("--after", action="append", default=[], metavar="PASS",
@@ -35,7 +35,7 @@ def _names(text: str) -> list[str]:
 
 def program_options(a) -> dict:
     """Keyword arguments for nndsl.load: the optimization the command line asked for."""
-    level = a.opt_level if a.opt_level is not None else (2 if a.after and a.passes is None else 1)
+    level = a.opt_level if a.opt_level is not None else DEFAULT_LEVEL
     return {"opt_level": level, "passes": a.passes}
 
 
@@ -80,8 +80,6 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
 
 def cmd_bench(a) -> int:
     opts = program_options(a)
-    if a.opt_level is None and a.passes is None:
-        opts["opt_level"] = 2
     r = run(a.file, a.target, level=opts["opt_level"], passes=opts["passes"], args=kv(a.arg),
             batch=a.batch, dims=dims(a.dim, None), grad=a.grad, reps=a.reps)
     print(r.text())

@@ -5,11 +5,12 @@ lowering; `PASSES` maps their CLI names to their classes and `LEVELS` says which
 """
 from __future__ import annotations
 
-from .manager import LEVELS, O2_EXTRA, PASSES, PassManager, level_passes, optimize, pipeline
+from .manager import DEFAULT_LEVEL, LEVELS, O2_EXTRA, PASSES, PassManager, level_passes, optimize, pipeline
 from .rewrite import Context, Pass, PassError, rewrite, rule
 from .verify import VerifyError, verify
 
 __all__ = [
+           "DEFAULT_LEVEL",
            "LEVELS",
            "O2_EXTRA",
            "PASSES",

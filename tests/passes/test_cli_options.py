@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 import nndsl
-from nndsl.passes import PassError
+from nndsl.passes import DEFAULT_LEVEL, PassError
 from nndsl.cli import passes as pcli
 
 MODEL = """
@@ -46,7 +46,7 @@ def test_options_parse_levels_lists_and_after():
     a = parse("compile", "f.nn", "-O2", "--after", "cse", "--after", "dce")
     assert (a.opt_level, a.passes, a.after) == (2, None, ["cse", "dce"])
     a = parse("compile", "f.nn", "--passes", "cse, dce")
-    assert a.passes == ["cse", "dce"] and pcli.program_options(a) == {"opt_level": 1, "passes": ["cse", "dce"]}
+    assert a.passes == ["cse", "dce"] and pcli.program_options(a) == {"opt_level": DEFAULT_LEVEL, "passes": ["cse", "dce"]}
     assert not pcli.wants_passes(parse("compile", "f.nn"))
     with pytest.raises(SystemExit):
         parse("compile", "f.nn", "-O3")
