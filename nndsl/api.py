@@ -18,7 +18,7 @@ from .frontend import Program as _Defs
 from .frontend import load_file, load_text
 from .ir.graph import Graph
 from .ir.types import TensorType
-from .keys import split_key
+from .keys import checked_key
 from .limits import check_graph
 from .lower import backend, interpret
 from .lower.interpret import get_path
@@ -176,8 +176,7 @@ class Model:
         """Fresh variables {"params", "state"}; each layer's key derives from its stable name."""
         g = self._graph_for(inputs)
         check_graph(g, self.program.max_memory, f"model `{self.name}`")
-        kp, ks = split_key(key)
-        return interpret.init_variables(g.params, g.state, kp, ks)
+        return interpret.init_variables(g.params, g.state, checked_key(key))
 
     def apply(self, variables, *inputs, train: bool = False, rngs=None):
         """Outputs (one array, or a dict by output name). With train=True: (outputs, new_state)."""

@@ -28,16 +28,18 @@ def draw_tree(specs: dict, key) -> dict:
     return out
 
 
-def draw_variables(params: dict, state: dict, kp, ks) -> dict:
-    """`{"params": ..., "state": ...}` from their specs, parameters from `kp` and state from `ks`."""
+def draw_variables(params: dict, state: dict, key) -> dict:
+    """`{"params": ..., "state": ...}` from their specs: parameters from the first half of
+    `jax.random.split(key)`, state from the second."""
+    kp, ks = jax.random.split(key)
     return {"params": draw_tree(params, kp), "state": draw_tree(state, ks)}
 
 
-def init_variables(params: dict, state: dict, kp, ks) -> dict:
+def init_variables(params: dict, state: dict, key) -> dict:
     """`draw_variables` as one jitted function: op by op, every initializer's random and scaling
     ops were compiled one by one (a LeNet-5's `init` took 2.4 s cold; jitted 1.85 s; jitted with
     backend.INIT_OPTIONS, the same values bit for bit, 0.6 s)."""
-    return backend.jit_with(lambda kp, ks: draw_variables(params, state, kp, ks), backend.init_options())(kp, ks)
+    return backend.jit_with(lambda key: draw_variables(params, state, key), backend.init_options())(key)
 
 
 def run(g: Graph, params: dict, state: dict, inputs: list, *, train: bool = False, rng=None,

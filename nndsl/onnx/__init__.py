@@ -208,8 +208,7 @@ def _fresh(model, g) -> dict:
     import jax
 
     from ..lower import interpret
-    kp, ks = jax.random.split(jax.random.key(0))
-    return interpret.init_variables(g.params, g.state, kp, ks)
+    return interpret.init_variables(g.params, g.state, jax.random.key(0))
 
 
 def _check_weights(g, params, state) -> None:

@@ -113,14 +113,13 @@ class Trainer:
         from ..elaborate.train import check_memory
         spec = self.spec_for(self.batch_size)
         check_memory(spec, self.program.max_memory, f"train block `{self.name}`")
-        from ..keys import split_key
-        kp, ks = split_key(key)
+        from ..keys import checked_key
         scaled = self.precision == "f16"
 
-        def build(kp, ks):  # one compile for every draw and the optimizers' zeros (interpret.init_variables)
-            v = interpret.draw_variables(spec.graph.params, spec.graph.state, kp, ks)
+        def build(key):  # one compile for every draw and the optimizers' zeros (interpret.init_variables)
+            v = interpret.draw_variables(spec.graph.params, spec.graph.state, key)
             return init_state(v["params"], v["state"], self.txs, spec.steps, scaled).as_dict()
-        return backend.jit_with(build, backend.init_options())(kp, ks)
+        return backend.jit_with(build, backend.init_options())(checked_key(key))
 
     # ------------------------------------------------------------------ the compiled iteration
     def _graph(self, spec: TrainSpec, train: bool):
