@@ -38,7 +38,7 @@ def draw_variables(params: dict, state: dict, key) -> dict:
 def init_variables(params: dict, state: dict, key) -> dict:
     """`draw_variables` as one jitted function: op by op, every initializer's random and scaling
     ops were compiled one by one (a LeNet-5's `init` took 2.4 s cold; jitted 1.85 s; jitted with
-    backend.INIT_OPTIONS, the same values bit for bit, 0.6 s)."""
+    backend.INIT_OPTIONS, the same values bit for bit, 0.5 s)."""
     return backend.jit_with(lambda key: draw_variables(params, state, key), backend.init_options())(key)
 
 
