@@ -284,6 +284,21 @@ def test_the_input_half_of_the_gates_runs_as_one_matmul_over_all_steps():
     assert_same(base, hoisted, [SEQ], grads=False)
 
 
+@pytest.mark.parametrize("name", ["Net", "G"])
+def test_inputs_hoist_after_the_invariants_did(name):
+    """After hoist-scan-invariants, the weights reach the body as constants (body inputs): the
+    input half computed outside must read the scan's own operand, not a copy of the body's input
+    node (which the verifier rejects: an input the outer graph does not have)."""
+    passes = ["fuse-parallel-dense", "split-concat-matmul", "hoist-scan-invariants", "hoist-scan-inputs", "dce"]
+    m = nndsl.loads(CELL, opt_level=0, passes=passes).model(name)
+    text = dump(m, SEQ)
+    outer = [ln for ln in text.splitlines() if not ln.startswith("    ")]
+    assert not any("= input[" in ln and "seq" not in ln for ln in outer)
+    assert any("n_seqs=" in ln and "scan[" in ln for ln in outer)
+    base, hoisted = models(CELL, name, passes=passes)
+    assert_same(base, hoisted, [SEQ])
+
+
 def test_gru_hoists_what_does_not_read_the_state():
     m = opt(CELL, "G", ["hoist-scan-inputs", "dce"])
     text = dump(m, SEQ)
