@@ -501,7 +501,9 @@ NOTES = """
   `compiler_options`, never the process's XLA_FLAGS), dropped if a jaxlib does not know them, and
   recorded per platform in exported artifacts, which compile with them where they run.
 - **conv-as-matmul**: LeNet-5's 5x5 convolutions on 1 and 6 channels as shifted slices + one
-  matmul; strided transposed convolutions as one matmul + an overlap-add of each pixel's footprint
+  matmul (the slices taken one spatial axis at a time, 5 + 5 instead of 25: the LeNet-5 training
+  step 1.21x faster and its compile 1.6 -> 1.3 s; at a limit of 25 values per patch, only the
+  first convolution, the step measured 11.0 ms, at 160 10.4 ms, with none 13.0 ms); strided transposed convolutions as one matmul + an overlap-add of each pixel's footprint
   instead of XLA's convolution over the stride-dilated input (three quarters zeros at stride 2):
   the DCGAN iteration 1.3-1.4x faster. Larger convolutions as patches were slower (ResNet-18 step
   117 ms with the limit of 160 values per patch, 178 ms at 600, 202 ms with every 3x3 as patches).
@@ -549,27 +551,37 @@ NOTES = """
   -O2 is faster than -O1 on both cells (LSTM batch 64: 20.0 vs 23.3 ms). On a loaded machine the
   same comparison came out mixed (0.85-1.26x): such wall times say little.
 - **Training sizes** (the table "at the batch sizes people train with", idle machine, load
-  1.5-1.8 from the benchmark itself): against hand-written JAX, -O2 measured 0.93x on the MLP,
-  1.22x on LeNet-5, 1.05x on the LSTM (with the recurrent gradient above; 0.94x without it),
-  1.34x on the DCGAN and 1.10x on ResNet-18 (issue 20's
-  independent figures: 0.78-0.88, 1.02-1.12, 0.94-1.06, 1.14-1.29 and 1.20). Against PyTorch
-  eager (torch 2.14.1, a CUDA build run on the CPU with 2 threads) nndsl is ahead on the MLP
-  (1.28x) and behind on every model whose time is convolutions or a fused recurrent kernel:
-  LeNet-5 0.72x, DCGAN 0.69x, ResNet-18 0.72x (oneDNN's convolutions; no layout, Winograd or XLA
-  option closed that gap, next bullet) and the LSTM 0.66x against `torch.nn.LSTM` (written from
-  the same gate equations, PyTorch is 2-3x slower than nndsl). PyTorch's figures fall apart under
-  load: its two OpenMP threads wait for each other at every operation (the MLP step 1.7 ms at
-  load 3, 66 ms at load 11), so "vs PyTorch" means something only on a quiet machine.
+  1.6-1.9 from the benchmark itself). -O2 is now the default level. Against hand-written JAX,
+  -O2 measured 0.95x on the MLP, 1.41x on LeNet-5 (1.19x before its patches were gathered one
+  axis at a time), 1.05x on the LSTM (with the recurrent gradient below), 1.32x on the DCGAN and
+  1.09x on ResNet-18 (issue 20's independent figures: 0.78-0.88, 1.02-1.12, 0.94-1.06,
+  1.14-1.29 and 1.20). Against PyTorch eager (torch 2.14.1, a CUDA build run on the CPU with 2
+  threads) nndsl is ahead on LeNet-5 (1.17x) and behind where the time is a library kernel
+  PyTorch has and XLA:CPU does not: DCGAN 0.70x and ResNet-18 0.73x (oneDNN's convolutions; no
+  layout, Winograd or XLA option closed that gap, next bullet), the LSTM 0.65x against
+  `torch.nn.LSTM` (written from the same gate equations, PyTorch is 2-3x slower than nndsl).
+  Whole-process modes move these figures: PyTorch's LeNet-5 step took 8.4 ms in some fresh
+  processes and 11.3-12.4 ms in others (6 processes, hash seeds 1-6, seed 2 in both modes on
+  two runs), and the MLP step of every variant took 2.2 ms instead of 1.3 ms in two of this
+  table's three processes (all variants alike, so its JAX ratios hold; against PyTorch, timed in
+  other processes, it reads 0.80x, and 1.31x in the run before where no process was slow).
+  PyTorch's figures also fall apart under load: its two OpenMP threads wait for each other at
+  every operation (the MLP step 1.7 ms at load 3, 66 ms at load 11).
 - **Compile** (idle machine, median of 3 fresh processes). Warm, from the compilation cache a
-  previous run left (`benchmarks/warm_compile.py`, first iteration of `nndsl train`'s step):
-  LeNet-5 0.18 s, DCGAN 0.43 s. Cold, nothing cached (`benchmarks/cold_compile.py`: parse, check,
-  passes, `init`, tracing, XLA's compile and one call, against tracing, compiling and calling the
-  hand-written step): LeNet-5 28x28 2.97 s at -O1 and 3.63 s at -O2 against 1.00 s (3.0x, 3.6x);
-  DCGAN 4.42 and 4.92 s against 1.73 s (2.6x, 2.8x). Of LeNet-5's -O1 time, XLA's compile of the
-  step is 1.0 s, tracing 0.2 s and `init` most of the rest: it drew every parameter op by op, each
-  op compiled on its own (2.4 s); one jitted function for all of them is bit-identical and took it
-  to 1.85 s. Compiled with LLVM at -O0 it took 0.9 s, but its draws differ in the last bit, so
-  initial weights would change: not used.
+  previous run left (`benchmarks/warm_compile.py`, first iteration of `nndsl train`'s step at the
+  default -O2): LeNet-5 0.22 s, the MLP 0.15 s, DCGAN 0.54 s (0.43 s at -O1; what remains is
+  tracing the two models' step in Python). Cold, nothing cached (`benchmarks/cold_compile.py`:
+  parse, check, passes, `init`, tracing, XLA's compile and one call, against tracing, compiling
+  and calling the hand-written step on initial values made beforehand): LeNet-5 28x28 2.15 s at
+  -O2 (of it `init` 0.50 s) against 1.09 s, so 1.52x leaving `init` out and 1.98x with it;
+  -O1 1.23x and 1.74x. DCGAN at -O2: 1.63x and 1.95x (-O1 1.45x and 1.78x). `init` is one
+  jitted function compiled with `backend.INIT_OPTIONS` (LLVM at -O1 and XLA's older loop
+  emitters): the same values bit for bit as XLA's defaults, 2.3-3.5x faster to compile (LeNet-5
+  1.73 s -> 0.52 s, ResNet-18 4.62 s -> 1.92 s); LLVM at -O0 changes the last bit of some draws,
+  so it is not used. The key is split inside that function: an eager split compiled a program of
+  its own (0.17 s). XLA's older emitters for the training step too compiled LeNet-5's step 1.7x
+  faster but ran the steps 1.03-1.36x slower, so the step keeps XLA's defaults; compiling `init`
+  and the step at once in two threads gained nothing on 2 cores.
 - **Convolutions at training sizes** (`benchmarks/conv_experiments.py`: a 3x3 stride-1
   convolution's forward and both gradients, interleaved in one process, load average 10-12 while
   it ran): against XLA's NHWC convolution (what nndsl emits), NCHW/OIHW measured 0.87, 1.00, 0.97

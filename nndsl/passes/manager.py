@@ -47,8 +47,8 @@ O2_EXTRA: dict[str, list[str]] = {
 O2_UNMEASURED = ["fold-batchnorm"]
 LEVELS: dict[int, list[str]] = {0: [], 1: _CLEAN, 2: _CLEAN + O2_EXTRA["cpu"] + _CLEAN}
 # What users get without asking: -O2, the rewrites that measured faster. On the training sizes of
-# benchmarks/train_sizes.py it ran LeNet-5 1.10x, the gate-equation LSTM 1.07x and DCGAN 1.33x as
-# fast as -O1, and the MLP and ResNet-18 the same.
+# benchmarks/train_sizes.py (idle 2-core CPU) it ran LeNet-5 1.27x, the gate-equation LSTM 1.06x
+# and DCGAN 1.31x as fast as -O1, and the MLP and ResNet-18 at the same speed.
 DEFAULT_LEVEL = 2
 
 
