@@ -232,12 +232,12 @@ class HoistScanInputs(Pass):
             rewrite_body(body, s, fn)
         local, _ = step_locals(body, s)
         n_st, n_seqs, _ = scan_groups(s)
+        outer = g.input_ids(s.id)
         steps = [body.inputs[0]] + body.inputs[1 + n_st:1 + n_st + n_seqs]
-        outer_steps = [g.input_ids(s.id)[0]] + g.input_ids(s.id)[1 + n_st:1 + n_st + n_seqs]
         # constants (hoist-scan-invariants' work) are the scan's own operands outside: an
         # input node copied out would be an input the outer graph does not have
-        consts = body.inputs[1 + n_st + n_seqs:]
-        memo = dict(zip(steps + consts, outer_steps + g.input_ids(s.id)[1 + n_st + n_seqs:], strict=True))
+        consts, outer_consts = body.inputs[1 + n_st + n_seqs:], outer[1 + n_st + n_seqs:]
+        memo = dict(zip(steps + consts, [outer[0]] + outer[1 + n_st:1 + n_st + n_seqs] + outer_consts, strict=True))
         moved = 0
         for nid in body.topo_order():
             if nid not in local or nid in steps or nid not in body:

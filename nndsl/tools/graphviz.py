@@ -484,9 +484,9 @@ def model_picture(model, depth: int | None = None, after: str | None = None, opt
 
 
 def _optimized(g: Graph, after: str | None, opt_level: int | None, passes: list | None):
-    from ..passes import PASSES, optimize, pipeline
+    from ..passes import DEFAULT_LEVEL, PASSES, optimize, pipeline
     from ..passes.rewrite import PassError
-    names = pipeline(2 if opt_level is None else opt_level, passes)
+    names = pipeline(DEFAULT_LEVEL if opt_level is None else opt_level, passes)
     if after is not None:
         if after not in PASSES:
             raise PassError(f"unknown pass `{after}`", code="E902", help=f"passes: {', '.join(PASSES)}")

@@ -10,7 +10,7 @@ import numpy as np
 
 import nndsl
 from nndsl.ir.graph import stable_hash
-from nndsl.lower import backend
+from nndsl.lower import backend, interpret
 
 SRC = """
 model Inits {
@@ -37,19 +37,18 @@ def fans(shape):
 def expected(key, path, shape):
     """Each parameter from its own fold of the parameters' key, by the formula of its initializer."""
     k = jax.random.fold_in(key, stable_hash(path))
-    name = path
-    if name in ("a", "z"):
-        return np.full(shape, 1.0 if name == "a" else 0.0, np.float32)
-    if name == "u":
+    if path in ("a", "z"):
+        return np.full(shape, 1.0 if path == "a" else 0.0, np.float32)
+    if path == "u":
         return jax.random.uniform(k, shape, jnp.float32, 2.0, 3.0)
-    if name == "n":
+    if path == "n":
         return 1.5 + 0.01 * jax.random.normal(k, shape, jnp.float32)
-    if name == "c":
+    if path == "c":
         return np.full(shape, 0.25, np.float32)
-    if name == "g":
+    if path == "g":
         limit = math.sqrt(6.0 / sum(fans(shape)))
         return jax.random.uniform(k, shape, jnp.float32, -limit, limit)
-    scale = math.sqrt((2.0 if name == "h" else 1.0) / fans(shape)[0])
+    scale = math.sqrt((2.0 if path == "h" else 1.0) / fans(shape)[0])
     return scale * jax.random.normal(k, shape, jnp.float32)
 
 
@@ -81,7 +80,6 @@ def test_init_options_change_only_compile_time():
     """The same draws compiled with and without backend.init_options are equal bit for bit."""
     net = nndsl.loads(SRC).model("Inits")
     x = np.zeros((2, 8, 8, 3), np.float32)
-    from nndsl.lower import interpret
     graph = net._graph_for((x,))
     key = jax.random.key(3)
 
