@@ -1,6 +1,8 @@
 """One error hierarchy. A user's mistake is an NndslError with a span; anything else is our bug."""
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass, field
 
 from .source import Span, clean
@@ -107,6 +109,24 @@ class ErrorGroup(NndslError):
         self.errors = errors
         self.diagnostics = [d for e in errors for d in e.diagnostics]
         Exception.__init__(self, self.diagnostics[0].message if self.diagnostics else "errors")
+
+
+def run_command(command, args) -> int:
+    """`command(args)`'s exit status, as both `nndsl` and `python -m nndsl.tools` report it: a
+    user's mistake prints its message (exit 1), never a traceback; Ctrl-C exits 130; a reader that
+    left the pipe (`nndsl ... | head`) is not an error, and stdout goes to /dev/null so that the
+    interpreter's last flush does not fail on it either."""
+    try:
+        return command(args)
+    except NndslError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def closest(name: str, candidates) -> str | None:

@@ -420,3 +420,28 @@ def test_user_mistakes_in_a_subprocess(mistake_files):
 ], ids=["dim-not-int", "run-output-dir-missing", "train-out-is-a-file"])
 def test_more_mistakes_without_traceback(mistake_files, args, code, capsys):
     assert cli_main(args, mistake_files, capsys)[0] == code
+
+
+@pytest.mark.parametrize("main", ["nndsl.cli", "nndsl.tools.commands"])
+def test_both_command_lines_report_a_mistake_and_ctrl_c_without_a_traceback(main, monkeypatch, capsys):
+    """`nndsl` and `python -m nndsl.tools` run their commands through one errors.run_command."""
+    import importlib
+
+    from nndsl.errors import TrainingError
+    mod = importlib.import_module(main)
+    table = mod.COMMANDS if main == "nndsl.cli" else None
+    for exc, code, said in ((TrainingError("the loss is nan", code="E700"), 1, "the loss is nan"),
+                            (KeyboardInterrupt(), 130, "interrupted")):
+        def boom(args, exc=exc):
+            raise exc
+        if table is not None:
+            monkeypatch.setitem(table, "check", boom)
+            assert mod.main(["check", "x.nn"]) == code
+        else:
+            def register(sub, boom=boom):
+                sub.add_parser("fmt")
+                return {"fmt": boom}
+            monkeypatch.setattr(mod, "register", register)
+            assert mod.main(["fmt"]) == code
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err

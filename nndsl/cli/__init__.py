@@ -5,11 +5,10 @@ Exit codes: 0 ok, 1 errors in the user's program or run, 2 usage errors.
 """
 from __future__ import annotations
 
-import os
 import sys
 
 from ..data import paths
-from ..errors import NndslError
+from ..errors import run_command
 from ..lower import cache
 from .commands import COMMANDS, _loss_curves  # noqa: F401  (the commands by name; tests call _loss_curves)
 from .common import MAX_MEMORY
@@ -29,16 +28,7 @@ def main(argv=None) -> int:
     paths.set_memory(MAX_MEMORY[0])
     _compilation_cache(args)
     try:
-        return COMMANDS[args.command](args)
-    except NndslError as e:
-        print(str(e), file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `nndsl ... | head`: the reader left; that is not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return run_command(COMMANDS[args.command], args)
     except (TypeError, ValueError) as e:
         if args.command == "run":
             print(f"nndsl: error: {e}", file=sys.stderr)

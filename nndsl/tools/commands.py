@@ -11,7 +11,7 @@ import difflib
 import sys
 from pathlib import Path
 
-from ..errors import NndslError
+from ..errors import NndslError, run_command
 
 
 def register(sub) -> dict:
@@ -180,10 +180,4 @@ def main(argv=None) -> int:
     sub.required = True
     commands = register(sub)
     args = p.parse_args(argv)
-    try:
-        return commands[args.command](args)
-    except NndslError as e:
-        print(str(e), file=sys.stderr)
-        return 1
-    except BrokenPipeError:
-        return 0
+    return run_command(commands[args.command], args)
