@@ -166,7 +166,7 @@ _ACT = (
     ("swish", jax.nn.silu, (), "x * sigmoid(x) (another name for silu)", True),
     ("relu6", jax.nn.relu6, (), "min(max(x, 0), 6)", True),
     ("hard_tanh", jax.nn.hard_tanh, (), "clip(x, -1, 1)", True),
-    ("leaky_relu", lambda x, alpha: jax.nn.leaky_relu(x, alpha), (Attr("alpha", "float", 0.01),),
+    ("leaky_relu", lambda x, alpha: jax.lax.select(x >= 0, x, alpha * x), (Attr("alpha", "float", 0.01),),
      "x where x >= 0, alpha * x elsewhere", True),
     ("elu", lambda x, alpha: jax.nn.elu(x, alpha), (Attr("alpha", "float", 1.0),),
      "x where x > 0, alpha * (exp(x) - 1) elsewhere", True),

@@ -106,6 +106,13 @@ class SameAsBase(OpDef):
         return OPS[self.base].flops(out, x, **attrs)
 
 
+def _zero_pad(x, widths):
+    """`jnp.pad(x, widths)` as the one `lax.pad` it becomes, without `jnp.pad`'s nested jit,
+    which JAX traces again under differentiation: the DCGAN step has 35 of these pads."""
+    import jax
+    return jax.lax.pad(x, jax.numpy.zeros((), x.dtype), [(lo, hi, 0) for lo, hi in widths])
+
+
 class ConvPatches(SameAsBase):
     """A convolution computed as one matmul over patches gathered with shifted strided slices
     (im2col): the same parameters, attributes and result as the convolution it replaces.
@@ -120,7 +127,7 @@ class ConvPatches(SameAsBase):
         k, s, d, pad = base._geom(x, kernel, stride, padding, dilation)
         n = len(k)
         pad = resolve(pad, x.shape[1:-1], k, s, d)
-        x = jnp.pad(x, [(0, 0), *pad, (0, 0)])
+        x = _zero_pad(x, [(0, 0), *pad, (0, 0)])
         outs = [out_dim(x.shape[1 + i], k[i], s[i], d[i], (0, 0)) for i in range(n)]
         # one spatial axis at a time, last first: k1 + ... + kn slices instead of k1 * ... * kn,
         # and the columns come out in the kernel's [*window, in] order. Against a slice per
@@ -163,7 +170,7 @@ class ConvTransposeMatmul(SameAsBase):
         y = x @ jnp.moveaxis(w, -2, 0).reshape(w.shape[-2], -1)  # [N, *sizes, prod(k) * filters]
         y = y.reshape(*x.shape[:-1], *k, filters)
         # pad each kernel axis to m * s taps, then split it into (m, s)
-        y = jnp.pad(y, [(0, 0)] * (n + 1) + [(0, mi * si - ki) for ki, si, mi in zip(k, s, m)] + [(0, 0)])
+        y = _zero_pad(y, [(0, 0)] * (n + 1) + [(0, mi * si - ki) for ki, si, mi in zip(k, s, m)] + [(0, 0)])
         y = y.reshape(*x.shape[:-1], *itertools.chain(*zip(m, s)), filters)
         # y axes: N, H1..Hn, (m1, s1), ..., (mn, sn), C; tap a shifts by a strides: N, (H1, s1), ..., C
         interleave = [0] + list(itertools.chain(*((1 + i, n + 1 + i) for i in range(n)))) + [2 * n + 1]
@@ -171,7 +178,7 @@ class ConvTransposeMatmul(SameAsBase):
         for a in itertools.product(*(range(mi) for mi in m)):
             part = y[(slice(None),) * (n + 1) + tuple(itertools.chain(*((ai, slice(None)) for ai in a)))]
             part = jnp.transpose(part, interleave)  # N, H1..Hn, s1..sn, C -> N, H1, s1, ..., C
-            part = jnp.pad(part, [(0, 0)] + list(itertools.chain(
+            part = _zero_pad(part, [(0, 0)] + list(itertools.chain(
                 *(((ai, mi - 1 - ai), (0, 0)) for ai, mi in zip(a, m)))) + [(0, 0)])
             out = part if out is None else out + part
         full = out.reshape(x.shape[0], *((hi + mi - 1) * si for hi, mi, si in zip(sizes, m, s)), filters)
