@@ -61,17 +61,27 @@ def init_options(platform: str | None = None) -> dict[str, object]:
 
 
 def supported(options: dict, platform: str) -> dict:
-    """`options` without those this jaxlib does not know (for another platform: all of them)."""
+    """`options` without those this jaxlib does not know (for another platform: all of them).
+    One probe for the whole set, one per option only when the set is refused: each probe is a
+    compile (~20 ms), paid before the first batch."""
+    if not options or accepted_all(platform, tuple(options.items())):
+        return dict(options)
     return {k: v for k, v in options.items() if accepted(platform, k, v)}
 
 
-@functools.cache
 def accepted(platform: str, key: str, value) -> bool:
-    """Whether this XLA takes the option: compiles a one-op function with it, once per process."""
+    """Whether this XLA takes the option."""
+    return accepted_all(platform, ((key, value),))
+
+
+@functools.cache
+def accepted_all(platform: str, items: tuple) -> bool:
+    """Whether this XLA takes every (option, value) of `items`: compiles a one-op function with
+    them, once per process and set."""
     if platform != jax.default_backend():
         return True  # recorded for another platform; checked where it is used
     try:
-        jax.jit(lambda x: x + 1, compiler_options={key: value}).lower(1.0).compile()
+        jax.jit(lambda x: x + 1, compiler_options=dict(items)).lower(1.0).compile()
         return True
     except Exception:  # noqa: BLE001 - an unknown option or value: XLA's defaults are still correct
         return False

@@ -45,6 +45,15 @@ def test_an_option_this_xla_does_not_know_is_dropped(monkeypatch):
     assert float(f(3.0)) == 6.0
 
 
+def test_a_known_option_beside_an_unknown_one_is_kept(monkeypatch):
+    """The whole set is probed at once; refused, each option is probed alone, so one flag a newer
+    XLA renamed does not cost the others."""
+    platform = jax.default_backend()
+    monkeypatch.setitem(backend.OPTIONS, platform, {"xla_no_such_option_at_all": True,
+                                                    "xla_backend_optimization_level": 2})
+    assert backend.xla_options(1) == {"xla_backend_optimization_level": 2}
+
+
 def ynn_convolutions(hlo: str) -> int:
     """How many YNNPACK fusions in compiled HLO text call a computation with a convolution."""
     with_conv = set()
