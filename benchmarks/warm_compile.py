@@ -1,7 +1,7 @@
 """First-iteration time of `nndsl train`'s step, cold (empty compilation cache) and warm (the
 cache a previous run left), for the examples: what a user waits for before the first batch.
 
-    python benchmarks/warm_compile.py [examples/lenet5.nn ...] [--processes 3]
+    python benchmarks/warm_compile.py [examples/*.nn] [--processes 3]
 
 Each figure is the median over fresh processes with different PYTHONHASHSEEDs. The time covers
 building the train step (parse, check, passes, tracing) and compiling it, then one call on a
@@ -27,6 +27,9 @@ from nndsl.lower import cache
 if sys.argv[2] != "off":
     cache.enable(sys.argv[2])
 prog = nndsl.load(sys.argv[1])
+if not prog.trains:
+    print(json.dumps({"first_step_s": None}))  # a program with models only: nothing to train
+    sys.exit(0)
 from nndsl.train.trainer import _DataLoop
 trainer = prog.trainer(prog.trains[0])
 ts = trainer.init(jax.random.key(0))
@@ -39,7 +42,7 @@ print(json.dumps({"first_step_s": t2 - t1}))
 """
 
 
-def once(example: str, folder: str, seed: int) -> float:
+def once(example: str, folder: str, seed: int) -> float | None:
     env = {**os.environ, "PYTHONHASHSEED": str(seed), "JAX_PLATFORMS": "cpu"}
     out = subprocess.run([sys.executable, "-c", CHILD, example, folder], env=env, capture_output=True,
                          text=True, check=True).stdout
@@ -57,9 +60,14 @@ def main():
         off, cold, warm = [], [], []
         for seed in range(a.processes):
             off.append(once(ex, "off", seed))
+            if off[-1] is None:
+                break
             with tempfile.TemporaryDirectory() as d:
                 cold.append(once(ex, d, seed))
                 warm.append(once(ex, d, seed + 100))
+        if off[-1] is None:
+            print(f"{Path(ex).name:28} {'(no train block)':>28}")
+            continue
         print(f"{Path(ex).name:28} {statistics.median(off):10.2f} {statistics.median(cold):8.2f} "
               f"{statistics.median(warm):8.2f}")
 
