@@ -568,20 +568,35 @@ NOTES = """
   PyTorch's figures also fall apart under load: its two OpenMP threads wait for each other at
   every operation (the MLP step 1.7 ms at load 3, 66 ms at load 11).
 - **Compile** (idle machine, median of 3 fresh processes). Warm, from the compilation cache a
-  previous run left (`benchmarks/warm_compile.py`, first iteration of `nndsl train`'s step at the
-  default -O2): LeNet-5 0.22 s, the MLP 0.15 s, DCGAN 0.54 s (0.43 s at -O1; what remains is
-  tracing the two models' step in Python). Cold, nothing cached (`benchmarks/cold_compile.py`:
-  parse, check, passes, `init`, tracing, XLA's compile and one call, against tracing, compiling
-  and calling the hand-written step on initial values made beforehand): LeNet-5 28x28 2.15 s at
-  -O2 (of it `init` 0.50 s) against 1.09 s, so 1.52x leaving `init` out and 1.98x with it;
-  -O1 1.23x and 1.74x. DCGAN at -O2: 1.63x and 1.95x (-O1 1.45x and 1.78x). `init` is one
-  jitted function compiled with `backend.INIT_OPTIONS` (LLVM at -O1 and XLA's older loop
-  emitters): the same values bit for bit as XLA's defaults, 2.3-3.5x faster to compile (LeNet-5
-  1.73 s -> 0.52 s, ResNet-18 4.62 s -> 1.92 s); LLVM at -O0 changes the last bit of some draws,
-  so it is not used. The key is split inside that function: an eager split compiled a program of
-  its own (0.17 s). XLA's older emitters for the training step too compiled LeNet-5's step 1.7x
-  faster but ran the steps 1.03-1.36x slower, so the step keeps XLA's defaults; compiling `init`
-  and the step at once in two threads gained nothing on 2 cores.
+  previous run left (`benchmarks/warm_compile.py examples/*.nn`, first iteration of `nndsl
+  train`'s step at the default -O2): 14 of the 19 examples with a train block under 0.5 s
+  (LeNet-5 0.21 s, the MLP 0.14 s, DCGAN 0.49 s, CycleGAN 0.47 s); CGAN and ResNet 0.51 s,
+  WGAN-GP 0.56 s, BigGAN 1.12 s and StyleGAN 1.20 s. What remains there is JAX's own work
+  before the cache can answer: tracing the step in Python (BigGAN 0.52 s), lowering it (0.18 s)
+  and loading the cached executable (0.33 s); the cache is keyed by the lowered program, so
+  neither can be skipped without a key of nndsl's own. Tracing is cheaper where nndsl called
+  jnp functions that wrap a nested jit (`jnp.pad`, `jax.nn.leaky_relu`), which JAX traces again
+  under differentiation: the conv-as-matmul rewrites pad with one `lax.pad`, leaky_relu is one
+  `lax.select` (DCGAN's trace 0.22 -> 0.20 s, its lowering 0.10 -> 0.085 s). Cold, nothing
+  cached (`benchmarks/cold_compile.py`: parse, check, passes, `init`, tracing, XLA's compile and
+  one call, against tracing, compiling and calling the hand-written step; both sides start in a
+  fresh process with nothing compiled before the clock): LeNet-5 28x28 2.14 s at -O2 (of it
+  `init` 0.51 s) against 1.20 s, so 1.35x leaving `init` out and 1.78x with it; -O1 1.18x and
+  1.62x. DCGAN at -O2: 1.31x and 1.56x (-O1 1.08x and 1.33x). (An earlier version of the
+  benchmark made the hand-written side's initial values with nndsl's own -O0 `init` and step,
+  which warmed XLA and JAX's tracing caches for that side alone: 1.52x and 1.63x read there.)
+  `init` is one jitted function compiled with `backend.INIT_OPTIONS` (LLVM at -O1 and XLA's
+  older loop emitters): the same values bit for bit as XLA's defaults, 2.3-3.5x faster to
+  compile (LeNet-5 1.73 s -> 0.52 s, ResNet-18 4.62 s -> 1.92 s); LLVM at -O0 changes the last
+  bit of some draws, so it is not used. The key is split inside that function: an eager split
+  compiled a program of its own (0.17 s). The XLA options are checked with one compile per set
+  (16 ms), not one per option. For the training step, XLA's older emitters compiled LeNet-5's
+  step 1.7x faster but ran the steps 1.03-1.36x slower; LLVM at -O1 or -O2 instead of -O3, a
+  single codegen split, no loop unrolling, size optimization, no SLP vectorizer, multi-output
+  fusion and the list scheduler all compiled within the default's run-to-run spread (LeNet-5
+  1.2-1.4 s, DCGAN 2.3-2.8 s) and ran the steps as fast, except LLVM -O2: the LSTM 1.34x slower. So
+  the step keeps XLA's defaults; compiling `init` and the step at once in two threads gained
+  nothing on 2 cores.
 - **Convolutions at training sizes** (`benchmarks/conv_experiments.py`: a 3x3 stride-1
   convolution's forward and both gradients, interleaved in one process, load average 10-12 while
   it ran): against XLA's NHWC convolution (what nndsl emits), NCHW/OIHW measured 0.87, 1.00, 0.97
