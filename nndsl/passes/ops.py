@@ -110,7 +110,8 @@ def _zero_pad(x, widths):
     """`jnp.pad(x, widths)` as the one `lax.pad` it becomes, without `jnp.pad`'s nested jit,
     which JAX traces again under differentiation: the DCGAN step has 35 of these pads."""
     import jax
-    return jax.lax.pad(x, jax.numpy.zeros((), x.dtype), [(lo, hi, 0) for lo, hi in widths])
+    import numpy as np
+    return jax.lax.pad(x, np.zeros((), x.dtype), [(lo, hi, 0) for lo, hi in widths])
 
 
 class ConvPatches(SameAsBase):

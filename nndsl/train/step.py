@@ -184,9 +184,11 @@ def _sum(tree):
     def one(x):
         if x.ndim < 2:
             return jnp.sum(x)
-        return jnp.sum(x.reshape(-1, x.shape[-1]) @ jnp.ones((x.shape[-1],), x.dtype))
+        return jnp.sum(jax.lax.dot(x.reshape(-1, x.shape[-1]), jax.lax.full((x.shape[-1],), 1, x.dtype)))
     return sum((one(x) for x in jax.tree_util.tree_leaves(tree)), jnp.zeros(()))
 
 
 def _sum_of_squares(tree):
-    return sum((jnp.vdot(x, x).real for x in jax.tree_util.tree_leaves(tree)), jnp.zeros(()))
+    """The squared norm: the same dot_general `jnp.vdot` of a real array makes, bound directly
+    (`jnp.vdot` and `@` are nested jits, traced again under differentiation for every leaf)."""
+    return sum((jax.lax.dot(x.ravel(), x.ravel()) for x in jax.tree_util.tree_leaves(tree)), jnp.zeros(()))
